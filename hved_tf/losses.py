@@ -1,0 +1,200 @@
+"""Losses of the original release (DESIGN.md §4), as pure TF functions. No I/O.
+
+- ``cross_entropy``: mean sparse softmax cross-entropy over voxels (and batch).
+- ``dice_loss``: the Dice of the released graph: softmax probabilities p, one-hot g, per sample
+  and class over all voxels 2·Σpg / (Σp² + Σg + 1e-5), the epsilon only in the denominator (an
+  absent class scores 0); 1 - mean over the 4 classes (background included); mean over the batch.
+  ``numerator_epsilon=1e-5`` gives NiftyNet 0.5.0's own variant.
+- ``reconstruction_loss``: MSE between the decoded and the input images over the modalities a
+  subject has (all four when nothing is missing, as in the original, dropped ones included).
+- ``kl_normal``: elementwise closed-form KL(N1 || N2), with the release's 1e-7 in var2's denominator.
+- ``kl_loss``: "original" (released code) or "paper" variant, averaged over the latent levels.
+- ``weight_decay``: mean over conv kernels of 1e-5 · Σw² / 2 (the release's reduce_mean of its
+  L2 regularisation losses).
+- ``total_loss``: Dice + CE + 0.1·KL + 0.1·L2 + decay, weights configurable.
+Everything is float32 whatever the model's compute dtype.
+"""
+from __future__ import annotations
+
+import dataclasses
+
+import tensorflow as tf
+
+from hved_tf.modalities import NUM_CLASSES, subset_matrix
+from hved_tf.models.fusion import product_of_gaussians
+
+DICE_EPSILON = 1e-5
+KL_EPSILON = 1e-7
+KL_VARIANTS = ("original", "paper")
+WEIGHT_DECAY = 1e-5
+
+
+def _labels_to_int(labels, logits):
+    """Accepts [B, X, Y, Z, 1] or [B, X, Y, Z] integer labels; returns [B, X, Y, Z] int32."""
+    labels = tf.convert_to_tensor(labels)
+    rank, lrank = len(labels.shape), len(logits.shape)
+    if rank == lrank and labels.shape[-1] == 1:
+        labels = labels[..., 0]
+    elif rank != lrank - 1:
+        raise ValueError(
+            f"labels must have shape [B, *spatial] or [B, *spatial, 1] to match logits of shape "
+            f"{logits.shape}; got shape {labels.shape}.")
+    if labels.dtype.is_floating:
+        labels = tf.round(labels)
+    return tf.cast(labels, tf.int32)
+
+
+def cross_entropy(logits, labels):
+    """Mean softmax cross-entropy. logits [B, *spatial, K]; labels [B, *spatial(, 1)]."""
+    logits = tf.cast(logits, tf.float32)
+    labels = _labels_to_int(labels, logits)
+    ce = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=labels, logits=logits)  # [B, ...]
+    return tf.reduce_mean(ce)
+
+
+def dice_loss(logits, labels, numerator_epsilon=0.0, denominator_epsilon=DICE_EPSILON):
+    """1 - mean over classes of the soft Dice per sample, averaged over the batch."""
+    logits = tf.cast(logits, tf.float32)
+    labels = _labels_to_int(labels, logits)
+    num_classes = logits.shape[-1]
+    axes = list(range(1, len(logits.shape) - 1))
+    p = tf.nn.softmax(logits, axis=-1)                                    # [B, ..., K]
+    g = tf.one_hot(labels, num_classes, dtype=tf.float32)                 # [B, ..., K]
+    numerator = 2.0 * tf.reduce_sum(p * g, axis=axes) + numerator_epsilon  # [B, K]
+    denominator = (tf.reduce_sum(tf.square(p), axis=axes)
+                   + tf.reduce_sum(g, axis=axes) + denominator_epsilon)  # [B, K]
+    dice = numerator / denominator                                        # [B, K]
+    return tf.reduce_mean(1.0 - tf.reduce_mean(dice, axis=-1))
+
+
+def segmentation_loss(logits, labels, numerator_epsilon=0.0):
+    """Cross-entropy + Dice (the release's segmentation loss)."""
+    return (cross_entropy(logits, labels)
+            + dice_loss(logits, labels, numerator_epsilon=numerator_epsilon))
+
+
+def reconstruction_loss(recon, image, available=None):
+    """Mean squared error over the voxels of the available modalities.
+
+    recon, image: [B, *spatial, M]; available: [B, M] (1 = the subject has it), default all.
+    """
+    recon = tf.cast(recon, tf.float32)
+    image = tf.cast(image, tf.float32)
+    sq = tf.square(recon - image)                                         # [B, ..., M]
+    if available is None:
+        return tf.reduce_mean(sq)
+    a = tf.cast(available, tf.float32)
+    a = tf.reshape(a, tf.concat([tf.shape(a)[:1], tf.ones([len(sq.shape) - 2], tf.int32),
+                                 tf.shape(a)[1:]], 0))                    # [B, 1.., M]
+    voxels = tf.cast(tf.reduce_prod(tf.shape(sq)[1:-1]), tf.float32)
+    total = tf.reduce_sum(tf.where(a > 0, sq, 0.0))
+    return total / tf.maximum(tf.reduce_sum(a) * voxels, 1.0)
+
+
+def kl_normal(mean1, logvar1, mean2, logvar2, epsilon=KL_EPSILON):
+    """Elementwise KL(N(mean1, e^logvar1) || N(mean2, e^logvar2)) in nats.
+
+    0.5 · (logvar2 - logvar1 - 1 + (var1 + (mean1 - mean2)²) / (var2 + epsilon)); epsilon = 1e-7
+    as in the release (0 gives the exact closed form).
+    """
+    mean1, logvar1, mean2, logvar2 = (tf.cast(t, tf.float32)
+                                      for t in (mean1, logvar1, mean2, logvar2))
+    var1, var2 = tf.exp(logvar1), tf.exp(logvar2)
+    return 0.5 * (logvar2 - logvar1 - 1.0
+                  + (var1 + tf.square(mean1 - mean2)) / (var2 + epsilon))
+
+
+def _mean_per_sample(x):
+    """[B, ...] -> [B]."""
+    return tf.reduce_mean(tf.reshape(x, tf.stack([tf.shape(x)[0], -1])), axis=-1)
+
+
+def kl_level(mean, logvar, mask, available=None, variant="original"):
+    """KL term of one latent level, [B].
+
+    mean, logvar: per-modality posteriors [B, M, *spatial, C]; mask: the drawn subset [B, M];
+    available: the modalities the subject has [B, M] (default all).
+    "paper":    KL(q_mask || N(0, I)).
+    "original": mean over s≠… of KL(q_mask || q_s) with weight 1/(n_s - 1), plus the mean over s
+                of KL(q_s || N(0, I)), s ranging over the non-empty subsets of the available
+                modalities (n_s of them: 15 when all four are there, giving the release's 1/14
+                and 1/15). The sum over s includes s = mask itself, as the release's does.
+    Each KL is the mean over a sample's elements.
+    """
+    if variant not in KL_VARIANTS:
+        raise ValueError(f"Unknown KL variant {variant!r}: expected one of {KL_VARIANTS}.")
+    post_mean, post_logvar = product_of_gaussians(mean, logvar, mask)     # [B, ..., C]
+    if variant == "paper":
+        return _mean_per_sample(kl_normal(post_mean, post_logvar, 0.0, 0.0))
+    batch = tf.shape(mean)[0]
+    if available is None:
+        available = tf.ones(tf.stack([batch, mean.shape[1]]), tf.float32)
+    available = tf.cast(available, tf.float32)
+    S = subset_matrix()                                                    # [15, M]
+    inter, prior = [], []
+    for row in S:
+        sub_mask = tf.tile(tf.constant(row)[None], tf.stack([batch, 1]))   # [B, M]
+        sub_mean, sub_logvar = product_of_gaussians(mean, logvar, sub_mask)
+        inter.append(_mean_per_sample(kl_normal(post_mean, post_logvar, sub_mean, sub_logvar)))
+        prior.append(_mean_per_sample(kl_normal(sub_mean, sub_logvar, 0.0, 0.0)))
+    inter = tf.stack(inter, axis=-1)                                       # [B, 15]
+    prior = tf.stack(prior, axis=-1)                                       # [B, 15]
+    valid = tf.cast(tf.reduce_all(tf.constant(S)[None] <= available[:, None], -1), tf.float32)
+    n = tf.reduce_sum(valid, axis=-1)                                      # [B]
+    # Where a sample has a single available modality there is no other subset: no inter term.
+    inter_term = tf.reduce_sum(valid * inter, -1) / tf.maximum(n - 1.0, 1.0)
+    prior_term = tf.reduce_sum(valid * prior, -1) / tf.maximum(n, 1.0)
+    return inter_term + prior_term
+
+
+def kl_loss(means, logvars, mask, available=None, variant="original"):
+    """Mean over levels and batch of `kl_level`. means, logvars: lists over levels."""
+    terms = [kl_level(m, lv, mask, available, variant) for m, lv in zip(means, logvars)]
+    return tf.reduce_mean(tf.add_n(terms) / float(len(terms)))
+
+
+def conv_kernels(model):
+    """The convolution kernels of a model (the variables the release regularised)."""
+    return [v for v in model.trainable_weights if v.path.endswith("kernel")]
+
+
+def weight_decay(model_or_kernels, scale=WEIGHT_DECAY):
+    """Mean over conv kernels of scale · Σw² / 2."""
+    kernels = (model_or_kernels if isinstance(model_or_kernels, (list, tuple))
+               else conv_kernels(model_or_kernels))
+    if not kernels:
+        return tf.constant(0.0)
+    terms = [scale * tf.nn.l2_loss(tf.cast(k, tf.float32)) for k in kernels]
+    return tf.add_n(terms) / float(len(terms))
+
+
+@dataclasses.dataclass(frozen=True)
+class LossWeights:
+    """Weights of the terms of the total loss (defaults: the release)."""
+    dice: float = 1.0
+    ce: float = 1.0
+    kl: float = 0.1
+    recon: float = 0.1
+    decay: float = 1.0
+    decay_scale: float = WEIGHT_DECAY
+
+    def validate(self):
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if not isinstance(value, (int, float)) or value < 0 or value != value:
+                raise ValueError(f"Loss weight {f.name} must be a non-negative number, got {value!r}.")
+        return self
+
+
+def total_loss(terms, weights=LossWeights()):
+    """Weighted sum of the available terms of {"seg_dice", "seg_ce", "kl", "recon", "decay"}."""
+    mapping = {"seg_dice": weights.dice, "seg_ce": weights.ce, "kl": weights.kl,
+               "recon": weights.recon, "decay": weights.decay}
+    parts = [mapping[name] * tf.cast(value, tf.float32)
+             for name, value in terms.items() if name in mapping]
+    return tf.add_n(parts)
+
+
+__all__ = ["cross_entropy", "dice_loss", "segmentation_loss", "reconstruction_loss", "kl_normal",
+           "kl_level", "kl_loss", "weight_decay", "conv_kernels", "total_loss", "LossWeights",
+           "KL_VARIANTS", "NUM_CLASSES"]

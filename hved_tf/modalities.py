@@ -1,0 +1,210 @@
+"""Modality names and order, the 15 modality subsets, subset sampling, BraTS label conventions.
+
+Pure Python/NumPy: imported by every layer of the package, imports nothing of it.
+
+Modality order everywhere (tensors, masks, checkpoints): T1, T1c, T2, FLAIR, as in the
+original release. A *subset* is a tuple of modality indices in increasing order; its *code* is
+the names joined by "+", e.g. "T1c+T2". The 15 non-empty subsets are listed by size, then
+lexicographically by index (the order of ``itertools.combinations``, as in the original).
+
+Labels: the network always works on *training labels* 0..3 (background, necrotic/non-enhancing
+core, oedema, enhancing). A *label convention* says how a dataset writes them on disk:
+"brats2018" (BraTS 2018-2021: 0, 1, 2, 4) or "brats2023" (0, 1, 2, 3).
+"""
+from __future__ import annotations
+
+import itertools
+import math
+from typing import Iterable, Sequence
+
+import numpy as np
+
+MODALITIES: tuple[str, ...] = ("T1", "T1c", "T2", "FLAIR")
+NUM_MODALITIES = len(MODALITIES)
+
+# Names accepted from users and files, case-insensitively, for each modality.
+_ALIASES = {
+    "t1": "T1", "t1n": "T1",
+    "t1c": "T1c", "t1ce": "T1c", "t1gd": "T1c",
+    "t2": "T2", "t2w": "T2",
+    "flair": "FLAIR", "t2f": "FLAIR",
+}
+
+SUBSETS: tuple[tuple[int, ...], ...] = tuple(
+    s for k in range(1, NUM_MODALITIES + 1)
+    for s in itertools.combinations(range(NUM_MODALITIES), k))
+NUM_SUBSETS = len(SUBSETS)  # 15
+
+
+def canonical_modality(name: str) -> str:
+    """Returns the canonical name ("T1", "T1c", "T2", "FLAIR") of a modality alias."""
+    key = str(name).strip().lower()
+    if key not in _ALIASES:
+        raise ValueError(
+            f"Unknown modality {name!r}: expected one of {', '.join(MODALITIES)} "
+            f"(aliases: {', '.join(sorted(_ALIASES))}).")
+    return _ALIASES[key]
+
+
+def modality_index(name: str) -> int:
+    """Position of a modality in the channel order."""
+    return MODALITIES.index(canonical_modality(name))
+
+
+def subset_code(subset: Iterable[int]) -> str:
+    """"T1c+T2" for (1, 2)."""
+    subset = tuple(sorted(subset))
+    if not subset:
+        raise ValueError("A modality subset must hold at least one modality.")
+    return "+".join(MODALITIES[i] for i in subset)
+
+
+SUBSET_CODES: tuple[str, ...] = tuple(subset_code(s) for s in SUBSETS)
+
+
+def parse_subset(code: str | Sequence[str]) -> tuple[int, ...]:
+    """Subset (sorted indices) from a code like "T1c+T2" or "t1ce,flair", or a list of names."""
+    if isinstance(code, str):
+        parts = [p for p in code.replace(",", "+").split("+") if p.strip()]
+    else:
+        parts = list(code)
+    if not parts:
+        raise ValueError(
+            f"Empty modality subset {code!r}: name at least one of {', '.join(MODALITIES)}, "
+            "joined by '+', e.g. 'T1c+FLAIR'.")
+    idx = [modality_index(p) for p in parts]
+    if len(set(idx)) != len(idx):
+        raise ValueError(f"Modality subset {code!r} names a modality twice.")
+    return tuple(sorted(idx))
+
+
+def subset_mask(subset: Iterable[int]) -> np.ndarray:
+    """float32 [4] with 1 at the subset's modalities."""
+    mask = np.zeros(NUM_MODALITIES, np.float32)
+    mask[list(subset)] = 1.0
+    return mask
+
+
+def subset_matrix() -> np.ndarray:
+    """float32 [15, 4]: row s is the mask of SUBSETS[s]."""
+    return np.stack([subset_mask(s) for s in SUBSETS])
+
+
+def subset_index(subset: Iterable[int]) -> int:
+    """Row of a subset in SUBSETS."""
+    return SUBSETS.index(tuple(sorted(subset)))
+
+
+def paper_subset_probabilities(available: Sequence[float] | None = None) -> np.ndarray:
+    """float64 [15]: the paper's draw, k uniform in 1..n, then a uniform subset of size k.
+
+    `available` ([4], 1 = the subject has the modality) restricts the draw to subsets of the
+    available modalities, n being their number.
+    """
+    avail = np.ones(NUM_MODALITIES) if available is None else np.asarray(available, float)
+    n = int(np.sum(avail > 0))
+    if n == 0:
+        raise ValueError("No modality available: cannot draw a modality subset.")
+    probs = np.zeros(NUM_SUBSETS)
+    for s, subset in enumerate(SUBSETS):
+        if all(avail[i] > 0 for i in subset):
+            probs[s] = 1.0 / (n * math.comb(n, len(subset)))
+    return probs
+
+
+def validate_subset_probabilities(probs: Sequence[float]) -> np.ndarray:
+    """Checks an explicit probability table over the 15 subsets; returns it normalised."""
+    p = np.asarray(probs, dtype=np.float64)
+    if p.shape != (NUM_SUBSETS,):
+        raise ValueError(
+            f"Subset probabilities must have {NUM_SUBSETS} entries, one per subset in the order "
+            f"{', '.join(SUBSET_CODES)}; got shape {p.shape}.")
+    if not np.all(np.isfinite(p)) or np.any(p < 0) or p.sum() <= 0:
+        raise ValueError(
+            f"Subset probabilities must be finite, non-negative and not all zero; got {p.tolist()}.")
+    return p / p.sum()
+
+
+def sample_subset(rng: np.random.Generator, available: Sequence[float] | None = None,
+                  probs: Sequence[float] | None = None) -> tuple[int, ...]:
+    """Draws a subset on the host (NumPy). The training step draws in TF (models/subsets.py)."""
+    if probs is None:
+        p = paper_subset_probabilities(available)
+    else:
+        p = validate_subset_probabilities(probs).copy()
+        if available is not None:
+            avail = np.asarray(available) > 0
+            p *= [all(avail[i] for i in s) for s in SUBSETS]
+        if p.sum() <= 0:
+            raise ValueError("No subset of the available modalities has a positive probability.")
+        p /= p.sum()
+    return SUBSETS[int(rng.choice(NUM_SUBSETS, p=p))]
+
+
+# ---------------------------------------------------------------- labels and regions
+
+CLASS_NAMES = ("background", "necrotic_core", "oedema", "enhancing")
+NUM_CLASSES = len(CLASS_NAMES)
+
+# On-disk label value of each training class, per convention.
+LABEL_CONVENTIONS: dict[str, tuple[int, int, int, int]] = {
+    "brats2018": (0, 1, 2, 4),   # BraTS 2018-2021
+    "brats2023": (0, 1, 2, 3),   # BraTS 2023 (GLI)
+}
+
+# Training classes making up each evaluation region.
+REGIONS: dict[str, tuple[int, ...]] = {
+    "whole_tumour": (1, 2, 3),
+    "tumour_core": (1, 3),
+    "enhancing": (3,),
+}
+
+
+def _convention(name: str) -> tuple[int, ...]:
+    if name not in LABEL_CONVENTIONS:
+        raise ValueError(
+            f"Unknown label convention {name!r}: expected one of {', '.join(LABEL_CONVENTIONS)}.")
+    return LABEL_CONVENTIONS[name]
+
+
+def to_training_labels(label: np.ndarray, convention: str = "brats2018",
+                       source: str = "label") -> np.ndarray:
+    """On-disk labels -> training labels 0..3 (uint8). Values outside the convention are an error."""
+    values = _convention(convention)
+    label = np.asarray(label)
+    if not np.issubdtype(label.dtype, np.integer):
+        rounded = np.rint(label)
+        if not np.all(rounded == label):
+            raise ValueError(f"{source}: label values must be integers; found non-integer values.")
+        label = rounded.astype(np.int64)
+    lut_size = max(values) + 1
+    present = np.unique(label)
+    bad = [int(v) for v in present if v < 0 or v >= lut_size or v not in values]
+    if bad:
+        raise ValueError(
+            f"{source}: label values {bad} are outside the {convention} convention {list(values)}. "
+            "Check the dataset's label convention (BraTS 2018-2021 use 0/1/2/4, 2023 uses 0/1/2/3).")
+    lut = np.zeros(lut_size, np.uint8)
+    for cls, v in enumerate(values):
+        lut[v] = cls
+    return lut[label]
+
+
+def from_training_labels(label: np.ndarray, convention: str = "brats2018") -> np.ndarray:
+    """Training labels 0..3 -> on-disk label values of the convention (uint8)."""
+    values = np.asarray(_convention(convention), np.uint8)
+    label = np.asarray(label)
+    if label.size and (label.min() < 0 or label.max() >= NUM_CLASSES):
+        raise ValueError(f"Training labels must lie in 0..{NUM_CLASSES - 1}.")
+    return values[label.astype(np.int64)]
+
+
+def region_masks(training_label: np.ndarray) -> dict[str, np.ndarray]:
+    """Boolean masks of the three regions from training labels 0..3."""
+    label = np.asarray(training_label)
+    return {name: np.isin(label, classes) for name, classes in REGIONS.items()}
+
+
+def region_masks_on_disk(label: np.ndarray, convention: str = "brats2018") -> dict[str, np.ndarray]:
+    """Boolean region masks from on-disk labels of a convention."""
+    return region_masks(to_training_labels(label, convention))

@@ -1,0 +1,50 @@
+"""Models of hved_tf and their one entry point, `build_model(name, **options)`.
+
+Names: "u_hved" (UHVED), "u_hemis" (UHeMIS), "unet" (SubsetUNet, option `subset`),
+"hemis" (HeMIS, 2-D). Options default to the original release (base width 8, 4 levels,
+4 classes). Unknown names or options raise ValueError listing what is accepted.
+"""
+from __future__ import annotations
+
+import inspect
+
+from hved_tf.models.base import HeteroModalModel
+from hved_tf.models.hemis import HeMIS, UHeMIS
+from hved_tf.models.hved import UHVED
+from hved_tf.models.unet import SubsetUNet
+
+MODELS = {"u_hved": UHVED, "u_hemis": UHeMIS, "unet": SubsetUNet, "hemis": HeMIS}
+
+_COMMON_OPTIONS = ("num_classes", "loss_weights", "subset_probabilities",
+                   "dice_numerator_epsilon", "seed", "name", "dtype")
+
+
+def model_options(name):
+    """The options `build_model(name, ...)` accepts."""
+    cls = _model_class(name)
+    params = [p for p in inspect.signature(cls.__init__).parameters
+              if p not in ("self", "kwargs")]
+    return tuple(dict.fromkeys(params + list(_COMMON_OPTIONS)))
+
+
+def _model_class(name):
+    if name not in MODELS:
+        raise ValueError(f"Unknown model {name!r}: expected one of {', '.join(MODELS)}.")
+    return MODELS[name]
+
+
+def build_model(name, **options):
+    """Builds (creates the weights of) a model by name."""
+    cls = _model_class(name)
+    allowed = model_options(name)
+    unknown = sorted(set(options) - set(allowed))
+    if unknown:
+        raise ValueError(f"Unknown option(s) {unknown} for model {name!r}: accepted options are "
+                         f"{', '.join(allowed)}.")
+    model = cls(**options)
+    model.build()
+    return model
+
+
+__all__ = ["build_model", "model_options", "MODELS", "UHVED", "UHeMIS", "SubsetUNet", "HeMIS",
+           "HeteroModalModel"]

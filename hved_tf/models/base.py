@@ -1,0 +1,200 @@
+"""What every hved_tf model shares: the call contract, its checks, and the training step.
+
+Call contract: ``model({"image": x, "mask": m}, training=...)``, x float [B, X, Y, Z, 4] in the
+order T1, T1c, T2, FLAIR, m float [B, 4] with 1 for a present modality; returns a dict with at
+least "seg_logits" [B, X, Y, Z, 4] (float32).
+
+Training data: ``({"image": x, "available": a}, labels)`` with `available` [B, 4] (optional,
+default all ones) marking the modalities the subject really has, labels [B, X, Y, Z, 1] or
+[B, X, Y, Z] in 0..3. The step draws one subset per sample among the available modalities with TF
+random ops (no host feed), computes the loss terms of the model, divides the loss by the number
+of replicas (Keras 3 sums gradients across replicas in a custom step) and applies Adam.
+"""
+from __future__ import annotations
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from hved_tf import losses as losses_lib
+from hved_tf.modalities import NUM_CLASSES, NUM_MODALITIES, validate_subset_probabilities
+from hved_tf.models.subsets import all_present, draw_subset_masks
+
+MIN_SPATIAL = 8
+LOSS_TERMS = ("loss", "seg_dice", "seg_ce", "kl", "recon", "decay")
+
+
+def check_inputs(inputs, model_name="model"):
+    """Validates the call contract; returns (image, mask) tensors.
+
+    Raises ValueError for anything that can be checked at trace time, and for an all-zero mask
+    row when running eagerly; in a graph an all-zero row fails with InvalidArgumentError.
+    """
+    if not isinstance(inputs, dict) or "image" not in inputs or "mask" not in inputs:
+        given = sorted(inputs) if isinstance(inputs, dict) else type(inputs).__name__
+        raise ValueError(
+            f"{model_name} expects a dict with keys 'image' [B, X, Y, Z, {NUM_MODALITIES}] and "
+            f"'mask' [B, {NUM_MODALITIES}]; got {given}.")
+    image, mask = inputs["image"], inputs["mask"]
+    for key, value in (("image", image), ("mask", mask)):
+        dtype = tf.as_dtype(getattr(value, "dtype", np.asarray(value).dtype))
+        if not dtype.is_floating:
+            raise ValueError(f"{model_name}: '{key}' must be a float tensor, got dtype {dtype.name}.")
+    image = tf.convert_to_tensor(image)
+    mask = tf.cast(tf.convert_to_tensor(mask), tf.float32)
+    if len(image.shape) != 5 or image.shape[-1] != NUM_MODALITIES:
+        raise ValueError(
+            f"{model_name}: 'image' must have shape [B, X, Y, Z, {NUM_MODALITIES}] (channels T1, "
+            f"T1c, T2, FLAIR; missing ones may be zeros), got {tuple(image.shape)}.")
+    small = [d for d in image.shape[1:4] if d is not None and d < MIN_SPATIAL]
+    if small:
+        raise ValueError(
+            f"{model_name}: every spatial dimension must be at least {MIN_SPATIAL} voxels, got "
+            f"{tuple(image.shape[1:4])}.")
+    if len(mask.shape) != 2 or mask.shape[-1] != NUM_MODALITIES:
+        raise ValueError(
+            f"{model_name}: 'mask' must have shape [B, {NUM_MODALITIES}] (1 = modality present), "
+            f"got {tuple(mask.shape)}.")
+    if (image.shape[0] is not None and mask.shape[0] is not None
+            and image.shape[0] != mask.shape[0]):
+        raise ValueError(f"{model_name}: 'image' has batch {image.shape[0]} but 'mask' has "
+                         f"batch {mask.shape[0]}.")
+    present = tf.reduce_sum(tf.cast(mask > 0, tf.int32), axis=-1)
+    if tf.executing_eagerly():
+        empty = np.flatnonzero(present.numpy() == 0)
+        if empty.size:
+            raise ValueError(
+                f"{model_name}: the mask of sample(s) {empty.tolist()} has no modality present; "
+                "at least one of T1, T1c, T2, FLAIR is needed.")
+    else:
+        tf.debugging.assert_greater(
+            present, 0, message=f"{model_name}: a mask row has no modality present; at least "
+                                "one of T1, T1c, T2, FLAIR is needed.")
+    if any(d is None for d in image.shape[1:4]):
+        tf.debugging.assert_greater_equal(
+            tf.reduce_min(tf.shape(image)[1:4]), MIN_SPATIAL,
+            message=f"{model_name}: every spatial dimension must be at least {MIN_SPATIAL}.")
+    return image, mask
+
+
+def masked_image(image, mask):
+    """Zeroes the channels of absent modalities. image [B, ..., M], mask [B, M]."""
+    m = tf.cast(mask, image.dtype)
+    return image * tf.reshape(m, tf.concat([tf.shape(m)[:1], tf.ones([3], tf.int32),
+                                            tf.shape(m)[1:]], 0))
+
+
+class HeteroModalModel(keras.Model):
+    """Base of the hved_tf models: input checks, subset drawing, train/test steps."""
+
+    # Loss terms this model reports; subclasses narrow it.
+    loss_terms = LOSS_TERMS
+
+    def __init__(self, num_classes=NUM_CLASSES, loss_weights=None, subset_probabilities=None,
+                 dice_numerator_epsilon=0.0, seed=None, **kwargs):
+        super().__init__(**kwargs)
+        self.num_classes = int(num_classes)
+        if self.num_classes < 2:
+            raise ValueError(f"num_classes must be at least 2, got {num_classes!r}.")
+        weights = loss_weights or {}
+        if isinstance(weights, losses_lib.LossWeights):
+            weights = dict(vars(weights))
+        try:
+            self.loss_weights_ = losses_lib.LossWeights(**weights).validate()
+        except TypeError as err:
+            raise ValueError(f"Unknown loss weight in {weights!r}: {err}") from None
+        self.subset_probabilities = (
+            None if subset_probabilities is None
+            else validate_subset_probabilities(subset_probabilities).tolist())
+        self.dice_numerator_epsilon = float(dice_numerator_epsilon)
+        self.seed = seed
+        self.subset_seed = keras.random.SeedGenerator(seed, name="subset_seed")
+        self._trackers = {name: keras.metrics.Mean(name=name) for name in self.loss_terms}
+
+    # ------------------------------------------------------------------ keras plumbing
+    @property
+    def metrics(self):
+        return list(self._trackers.values())
+
+    def build(self, input_shape=None):
+        """Creates every weight by running the network once on a small input."""
+        if self.built:
+            return
+        size = 2 ** (getattr(self, "levels", 4) - 1) * 2
+        image = tf.zeros((1, size, size, size, NUM_MODALITIES))
+        self.forward(image, tf.ones((1, NUM_MODALITIES)), training=False)
+        self.built = True
+
+    def get_config(self):
+        return {**super().get_config(), "num_classes": self.num_classes,
+                "loss_weights": dict(vars(self.loss_weights_)),
+                "subset_probabilities": self.subset_probabilities,
+                "dice_numerator_epsilon": self.dice_numerator_epsilon, "seed": self.seed}
+
+    # ------------------------------------------------------------------ contract
+    def call(self, inputs, training=None):
+        image, mask = check_inputs(inputs, self.name)
+        return self.forward(image, mask, training=training)
+
+    def forward(self, image, mask, training=None):
+        raise NotImplementedError
+
+    def compute_loss_terms(self, image, labels, mask, available, training):
+        """Dict of float32 scalars: every name of `loss_terms` but "loss"."""
+        raise NotImplementedError
+
+    # ------------------------------------------------------------------ training
+    def draw_masks(self, available):
+        """One subset per sample among the available modalities, [B, 4] float32."""
+        return draw_subset_masks(available, self.subset_seed, self.subset_probabilities)
+
+    def _unpack(self, data):
+        x, y, _ = keras.utils.unpack_x_y_sample_weight(data)
+        if not isinstance(x, dict) or "image" not in x:
+            raise ValueError("Training data must be ({'image': [B, X, Y, Z, 4], 'available': "
+                             "[B, 4] (optional)}, labels [B, X, Y, Z, 1]).")
+        if y is None:
+            raise ValueError("Training data has no labels.")
+        image = tf.convert_to_tensor(x["image"])
+        available = x.get("available")
+        available = (all_present(tf.shape(image)[0]) if available is None
+                     else tf.cast(available, tf.float32))
+        return image, available, y
+
+    def _terms(self, data, training):
+        image, available, labels = self._unpack(data)
+        mask = self.draw_masks(available)
+        terms = self.compute_loss_terms(image, labels, mask, available, training=training)
+        terms["loss"] = losses_lib.total_loss(terms, self.loss_weights_)
+        return terms
+
+    def train_step(self, data):
+        replicas = tf.distribute.get_strategy().num_replicas_in_sync
+        with tf.GradientTape() as tape:
+            terms = self._terms(data, training=True)
+            loss = terms["loss"] / float(replicas)
+            scaled = self.optimizer.scale_loss(loss)
+        variables = self.trainable_variables
+        grads = tape.gradient(scaled, variables)
+        self.optimizer.apply(grads, variables)
+        return self._update_trackers(terms)
+
+    def test_step(self, data):
+        return self._update_trackers(self._terms(data, training=False))
+
+    def _update_trackers(self, terms):
+        for name, tracker in self._trackers.items():
+            tracker.update_state(terms[name])
+        return {name: tracker.result() for name, tracker in self._trackers.items()}
+
+    def default_optimizer(self, learning_rate=1e-3):
+        """Adam with TF1's epsilon (1e-8), as the release trained."""
+        return keras.optimizers.Adam(learning_rate=learning_rate, epsilon=1e-8)
+
+    def _seg_terms(self, logits, labels):
+        return {"seg_ce": losses_lib.cross_entropy(logits, labels),
+                "seg_dice": losses_lib.dice_loss(
+                    logits, labels, numerator_epsilon=self.dice_numerator_epsilon)}
+
+    def _decay(self):
+        return losses_lib.weight_decay(self, scale=self.loss_weights_.decay_scale)

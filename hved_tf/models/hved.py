@@ -1,0 +1,136 @@
+"""U-HVED (Dorent et al., MICCAI 2019), as released (DESIGN.md §3, §4).
+
+Four encoders (no weight sharing), a product-of-Gaussians fusion per scale, five decoders
+(T1, T1c, T2, FLAIR and the segmentation), all fed the same fused latents.
+
+Inference (`call`): the encoders run once; the segmentation decoder sees `num_samples` draws of
+the latents (`z_mode="sample"`) and its softmax is averaged, or sees the posterior mean
+(`z_mode="mean"`); the reconstructions come from the posterior mean unless `recon_z="sample"`.
+
+Training (`compute_loss_terms`), as the release: one draw feeds all five decoders. The encoders
+run on the image of every modality the subject has (`available`); the drawn subset enters only
+through the fusion mask, so a dropped modality reaches no decoder (its precision is multiplied
+by 0: outputs and gradients are those of a zeroed input) while the release's "original" KL can
+still compare the drawn subset's posterior with those of all other subsets, which needs the
+dropped modalities' encodings. Modalities the subject lacks are zeroed and never drawn.
+"""
+from __future__ import annotations
+
+import tensorflow as tf
+
+from hved_tf import losses as losses_lib
+from hved_tf.modalities import MODALITIES, NUM_CLASSES
+from hved_tf.models.base import HeteroModalModel, check_inputs, masked_image
+from hved_tf.models.blocks import register
+from hved_tf.models.decoder import Decoder
+from hved_tf.models.encoder import Encoder
+from hved_tf.models.fusion import Z_MODES, GaussianFusion, split_moments
+
+RECON_Z = ("mean", "sample")
+
+
+@register
+class UHVED(HeteroModalModel):
+    """Hetero-modal variational encoder-decoder."""
+
+    def __init__(self, base_filters=8, levels=4, num_classes=NUM_CLASSES, kl_variant="original",
+                 z_mode="sample", num_samples=1, seed=None, **kwargs):
+        super().__init__(num_classes=num_classes, seed=seed, **kwargs)
+        if kl_variant not in losses_lib.KL_VARIANTS:
+            raise ValueError(f"kl_variant must be one of {losses_lib.KL_VARIANTS}, "
+                             f"got {kl_variant!r}.")
+        if z_mode not in Z_MODES:
+            raise ValueError(f"z_mode must be one of {Z_MODES}, got {z_mode!r}.")
+        check_int("base_filters", base_filters, 2)
+        check_int("levels", levels, 2)
+        check_int("num_samples", num_samples, 1)
+        if base_filters % 2:
+            raise ValueError(f"base_filters must be even (latents take half the channels), "
+                             f"got {base_filters}.")
+        self.base_filters, self.levels = int(base_filters), int(levels)
+        self.kl_variant, self.z_mode, self.num_samples = kl_variant, z_mode, int(num_samples)
+        self.encoders = [Encoder(base_filters, levels, halved=False, name=f"encoder_{m}")
+                         for m in MODALITIES]
+        self.fusions = [GaussianFusion(seed=None if seed is None else seed + 1 + level,
+                                       name=f"fusion_{level + 1}") for level in range(levels)]
+        self.image_decoders = [Decoder(base_filters, levels, 1, name=f"decoder_{m}")
+                               for m in MODALITIES]
+        self.seg_decoder = Decoder(base_filters, levels, num_classes, name="decoder_seg")
+
+    # ------------------------------------------------------------------ pieces
+    def encode(self, image):
+        """image [B, X, Y, Z, 4] -> per level (mean, logvar), each [B, 4, x, y, z, C_l]."""
+        per_modality = [enc(image[..., i:i + 1]) for i, enc in enumerate(self.encoders)]
+        levels = []
+        for level in range(self.levels):
+            stacked = tf.stack([skips[level] for skips in per_modality], axis=1)
+            levels.append(split_moments(stacked))
+        return levels
+
+    def fuse(self, posteriors, mask, mode):
+        """-> (z, post_mean, post_logvar) lists over levels."""
+        out = [fusion(mean, logvar, mask, mode=mode)
+               for fusion, (mean, logvar) in zip(self.fusions, posteriors)]
+        return [o[0] for o in out], [o[1] for o in out], [o[2] for o in out]
+
+    def _decode(self, decoder, latents):
+        return tf.cast(decoder([tf.cast(z, self.compute_dtype) for z in latents]), tf.float32)
+
+    def decode_images(self, latents):
+        """[B, X, Y, Z, 4] float32, the four modalities in order."""
+        return tf.concat([self._decode(d, latents) for d in self.image_decoders], axis=-1)
+
+    # ------------------------------------------------------------------ contract
+    def call(self, inputs, training=None, z_mode=None, num_samples=None, recon_z="mean"):
+        image, mask = check_inputs(inputs, self.name)
+        return self.forward(image, mask, training=training, z_mode=z_mode,
+                            num_samples=num_samples, recon_z=recon_z)
+
+    def forward(self, image, mask, training=None, z_mode=None, num_samples=None, recon_z="mean"):
+        z_mode = z_mode or self.z_mode
+        num_samples = self.num_samples if num_samples is None else num_samples
+        if z_mode not in Z_MODES:
+            raise ValueError(f"z_mode must be one of {Z_MODES}, got {z_mode!r}.")
+        if recon_z not in RECON_Z:
+            raise ValueError(f"recon_z must be one of {RECON_Z}, got {recon_z!r}.")
+        check_int("num_samples", num_samples, 1)
+        image = masked_image(tf.cast(image, self.compute_dtype), mask)
+        zs, means, logvars = self.fuse(self.encode(image), mask, z_mode)
+        if z_mode == "mean" or num_samples == 1:
+            seg_logits = self._decode(self.seg_decoder, zs)
+            seg_probs = tf.nn.softmax(seg_logits, axis=-1)
+        else:
+            seg_probs = tf.nn.softmax(self._decode(self.seg_decoder, zs), axis=-1)
+            for _ in range(num_samples - 1):
+                draw = [f.sample(m, lv) for f, m, lv in zip(self.fusions, means, logvars)]
+                seg_probs += tf.nn.softmax(self._decode(self.seg_decoder, draw), axis=-1)
+            seg_probs /= float(num_samples)
+            # Logits whose softmax is the averaged probability.
+            seg_logits = tf.math.log(tf.maximum(seg_probs, 1e-30))
+        recon = self.decode_images(means if recon_z == "mean" else zs)
+        return {"seg_logits": seg_logits, "seg_probabilities": seg_probs, "recon": recon}
+
+    # ------------------------------------------------------------------ training
+    def compute_loss_terms(self, image, labels, mask, available, training):
+        image = masked_image(tf.cast(image, self.compute_dtype), available)
+        posteriors = self.encode(image)
+        zs, _, _ = self.fuse(posteriors, mask, "sample")
+        seg_logits = self._decode(self.seg_decoder, zs)
+        recon = self.decode_images(zs)
+        terms = self._seg_terms(seg_logits, labels)
+        terms["recon"] = losses_lib.reconstruction_loss(recon, image, available)
+        terms["kl"] = losses_lib.kl_loss([p[0] for p in posteriors], [p[1] for p in posteriors],
+                                         mask, available, self.kl_variant)
+        terms["decay"] = self._decay()
+        return terms
+
+    def get_config(self):
+        return {**super().get_config(), "base_filters": self.base_filters, "levels": self.levels,
+                "kl_variant": self.kl_variant, "z_mode": self.z_mode,
+                "num_samples": self.num_samples}
+
+
+def check_int(name, value, minimum):
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}.")
+

@@ -1,0 +1,80 @@
+"""The paper's "Single" baseline: a U-Net trained on one fixed modality subset.
+
+The chosen modalities are concatenated on channels and fed to one encoder; its block outputs
+have the widths of U-HVED's latents (the U-HeMIS encoder: second unit halved, F/2, F, 2F, 4F), so
+the decoder is exactly U-HVED's segmentation decoder. The model only accepts its own subset: a
+mask naming any other set of modalities is an error.
+"""
+from __future__ import annotations
+
+import numpy as np
+import tensorflow as tf
+
+from hved_tf.modalities import NUM_CLASSES, parse_subset, subset_code, subset_mask
+from hved_tf.models.base import HeteroModalModel
+from hved_tf.models.blocks import register
+from hved_tf.models.decoder import Decoder
+from hved_tf.models.encoder import Encoder
+from hved_tf.models.hemis import SEG_TERMS
+from hved_tf.models.hved import check_int
+
+
+@register
+class SubsetUNet(HeteroModalModel):
+    """U-Net over the modalities of `subset` (a code like "T1c+FLAIR"; default all four)."""
+
+    loss_terms = SEG_TERMS
+
+    def __init__(self, subset="T1+T1c+T2+FLAIR", base_filters=8, levels=4,
+                 num_classes=NUM_CLASSES, **kwargs):
+        super().__init__(num_classes=num_classes, **kwargs)
+        check_int("base_filters", base_filters, 2)
+        check_int("levels", levels, 2)
+        self.subset = subset_code(parse_subset(subset))
+        self.indices = list(parse_subset(self.subset))
+        self.base_filters, self.levels = int(base_filters), int(levels)
+        self.encoder = Encoder(base_filters, levels, halved=True, name="encoder")
+        self.seg_decoder = Decoder(base_filters, levels, num_classes, name="decoder_seg")
+
+    def _check_mask(self, mask):
+        expected = tf.constant(subset_mask(self.indices))
+        same = tf.reduce_all(tf.equal(tf.cast(mask > 0, tf.float32), expected[None]))
+        message = (f"{self.name} was trained on the modalities {self.subset} and runs only on "
+                   "them; the mask names another set. Train a U-Net for that subset, or use "
+                   "u_hved / u_hemis, which take any subset.")
+        if tf.executing_eagerly():
+            if not bool(same):
+                got = np.asarray(mask).tolist()
+                raise ValueError(f"{message} Got mask {got}.")
+        else:
+            tf.debugging.Assert(same, [message])
+
+    def forward(self, image, mask, training=None):
+        self._check_mask(mask)
+        x = tf.gather(tf.cast(image, self.compute_dtype), self.indices, axis=-1)
+        logits = tf.cast(self.seg_decoder(self.encoder(x)), tf.float32)
+        return {"seg_logits": logits, "seg_probabilities": tf.nn.softmax(logits, axis=-1)}
+
+    def draw_masks(self, available):
+        """No draw: the subset is fixed; every sample must have its modalities."""
+        expected = tf.constant(subset_mask(self.indices))
+        tf.debugging.Assert(
+            tf.reduce_all(tf.cast(available, tf.float32) >= expected[None]),
+            [f"A training subject lacks a modality of the U-Net's subset {self.subset}."])
+        return tf.tile(expected[None], tf.stack([tf.shape(available)[0], 1]))
+
+    def compute_loss_terms(self, image, labels, mask, available, training):
+        logits = self.forward(image, mask, training)["seg_logits"]
+        return {**self._seg_terms(logits, labels), "decay": self._decay()}
+
+    def build(self, input_shape=None):
+        if self.built:
+            return
+        size = 2 ** self.levels
+        mask = tf.constant(subset_mask(self.indices))[None]
+        self.forward(tf.zeros((1, size, size, size, 4)), mask)
+        self.built = True
+
+    def get_config(self):
+        return {**super().get_config(), "subset": self.subset, "base_filters": self.base_filters,
+                "levels": self.levels}

@@ -1,0 +1,27 @@
+"""Installs hved_tf: U-HVED (Dorent et al., MICCAI 2019) in TensorFlow 2 / Keras 3."""
+from setuptools import find_packages, setup
+
+setup(
+    name="hved_tf",
+    version="0.1.0",
+    description=(
+        "Hetero-modal variational encoder-decoder (U-HVED) for brain-tumour "
+        "segmentation and modality completion, in TensorFlow 2 / Keras 3"
+    ),
+    long_description=open("README.md", encoding="utf-8").read(),
+    long_description_content_type="text/markdown",
+    python_requires=">=3.10",
+    packages=find_packages(include=["hved_tf", "hved_tf.*"]),
+    install_requires=[
+        "tensorflow>=2.16",
+        "keras>=3.3",
+        # TensorBoard is no longer pulled in by tensorflow; training writes its events.
+        "tensorboard>=2.16",
+        "numpy>=1.24",
+        "scipy>=1.10",
+        "nibabel>=5.0",
+        "scikit-image>=0.21",
+        "absl-py>=1.4",
+    ],
+    extras_require={"test": ["pytest>=7"]},
+)
