@@ -21,7 +21,7 @@ import dataclasses
 import tensorflow as tf
 
 from hved_tf.modalities import NUM_CLASSES, subset_matrix
-from hved_tf.models.fusion import product_of_gaussians
+from hved_tf.models.fusion import product_of_gaussians, product_of_gaussians_subsets
 
 DICE_EPSILON = 1e-5
 KL_EPSILON = 1e-7
@@ -130,21 +130,24 @@ def kl_level(mean, logvar, mask, available=None, variant="original"):
     if available is None:
         available = tf.ones(tf.stack([batch, mean.shape[1]]), tf.float32)
     available = tf.cast(available, tf.float32)
-    S = subset_matrix()                                                    # [15, M]
-    inter, prior = [], []
-    for row in S:
-        sub_mask = tf.tile(tf.constant(row)[None], tf.stack([batch, 1]))   # [B, M]
-        sub_mean, sub_logvar = product_of_gaussians(mean, logvar, sub_mask)
-        inter.append(_mean_per_sample(kl_normal(post_mean, post_logvar, sub_mean, sub_logvar)))
-        prior.append(_mean_per_sample(kl_normal(sub_mean, sub_logvar, 0.0, 0.0)))
-    inter = tf.stack(inter, axis=-1)                                       # [B, 15]
-    prior = tf.stack(prior, axis=-1)                                       # [B, 15]
-    valid = tf.cast(tf.reduce_all(tf.constant(S)[None] <= available[:, None], -1), tf.float32)
+    S = tf.constant(subset_matrix())                                       # [15, M]
+    sub_mean, sub_logvar = product_of_gaussians_subsets(mean, logvar, S)   # [B, 15, ..., C]
+    inter = kl_normal(post_mean[:, None], post_logvar[:, None], sub_mean, sub_logvar)
+    prior = kl_normal(sub_mean, sub_logvar, 0.0, 0.0)                      # [B, 15, ..., C]
+    inter = _mean_per_sample_and_subset(inter)                             # [B, 15]
+    prior = _mean_per_sample_and_subset(prior)                             # [B, 15]
+    valid = tf.cast(tf.reduce_all(S[None] <= available[:, None], -1), tf.float32)   # [B, 15]
     n = tf.reduce_sum(valid, axis=-1)                                      # [B]
     # Where a sample has a single available modality there is no other subset: no inter term.
     inter_term = tf.reduce_sum(valid * inter, -1) / tf.maximum(n - 1.0, 1.0)
     prior_term = tf.reduce_sum(valid * prior, -1) / tf.maximum(n, 1.0)
     return inter_term + prior_term
+
+
+def _mean_per_sample_and_subset(x):
+    """[B, S, ...] -> [B, S]."""
+    shape = tf.shape(x)
+    return tf.reduce_mean(tf.reshape(x, tf.stack([shape[0], shape[1], -1])), axis=-1)
 
 
 def kl_loss(means, logvars, mask, available=None, variant="original"):

@@ -37,7 +37,7 @@ def check_inputs(inputs, model_name="model"):
             f"'mask' [B, {NUM_MODALITIES}]; got {given}.")
     image, mask = inputs["image"], inputs["mask"]
     for key, value in (("image", image), ("mask", mask)):
-        dtype = tf.as_dtype(getattr(value, "dtype", np.asarray(value).dtype))
+        dtype = tf.as_dtype(value.dtype if hasattr(value, "dtype") else np.asarray(value).dtype)
         if not dtype.is_floating:
             raise ValueError(f"{model_name}: '{key}' must be a float tensor, got dtype {dtype.name}.")
     image = tf.convert_to_tensor(image)

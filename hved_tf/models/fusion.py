@@ -49,6 +49,27 @@ def product_of_gaussians(mean, logvar, mask):
     return post_mean, post_logvar
 
 
+def product_of_gaussians_subsets(mean, logvar, subsets):
+    """Products of Gaussians for several fixed subsets at once.
+
+    mean, logvar: [B, M, *spatial, C]; subsets: [S, M] 0/1 (e.g. all 15 subsets).
+    Returns (mean, logvar), each [B, S, *spatial, C] float32: entry s equals
+    product_of_gaussians(mean, logvar, subsets[s] for every sample).
+    """
+    mean = tf.cast(mean, tf.float32)
+    logvar = tf.cast(logvar, tf.float32)
+    subsets = tf.cast(subsets, tf.float32)
+    shape = tf.shape(mean)
+    flat = tf.stack([shape[0], shape[1], -1])
+    precision = tf.reshape(1.0 / (tf.exp(logvar) + POE_EPSILON), flat)       # [B, M, N]
+    weighted = tf.reshape(mean, flat) * precision                            # [B, M, N]
+    total = 1.0 + tf.einsum("sm,bmn->bsn", subsets, precision)              # [B, S, N]
+    post_mean = tf.einsum("sm,bmn->bsn", subsets, weighted) / total          # [B, S, N]
+    post_logvar = tf.math.log(1.0 / total + POE_EPSILON)                     # [B, S, N]
+    out_shape = tf.concat([shape[:1], tf.shape(subsets)[:1], shape[2:]], 0)
+    return tf.reshape(post_mean, out_shape), tf.reshape(post_logvar, out_shape)
+
+
 def split_moments(features, clip=LOGVAR_CLIP):
     """Encoder features [..., 2C] -> (mean [..., C], logvar clipped to ±clip [..., C])."""
     half = features.shape[-1] // 2
