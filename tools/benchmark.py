@@ -1,0 +1,144 @@
+"""Benchmarks that print figures (speed, memory). Not tests: run them by hand.
+
+    python tools/benchmark.py model [--sizes 64,112] [--models u_hved,u_hemis] [--repeats 5]
+
+`model`: for each model and patch size (batch 1), in a fresh process each (so that peak memory is
+that configuration's own): median train-step time, median forward time, peak resident memory,
+and the step's GFLOP/s, counting convolutions only (2·k³·Cin·Cout per output voxel, read off the
+Conv3D ops of the traced training forward pass; a training step = 3x forward). Beside them, in
+the same process and run, the GFLOP/s of a single 3x3x3 Conv3D with 32 channels at 56³, the
+reference the step is compared with.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+
+def _timed(fn, repeats, warmup=1):
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times), times
+
+
+def conv_flops(graph):
+    """Convolution FLOPs of the Conv3D/Conv2D ops of a graph (multiply-adds x 2)."""
+    total = 0
+    for op in graph.get_operations():
+        if op.type not in ("Conv3D", "Conv2D"):
+            continue
+        kernel = op.inputs[1].shape.as_list()       # [k.., Cin, Cout]
+        out = op.outputs[0].shape.as_list()          # [B, .., Cout]
+        per_voxel = 2
+        for d in kernel[:-1]:
+            per_voxel *= d
+        voxels = 1
+        for d in out[:-1]:
+            voxels *= d
+        total += per_voxel * voxels * kernel[-1]
+    return total
+
+
+def reference_conv_gflops(repeats):
+    import tensorflow as tf
+    x = tf.random.normal((1, 56, 56, 56, 32))
+    w = tf.random.normal((3, 3, 3, 32, 32))
+    fn = tf.function(lambda: tf.nn.conv3d(x, w, [1] * 5, "SAME"))
+    median, _ = _timed(lambda: fn().numpy(), repeats, warmup=2)
+    flops = 2 * 27 * 32 * 32 * 56 ** 3
+    return flops / median / 1e9, median
+
+
+def run_one(name, size, repeats):
+    """One configuration in this process; returns a dict of figures."""
+    import numpy as np
+    import tensorflow as tf
+    from hved_tf.models import build_model
+
+    model = build_model(name, seed=0)
+    model.compile(optimizer=model.default_optimizer(1e-3))
+    model.optimizer.build(model.trainable_variables)
+    rng = np.random.default_rng(0)
+    image = tf.constant(rng.normal(size=(1, size, size, size, 4)).astype(np.float32))
+    labels = tf.constant(rng.integers(0, 4, size=(1, size, size, size, 1)).astype(np.int32))
+    data = ({"image": image, "available": tf.ones((1, 4))}, labels)
+    mask = tf.ones((1, 4))
+
+    loss_fwd = tf.function(lambda: model.compute_loss_terms(image, labels, mask, mask, True))
+    flops_forward = conv_flops(loss_fwd.get_concrete_function().graph)
+    step = tf.function(model.train_step)
+    start = time.perf_counter()
+    step(data)
+    first = time.perf_counter() - start
+    step_median, step_times = _timed(lambda: step(data)["loss"].numpy(), repeats)
+    infer = tf.function(lambda: model({"image": image, "mask": mask}, training=False)["seg_logits"])
+    fwd_median, _ = _timed(lambda: infer().numpy(), repeats)
+    ref_gflops, ref_time = reference_conv_gflops(max(repeats, 5))
+    step_gflops = 3 * flops_forward / step_median / 1e9
+    return {
+        "model": name, "size": size, "first_step_s": first, "step_s": step_median,
+        "step_times_s": step_times, "forward_s": fwd_median,
+        "train_forward_gflop": flops_forward / 1e9, "step_gflop": 3 * flops_forward / 1e9,
+        "step_gflops": step_gflops, "ref_conv_gflops": ref_gflops, "ref_conv_s": ref_time,
+        "ratio_to_ref": step_gflops / ref_gflops,
+        "peak_rss_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 ** 2,
+    }
+
+
+def cmd_model(args):
+    rows = []
+    for name in args.models.split(","):
+        for size in (int(s) for s in args.sizes.split(",")):
+            proc = subprocess.run(
+                [sys.executable, __file__, "_one", name, str(size), str(args.repeats)],
+                capture_output=True, text=True)
+            if proc.returncode != 0:
+                print(proc.stderr[-3000:], file=sys.stderr)
+                raise SystemExit(f"benchmark of {name} at {size}^3 failed")
+            row = json.loads(proc.stdout.strip().splitlines()[-1])
+            rows.append(row)
+            print(f"{name:8s} {size:4d}^3  step {row['step_s']:.3f} s (median of {args.repeats}; "
+                  f"first {row['first_step_s']:.1f} s)  forward {row['forward_s']:.3f} s  "
+                  f"peak RSS {row['peak_rss_gb']:.2f} GB  step {row['step_gflop']:.1f} GFLOP "
+                  f"-> {row['step_gflops']:.1f} GFLOP/s  | Conv3D 32ch 56^3 "
+                  f"{row['ref_conv_gflops']:.1f} GFLOP/s  | ratio {100 * row['ratio_to_ref']:.0f}%",
+                  flush=True)
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(rows, f, indent=1)
+
+
+def main(argv=None):
+    argv = sys.argv[1:] if argv is None else argv
+    if argv and argv[0] == "_one":
+        name, size, repeats = argv[1], int(argv[2]), int(argv[3])
+        print(json.dumps(run_one(name, size, repeats)))
+        return
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("model", help="train step / forward time, memory, GFLOP/s per model")
+    p.add_argument("--models", default="u_hved,u_hemis")
+    p.add_argument("--sizes", default="64,112")
+    p.add_argument("--repeats", type=int, default=5)
+    p.add_argument("--json", help="also write the figures to this JSON file")
+    p.set_defaults(func=cmd_model)
+    args = parser.parse_args(argv)
+    args.func(args)
+
+
+if __name__ == "__main__":
+    main()
