@@ -140,56 +140,93 @@ def kl_level(mean, logvar, mask, available=None, variant="original", fused=True)
     return _kl_original(mean, logvar, mask, available)
 
 
-def _kl_original(mean, logvar, mask, available):
-    """The "original" KL of one level, [B], from flattened experts [B, M, N].
+def _subset_weights(available):
+    """Weights [B, 15] of the inter-subset and prior terms for each sample's subsets.
+
+    s ranges over the non-empty subsets of the available modalities (n of them): the inter terms
+    weigh 1/(n - 1) (none when n = 1: there is no other subset), the prior terms 1/n.
+    """
+    S = tf.constant(subset_matrix())                                       # [15, M]
+    valid = tf.cast(tf.reduce_all(S[None] <= available[:, None], -1), tf.float32)   # [B, 15]
+    n = tf.reduce_sum(valid, axis=-1, keepdims=True)                       # [B, 1]
+    return valid / tf.maximum(n - 1.0, 1.0), valid / tf.maximum(n, 1.0)
+
+
+def _kl_original_part(mean, logvar, mask, subsets, w_inter, w_prior):
+    """Σ_s w_inter·KL(q_pi || q_s) + w_prior·KL(q_s || N(0, I)) over `subsets` [S, M], [B].
 
     Written out rather than through `kl_normal` so that each subset costs one log per element:
     with T_s = 1 + Σ_m S_sm / (e^logvar_m + 1e-7) the subset's total precision, its variance is
-    v_s = 1/T_s + 1e-7 (= exp of the PoE's logvar, whose log is taken once), its mean
-    m_s = Σ_m S_sm mean_m / (e^logvar_m + 1e-7) / T_s, and per element
+    v_s = 1/T_s + 1e-7 (= exp of the PoE's logvar), its mean m_s = Σ_m S_sm mean_m /
+    (e^logvar_m + 1e-7) / T_s, and per element
         KL(q_pi || q_s)    = ½ (log v_s - log v_pi - 1 + (v_pi + (m_pi - m_s)²) / (v_s + 1e-7))
         KL(q_s || N(0, I)) = ½ (-log v_s - 1 + (v_s + m_s²) / (1 + 1e-7)),
-    the release's formulas with exp(log v) replaced by v.
+    the release's formulas with exp(log v) replaced by v. Each KL is a mean over elements.
     """
-    S = tf.constant(subset_matrix())                                       # [15, M]
     precision = 1.0 / (tf.exp(logvar) + POE_EPSILON)                       # [B, M, N]
     weighted = precision * mean                                            # [B, M, N]
     m = mask[:, :, None]                                                   # [B, M, 1]
     t_pi = 1.0 + tf.reduce_sum(m * precision, axis=1)                      # [B, N]
     m_pi = tf.reduce_sum(m * weighted, axis=1) / t_pi                      # [B, N]
     v_pi = 1.0 / t_pi + POE_EPSILON                                        # [B, N]
-    t_s = 1.0 + tf.einsum("sm,bmn->bsn", S, precision)                     # [B, 15, N]
-    m_s = tf.einsum("sm,bmn->bsn", S, weighted) / t_s                      # [B, 15, N]
-    v_s = 1.0 / t_s + POE_EPSILON                                          # [B, 15, N]
-    log_v_s = tf.reduce_mean(tf.math.log(v_s), axis=-1)                    # [B, 15]
+    t_s = 1.0 + tf.einsum("sm,bmn->bsn", subsets, precision)               # [B, S, N]
+    m_s = tf.einsum("sm,bmn->bsn", subsets, weighted) / t_s                # [B, S, N]
+    v_s = 1.0 / t_s + POE_EPSILON                                          # [B, S, N]
+    log_v_s = tf.reduce_mean(tf.math.log(v_s), axis=-1)                    # [B, S]
     log_v_pi = tf.reduce_mean(tf.math.log(v_pi), axis=-1, keepdims=True)   # [B, 1]
     ratio = tf.reduce_mean((v_pi[:, None] + tf.square(m_pi[:, None] - m_s))
-                           / (v_s + KL_EPSILON), axis=-1)                  # [B, 15]
-    second = tf.reduce_mean(v_s + tf.square(m_s), axis=-1) / (1.0 + KL_EPSILON)   # [B, 15]
-    inter = 0.5 * (log_v_s - log_v_pi - 1.0 + ratio)                       # [B, 15]
-    prior = 0.5 * (-log_v_s - 1.0 + second)                                # [B, 15]
-    valid = tf.cast(tf.reduce_all(S[None] <= available[:, None], -1), tf.float32)   # [B, 15]
-    n = tf.reduce_sum(valid, axis=-1)                                      # [B]
-    # Where a sample has a single available modality there is no other subset: no inter term.
-    inter_term = tf.reduce_sum(valid * inter, -1) / tf.maximum(n - 1.0, 1.0)
-    prior_term = tf.reduce_sum(valid * prior, -1) / tf.maximum(n, 1.0)
-    return inter_term + prior_term
+                           / (v_s + KL_EPSILON), axis=-1)                  # [B, S]
+    second = tf.reduce_mean(v_s + tf.square(m_s), axis=-1) / (1.0 + KL_EPSILON)   # [B, S]
+    inter = 0.5 * (log_v_s - log_v_pi - 1.0 + ratio)                       # [B, S]
+    prior = 0.5 * (-log_v_s - 1.0 + second)                                # [B, S]
+    return tf.reduce_sum(w_inter * inter + w_prior * prior, axis=-1)       # [B]
+
+
+def _kl_original(mean, logvar, mask, available):
+    """The "original" KL of one level, [B], from flattened experts [B, M, N] (plain autodiff)."""
+    w_inter, w_prior = _subset_weights(available)
+    return _kl_original_part(mean, logvar, mask, tf.constant(subset_matrix()), w_inter, w_prior)
 
 
 # The original KL compares 15 subset posteriors elementwise at every level: in plain TF each of
 # its elementwise steps writes a [B, 15, N] tensor (337 MB at level 1 of a 112^3 patch) and
-# autodiff keeps them for the backward pass (about 5 GB more per step, measured). The custom
-# gradient keeps only the inputs and recomputes the forward inside the backward pass: a little
-# more time for a large saving of memory. (XLA fusion was measured slower here on the CPU.)
-def _kl_original_recomputed(mean, logvar, mask, available):
+# autodiff keeps them for the backward pass. Here the subsets are taken a few at a time, one
+# chunk after the other (control dependencies keep the executor from running them side by
+# side), and the custom gradient keeps only the inputs, recomputing each chunk in the backward
+# pass. (XLA fusion of this code was measured slower on the CPU, so it is not used.)
+KL_SUBSET_CHUNK = 3
+
+
+def _kl_original_recomputed(mean, logvar, mask, available, chunk=KL_SUBSET_CHUNK):
+    S = subset_matrix()
+    w_inter, w_prior = _subset_weights(available)
+    starts = range(0, len(S), chunk)
+
+    def part(start, mean, logvar):
+        sl = slice(start, start + chunk)
+        return _kl_original_part(mean, logvar, mask, tf.constant(S[sl]),
+                                 w_inter[:, sl], w_prior[:, sl])
+
     @tf.custom_gradient
     def kl(mean, logvar):
+        total = tf.zeros(tf.shape(mean)[:1])
+        for start in starts:
+            with tf.control_dependencies([total]):
+                total = total + part(start, mean, logvar)
+
         def grad(upstream):
-            with tf.GradientTape() as tape:
-                tape.watch([mean, logvar])
-                value = _kl_original(mean, logvar, mask, available)
-            return tape.gradient(value, [mean, logvar], output_gradients=upstream)
-        return _kl_original(mean, logvar, mask, available), grad
+            g_mean, g_logvar = tf.zeros_like(mean), tf.zeros_like(logvar)
+            for start in starts:
+                with tf.control_dependencies([g_mean, g_logvar]):
+                    with tf.GradientTape() as tape:
+                        tape.watch([mean, logvar])
+                        value = part(start, mean, logvar)
+                    dm, dl = tape.gradient(value, [mean, logvar], output_gradients=upstream)
+                g_mean, g_logvar = g_mean + dm, g_logvar + dl
+            return g_mean, g_logvar
+
+        return total, grad
+
     return kl(mean, logvar)
 
 
