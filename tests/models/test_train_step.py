@@ -28,7 +28,6 @@ def _codes(masks):
 
 
 def test_tf_draw_follows_the_paper():
-    seed = tf.random.Generator  # noqa: F841  (documentation: draws use keras SeedGenerator)
     import keras
     gen = keras.random.SeedGenerator(0)
     masks = draw_subset_masks(tf.ones((30000, 4)), gen).numpy()
