@@ -144,10 +144,11 @@ def test_total_loss_weights():
         losses.LossWeights(kl=-1).validate()
 
 
-def test_kl_original_recomputed_gradient_equals_autodiff():
+@pytest.mark.parametrize("spread", [1.0, 6.0])
+def test_kl_original_analytic_gradient_equals_autodiff(spread):
     rng = np.random.default_rng(4)
-    mean = tf.constant(rng.normal(size=(2, 4, 3, 3, 2, 2)).astype(np.float32))
-    logvar = tf.constant(rng.uniform(-1, 1, size=(2, 4, 3, 3, 2, 2)).astype(np.float32))
+    mean = tf.constant(rng.normal(0, spread, size=(2, 4, 3, 3, 2, 2)).astype(np.float32))
+    logvar = tf.constant(rng.uniform(-spread, spread, size=(2, 4, 3, 3, 2, 2)).astype(np.float32))
     mask = tf.constant([[1.0, 0, 1, 0], [0, 0, 0, 1]])
     avail = tf.constant([[1.0, 1, 1, 1], [0, 1, 1, 1]])
     out = []
@@ -158,4 +159,4 @@ def test_kl_original_recomputed_gradient_equals_autodiff():
             total = tf.reduce_sum(value * tf.constant([1.0, 2.0]))
         out.append((value, *tape.gradient(total, [mean, logvar])))
     for a, b in zip(*out):
-        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-7)
+        np.testing.assert_allclose(a, b, rtol=2e-4, atol=1e-6 * float(np.abs(b).max()))
