@@ -1,0 +1,5 @@
+"""Preprocessing of the release (NumPy/SciPy, no TensorFlow): crop, labels, Nyúl, whitening."""
+from hved_tf.preprocessing.crop import CropBox, crop, crop_box, uncrop
+from hved_tf.preprocessing.normalise import normalise_intensities
+
+__all__ = ["CropBox", "crop", "crop_box", "uncrop", "normalise_intensities"]

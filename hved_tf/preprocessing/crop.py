@@ -1,0 +1,85 @@
+"""Cropping to the non-zero bounding box with the original release's rule, and its inverse.
+
+The release cropped every BraTS subject before training: for each axis, the planes that are not
+entirely zero (in the voxel-wise maximum over modalities) give [lo, hi); when hi - lo < 128 the box
+grows by m = (128 - (hi - lo)) // 2 below and m + 1 above, and if lo falls below 0 the box slides
+up to start at 0. The upper end is then clipped to the volume, as NumPy slicing did in the
+release. Pure NumPy.
+"""
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+
+MIN_EXTENT = 128
+
+
+@dataclasses.dataclass(frozen=True)
+class CropBox:
+    """[lo, hi) per spatial axis, and the shape of the volume it was taken from."""
+    lo: tuple[int, int, int]
+    hi: tuple[int, int, int]
+    full_shape: tuple[int, int, int]
+
+    @property
+    def slices(self):
+        return tuple(slice(a, b) for a, b in zip(self.lo, self.hi))
+
+    @property
+    def shape(self):
+        return tuple(b - a for a, b in zip(self.lo, self.hi))
+
+    def to_dict(self):
+        return {"lo": list(self.lo), "hi": list(self.hi), "full_shape": list(self.full_shape)}
+
+    @classmethod
+    def from_dict(cls, d):
+        return cls(tuple(d["lo"]), tuple(d["hi"]), tuple(d["full_shape"]))
+
+
+def _grow(lo, hi, min_extent):
+    if hi - lo < min_extent:
+        margin = (min_extent - (hi - lo)) // 2
+        hi = hi + margin + 1
+        lo = lo - margin
+    if lo < 0:
+        hi -= lo
+        lo = 0
+    return lo, hi
+
+
+def crop_box(volume, min_extent=MIN_EXTENT):
+    """Box of `volume` [X, Y, Z] or [X, Y, Z, M] by the release's rule."""
+    volume = np.asarray(volume)
+    if volume.ndim == 4:
+        nonzero = np.any(volume != 0, axis=3)
+    elif volume.ndim == 3:
+        nonzero = volume != 0
+    else:
+        raise ValueError(f"crop_box takes a [X, Y, Z] or [X, Y, Z, M] volume, got {volume.shape}.")
+    shape = nonzero.shape
+    lo, hi = [], []
+    for axis in range(3):
+        other = tuple(a for a in range(3) if a != axis)
+        keep = np.flatnonzero(np.any(nonzero, axis=other))
+        a, b = (int(keep[0]), int(keep[-1]) + 1) if keep.size else (0, shape[axis])
+        a, b = _grow(a, b, min_extent)
+        lo.append(a)
+        hi.append(min(b, shape[axis]))
+    return CropBox(tuple(lo), tuple(hi), tuple(int(s) for s in shape))
+
+
+def crop(volume, box):
+    """The box's part of a [X, Y, Z, ...] volume."""
+    return np.asarray(volume)[box.slices]
+
+
+def uncrop(cropped, box, fill=0):
+    """Pastes a cropped [x, y, z, ...] array back into the full grid, `fill` elsewhere."""
+    cropped = np.asarray(cropped)
+    if tuple(cropped.shape[:3]) != box.shape:
+        raise ValueError(f"Cropped array has spatial shape {cropped.shape[:3]}, the box {box.shape}.")
+    full = np.full(tuple(box.full_shape) + cropped.shape[3:], fill, dtype=cropped.dtype)
+    full[box.slices] = cropped
+    return full

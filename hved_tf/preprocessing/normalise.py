@@ -1,0 +1,67 @@
+"""The release's intensity chain for one subject (DESIGN.md §4), NiftyNet 0.5.0-compatible.
+
+normalise_intensities(image [X, Y, Z, 4], landmarks) runs, in order:
+1. padding by `padding` voxels on each side of every spatial axis with NumPy's 'minimum' mode
+   (each padded line takes the minimum of its line, as NiftyNet's PadLayer did);
+2. the foreground: the 'mean_plus' mask of every present modality, and-ed over them, computed
+   once on the padded raw volume (NiftyNet's histogram layer made it and passed it on);
+3. Nyúl standardisation of each present modality with its landmarks over that foreground;
+4. whitening of each present modality over the same foreground: (x - mean) / max(std, 1e-5);
+5. removal of the padding (NiftyNet's output side did it), so the result has the input's shape.
+Missing modalities (all zeros) are skipped and stay zeros. Pure NumPy/SciPy, float32 out.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from hved_tf.modalities import MODALITIES
+from hved_tf.preprocessing.histogram import DEFAULT_CUTOFF, apply_landmarks, mean_plus_mask
+
+WHITENING_MIN_STD = 1e-5
+
+
+def present_modalities(image):
+    """Booleans [4]: which channels hold any non-zero voxel."""
+    return np.any(np.asarray(image).reshape(-1, image.shape[-1]) != 0, axis=0)
+
+
+def foreground_mask(image, present=None):
+    """The 'mean_plus' foreground, and-ed over the present modalities: bool [X, Y, Z]."""
+    present = present_modalities(image) if present is None else present
+    mask = np.ones(image.shape[:3], bool)
+    for i in np.flatnonzero(present):
+        mask &= mean_plus_mask(image[..., i])
+    return mask
+
+
+def whiten(volume, mask):
+    """(x - mean) / max(std, 1e-5) with the foreground's mean and (population) std."""
+    values = volume[mask]
+    return (volume - values.mean()) / max(float(values.std()), WHITENING_MIN_STD)
+
+
+def normalise_intensities(image, landmarks, cutoff=DEFAULT_CUTOFF, padding=10):
+    """The whole chain on a [X, Y, Z, 4] volume; float32 [X, Y, Z, 4]."""
+    image = np.asarray(image, np.float32)
+    if image.ndim != 4 or image.shape[-1] != len(MODALITIES):
+        raise ValueError(f"normalise_intensities takes a [X, Y, Z, {len(MODALITIES)}] volume "
+                         f"(channels {', '.join(MODALITIES)}), got shape {image.shape}.")
+    present = present_modalities(image)
+    if not present.any():
+        raise ValueError("All four modalities are empty (all zeros): nothing to normalise.")
+    missing = [m for m, p in zip(MODALITIES, present) if p and m not in landmarks]
+    if missing:
+        raise ValueError(f"No histogram landmarks for {', '.join(missing)}.")
+    p = int(padding)
+    padded = np.pad(image, [(p, p)] * 3 + [(0, 0)], mode="minimum") if p else image.copy()
+    mask = foreground_mask(padded, present)
+    if not mask.any():
+        raise ValueError("The foreground (and of the modalities' 'mean_plus' masks) is empty: "
+                         "are the modalities co-registered?")
+    out = np.zeros_like(padded)
+    for i in np.flatnonzero(present):
+        standard = apply_landmarks(padded[..., i], mask, landmarks[MODALITIES[i]], cutoff)
+        out[..., i] = whiten(standard.astype(np.float32), mask)
+    if p:
+        out = out[p:-p, p:-p, p:-p]
+    return out.astype(np.float32)
