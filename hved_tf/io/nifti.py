@@ -115,6 +115,17 @@ def _atomic_save(img, path):
             tmp.unlink()
 
 
+def write_nifti(path, array, affine, kind="image"):
+    """Writes a new file (no input geometry to follow): float32 image or uint8 label."""
+    array = np.asarray(array)
+    data = array.astype(np.uint8 if kind == "label" else np.float32)
+    img = nib.Nifti1Image(data, np.asarray(affine, np.float64))
+    img.set_qform(affine, 1)
+    img.set_sform(affine, 1)
+    _atomic_save(img, path)
+    return pathlib.Path(path)
+
+
 def save_nifti(path, array_ras, geometry, kind="image"):
     """Writes a RAS array back in `geometry`'s orientation, affine and header."""
     array_ras = np.asarray(array_ras)

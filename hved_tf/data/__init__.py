@@ -1,0 +1,1 @@
+"""Data: BraTS-like phantoms (`synthetic`), the tf.data pipeline (`pipeline`, `augment`)."""
