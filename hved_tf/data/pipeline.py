@@ -1,0 +1,204 @@
+"""The tf.data training pipeline over prepared (cached, memory-mapped) subjects.
+
+Each *visit* of a subject draws `windows_per_volume` windows from it (the release drew 32 per
+volume); subjects are visited in a seeded order reshuffled every epoch, windows of `cycle_length`
+subjects are interleaved, augmented in a parallel map and prefetched. Elements:
+
+    ({"image": float32 [X, Y, Z, 4], "available": float32 [4]}, label int32 [X, Y, Z, 1])
+
+where `available` marks the modalities the subject really has (the training step never draws a
+missing one as present nor uses it as a reconstruction target).
+
+Samplers (pure NumPy, below): "uniform" (every window position equally likely, the release's)
+and "balanced" (a class present in the subject chosen uniformly, then one of its voxels as the
+window centre; a window near the border slides inside the volume). Windows larger than the
+volume along an axis are padded at the end, images with their channel's minimum, labels with 0.
+Everything random is derived from `seed` and the visit number: the stream is reproducible.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import numpy as np
+import tensorflow as tf
+
+from hved_tf.data import augment
+from hved_tf.modalities import NUM_MODALITIES
+
+SAMPLERS = ("uniform", "balanced")
+
+
+@dataclasses.dataclass(frozen=True)
+class PipelineConfig:
+    window: tuple = (112, 112, 112)
+    windows_per_volume: int = 32
+    sampler: str = "uniform"
+    batch_size: int = 1
+    flip_axes: tuple = (0, 1, 2)
+    rotation_degrees: float = 0.0
+    scaling: float = 0.0
+    seed: int = 0
+    cycle_length: int = 4
+    prefetch: int = 2
+
+    def validate(self):
+        if len(self.window) != 3 or any(int(w) < 1 for w in self.window):
+            raise ValueError(f"window must be three positive integers, got {self.window}.")
+        if self.sampler not in SAMPLERS:
+            raise ValueError(f"sampler must be one of {SAMPLERS}, got {self.sampler!r}.")
+        for name in ("windows_per_volume", "batch_size", "cycle_length"):
+            if int(getattr(self, name)) < 1:
+                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}.")
+        if any(a not in (0, 1, 2) for a in self.flip_axes):
+            raise ValueError(f"flip_axes must be among 0, 1, 2, got {self.flip_axes}.")
+        if not 0 <= self.rotation_degrees <= 180 or not 0 <= self.scaling < 1:
+            raise ValueError("rotation_degrees must be in [0, 180] and scaling in [0, 1).")
+        return self
+
+    @property
+    def margin(self):
+        """Voxels added on each side of a window so that rotation/zoom never look outside."""
+        if not (self.rotation_degrees or self.scaling):
+            return (0, 0, 0)
+        theta = math.radians(self.rotation_degrees)
+        grow = (1.0 + self.scaling) * (math.cos(theta) + 2 * math.sin(theta)) - 1.0
+        return tuple(int(math.ceil(w * max(grow, 0.0) / 2)) + 1 for w in self.window)
+
+
+# ------------------------------------------------------------------ samplers (NumPy)
+
+def uniform_corners(shape, window, n, rng):
+    """[n, 3] window corners, every valid position equally likely (0 where the window is larger)."""
+    highs = [max(int(s) - int(w), 0) + 1 for s, w in zip(shape, window)]
+    return np.stack([rng.integers(0, h, n) for h in highs], axis=-1)
+
+
+def balanced_centres(class_indices, shape, n, rng):
+    """[n, 3] voxels: a class present chosen uniformly, then one of its voxels uniformly."""
+    present = [c for c, idx in enumerate(class_indices) if len(idx)]
+    if not present:
+        raise ValueError("The balanced sampler needs a labelled subject.")
+    classes = rng.choice(present, n)
+    flat = np.array([class_indices[c][rng.integers(len(class_indices[c]))] for c in classes])
+    return np.stack(np.unravel_index(flat, shape), axis=-1)
+
+
+def corners_from_centres(centres, shape, window):
+    """Window corners putting each centre in the middle, slid to stay inside the volume."""
+    window = np.asarray(window)
+    corner = np.asarray(centres) - window // 2
+    return np.clip(corner, 0, np.maximum(np.asarray(shape) - window, 0))
+
+
+def extract_window(volume, corner, window, pad_value):
+    """volume[corner : corner + window] ([X, Y, Z, ...]), padded at the end where too small."""
+    sl = tuple(slice(int(c), int(c) + int(w)) for c, w in zip(corner, window))
+    part = np.asarray(volume[sl])
+    missing = [int(w) - s for w, s in zip(window, part.shape[:3])]
+    if any(missing):
+        pads = [(0, m) for m in missing] + [(0, 0)] * (part.ndim - 3)
+        if np.ndim(pad_value) and part.ndim == 4:   # one value per channel
+            part = np.stack([np.pad(part[..., c], pads[:3], constant_values=pad_value[c])
+                             for c in range(part.shape[-1])], axis=-1)
+        else:
+            part = np.pad(part, pads, constant_values=pad_value)
+    return part
+
+
+def _extract_with_margin(volume, corner, window, margin, pad_value):
+    """Window plus `margin` on each side; outside the volume: edge-padded (reflect the clamp
+    of the resampler) for the margin, `pad_value` where the volume itself is too small."""
+    core = extract_window(volume, corner, window, pad_value)
+    if not any(margin):
+        return core
+    lo = np.asarray(corner) - np.asarray(margin)
+    hi = np.asarray(corner) + np.asarray(window) + np.asarray(margin)
+    shape = np.asarray(volume.shape[:3])
+    src_lo, src_hi = np.maximum(lo, 0), np.minimum(hi, shape)
+    part = np.asarray(volume[tuple(slice(a, b) for a, b in zip(src_lo, src_hi))])
+    pads = [(int(a - l), int(h - b)) for l, a, b, h in zip(lo, src_lo, src_hi, hi)]
+    return np.pad(part, pads + [(0, 0)] * (part.ndim - 3), mode="edge")
+
+
+# ------------------------------------------------------------------ tf.data
+
+class WindowSource:
+    """Draws the windows of one visit (called through tf.numpy_function)."""
+
+    def __init__(self, subjects, config):
+        self.subjects = list(subjects)
+        self.config = config
+        if not self.subjects:
+            raise ValueError("No subject to draw training windows from.")
+        for s in self.subjects:
+            if s.label is None:
+                raise ValueError(f"Subject {s.id} has no label: it cannot be used for training.")
+        self._minima = {}
+
+    def _minimum(self, k):
+        if k not in self._minima:
+            image = self.subjects[k].image
+            self._minima[k] = np.asarray(image).reshape(-1, image.shape[-1]).min(0)
+        return self._minima[k]
+
+    def subject_of_visit(self, visit):
+        n = len(self.subjects)
+        epoch, pos = divmod(int(visit), n)
+        return int(np.random.default_rng([self.config.seed, epoch]).permutation(n)[pos])
+
+    def __call__(self, visit):
+        cfg = self.config
+        k = self.subject_of_visit(visit)
+        subject = self.subjects[k]
+        rng = np.random.default_rng([cfg.seed, 1, int(visit)])
+        shape = subject.image.shape[:3]
+        n = cfg.windows_per_volume
+        if cfg.sampler == "uniform":
+            corners = uniform_corners(shape, cfg.window, n, rng)
+        else:
+            centres = balanced_centres(subject.class_indices, shape, n, rng)
+            corners = corners_from_centres(centres, shape, cfg.window)
+        margin = cfg.margin
+        minimum = self._minimum(k)
+        images = np.stack([_extract_with_margin(subject.image, c, cfg.window, margin, minimum)
+                           for c in corners]).astype(np.float32)
+        labels = np.stack([_extract_with_margin(subject.label, c, cfg.window, margin, 0)
+                           for c in corners]).astype(np.int32)[..., None]
+        available = np.tile(subject.available.astype(np.float32), (n, 1))
+        seeds = rng.integers(0, 2 ** 31 - 1, size=(n, 2), dtype=np.int64)
+        return images, labels, available, seeds
+
+
+def make_training_dataset(subjects, config=PipelineConfig()):
+    """Infinite, augmented, batched stream of training windows (see the module docstring)."""
+    config.validate()
+    source = WindowSource(subjects, config)
+    window = tuple(int(w) for w in config.window)
+    outer = tuple(w + 2 * m for w, m in zip(window, config.margin))
+
+    def visit(k):
+        images, labels, available, seeds = tf.numpy_function(
+            source, [k], [tf.float32, tf.int32, tf.float32, tf.int64], stateful=False)
+        images.set_shape([None, *outer, NUM_MODALITIES])
+        labels.set_shape([None, *outer, 1])
+        available.set_shape([None, NUM_MODALITIES])
+        seeds.set_shape([None, 2])
+        return tf.data.Dataset.from_tensor_slices((images, labels, available, seeds))
+
+    def transform(image, label, available, seed):
+        seeds = tf.random.experimental.stateless_split(seed, 2)
+        if any(config.margin):
+            image, label = augment.random_affine(image, label, window, seeds[0],
+                                                 config.rotation_degrees, config.scaling)
+        image, label = augment.random_flip(image, label, tuple(config.flip_axes), seeds[1])
+        image.set_shape([*window, NUM_MODALITIES])
+        label.set_shape([*window, 1])
+        return {"image": image, "available": available}, label
+
+    ds = tf.data.Dataset.range(2 ** 62)
+    ds = ds.interleave(visit, cycle_length=config.cycle_length, block_length=1,
+                       num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    ds = ds.map(transform, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    ds = ds.batch(config.batch_size, drop_remainder=True)
+    return ds.prefetch(config.prefetch)

@@ -1,0 +1,175 @@
+"""Preparing subjects (load, crop, label remap, intensity chain) once, cached on disk.
+
+`prepare_subject(subject, landmarks)` runs the release's chain on one subject: its present
+modalities are loaded in RAS and checked to share one grid, stacked in modality order (missing
+ones as zeros), cropped to the non-zero box (release rule), labels mapped to training classes
+0..3, intensities normalised (`normalise_intensities`).
+
+`SubjectCache(folder, landmarks, ...)` keeps each prepared subject as NumPy files, read back
+memory-mapped. An entry's key is made from the source files' paths, sizes and modification
+times and from every setting (landmarks, cutoffs, padding, crop), so a changed file or setting
+makes a new entry. An entry is written into a temporary folder renamed only when complete: the
+cache never holds a partial entry. Per-class voxel indices are stored for the label-balanced
+sampler (background subsampled).
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import logging
+import os
+import pathlib
+import shutil
+import tempfile
+
+import numpy as np
+
+from hved_tf.io.nifti import check_same_grid, load_nifti
+from hved_tf.modalities import MODALITIES, NUM_CLASSES, to_training_labels
+from hved_tf.preprocessing.crop import CropBox, crop, crop_box
+from hved_tf.preprocessing.histogram import DEFAULT_CUTOFF
+from hved_tf.preprocessing.normalise import normalise_intensities
+
+log = logging.getLogger(__name__)
+CACHE_VERSION = 1
+MAX_INDICES_PER_CLASS = 200_000
+
+
+@dataclasses.dataclass
+class PreparedSubject:
+    id: str
+    image: np.ndarray            # float32 [x, y, z, 4], cropped, normalised (RAS)
+    label: np.ndarray | None     # uint8 [x, y, z], training classes 0..3
+    available: np.ndarray        # float32 [4]
+    box: CropBox                 # where the crop sits in the RAS grid
+    class_indices: list | None   # per class: flat voxel indices (int64), or None
+    label_convention: str = "brats2018"
+
+
+def _class_indices(label, rng):
+    out = []
+    flat = label.reshape(-1)
+    for c in range(NUM_CLASSES):
+        idx = np.flatnonzero(flat == c)
+        if idx.size > MAX_INDICES_PER_CLASS:
+            idx = np.sort(rng.choice(idx, MAX_INDICES_PER_CLASS, replace=False))
+        out.append(idx.astype(np.int64))
+    return out
+
+
+def prepare_subject(subject, landmarks, cutoff=DEFAULT_CUTOFF, padding=10, do_crop=True):
+    """Loads and prepares one subject (see the module docstring)."""
+    volumes, geometries = {}, []
+    for modality, path in subject.paths.items():
+        volumes[modality], geometry = load_nifti(path, kind="image")
+        geometries.append(geometry)
+    label = None
+    if subject.label_path is not None:
+        raw, geometry = load_nifti(subject.label_path, kind="label")
+        geometries.append(geometry)
+        label = to_training_labels(raw, subject.label_convention, source=str(subject.label_path))
+    check_same_grid(geometries)
+    shape = next(iter(volumes.values())).shape
+    image = np.zeros((*shape, len(MODALITIES)), np.float32)
+    for i, modality in enumerate(MODALITIES):
+        if modality in volumes:
+            image[..., i] = volumes[modality]
+    box = crop_box(image) if do_crop else CropBox((0, 0, 0), tuple(shape), tuple(shape))
+    image = crop(image, box)
+    label = None if label is None else np.ascontiguousarray(crop(label, box))
+    try:
+        image = normalise_intensities(image, landmarks, cutoff=cutoff, padding=padding)
+    except ValueError as err:
+        raise ValueError(f"Subject {subject.id}: {err}") from None
+    indices = None if label is None else _class_indices(label, np.random.default_rng(0))
+    return PreparedSubject(subject.id, image, label, subject.available, box, indices,
+                           subject.label_convention)
+
+
+def _file_identity(path):
+    st = os.stat(path)
+    return [str(pathlib.Path(path).resolve()), st.st_size, st.st_mtime_ns]
+
+
+class SubjectCache:
+    """Prepared subjects on disk, memory-mapped on read."""
+
+    def __init__(self, folder, landmarks, cutoff=DEFAULT_CUTOFF, padding=10, do_crop=True):
+        self.folder = pathlib.Path(folder)
+        self.landmarks = {m: np.asarray(v, np.float64) for m, v in landmarks.items()}
+        self.cutoff, self.padding, self.do_crop = tuple(cutoff), int(padding), bool(do_crop)
+
+    def key(self, subject):
+        settings = {
+            "version": CACHE_VERSION, "cutoff": self.cutoff, "padding": self.padding,
+            "crop": self.do_crop,
+            "landmarks": {m: v.tolist() for m, v in sorted(self.landmarks.items())},
+            "files": {m: _file_identity(p) for m, p in subject.paths.items()},
+            "label": None if subject.label_path is None else _file_identity(subject.label_path),
+            "convention": subject.label_convention,
+        }
+        blob = json.dumps(settings, sort_keys=True).encode()
+        return hashlib.sha256(blob).hexdigest()[:20]
+
+    def entry(self, subject):
+        return self.folder / f"{subject.id}-{self.key(subject)}"
+
+    def get(self, subject):
+        """The prepared subject, from the cache or prepared now and stored."""
+        entry = self.entry(subject)
+        if not (entry / "meta.json").is_file():
+            self._store(prepare_subject(subject, self.landmarks, self.cutoff, self.padding,
+                                        self.do_crop), entry)
+        return self._load(entry)
+
+    def _store(self, prepared, entry):
+        self.folder.mkdir(parents=True, exist_ok=True)
+        tmp = pathlib.Path(tempfile.mkdtemp(prefix=f".{entry.name}.", dir=self.folder))
+        try:
+            np.save(tmp / "image.npy", prepared.image)
+            meta = {"id": prepared.id, "available": prepared.available.tolist(),
+                    "box": prepared.box.to_dict(), "has_label": prepared.label is not None,
+                    "label_convention": prepared.label_convention,
+                    "shape": list(prepared.image.shape)}
+            if prepared.label is not None:
+                np.save(tmp / "label.npy", prepared.label)
+                for c, idx in enumerate(prepared.class_indices):
+                    np.save(tmp / f"class_{c}.npy", idx)
+            (tmp / "meta.json").write_text(json.dumps(meta))   # last: marks the entry complete
+            try:
+                os.rename(tmp, entry)
+            except OSError:
+                if not (entry / "meta.json").is_file():   # not another process's finished entry
+                    raise
+        finally:
+            if tmp.exists():
+                shutil.rmtree(tmp, ignore_errors=True)
+
+    @staticmethod
+    def _load(entry):
+        meta = json.loads((entry / "meta.json").read_text())
+        label = indices = None
+        if meta["has_label"]:
+            label = np.load(entry / "label.npy", mmap_mode="r")
+            indices = [np.load(entry / f"class_{c}.npy") for c in range(NUM_CLASSES)]
+        return PreparedSubject(meta["id"], np.load(entry / "image.npy", mmap_mode="r"), label,
+                               np.asarray(meta["available"], np.float32),
+                               CropBox.from_dict(meta["box"]), indices,
+                               meta.get("label_convention", "brats2018"))
+
+    def prepare_all(self, subjects, on_error="fail", progress=None):
+        """Prepares every subject once; bad subjects fail the run or are skipped with a reason."""
+        if on_error not in ("fail", "skip"):
+            raise ValueError(f"on_error must be 'fail' or 'skip', got {on_error!r}.")
+        prepared = []
+        for k, subject in enumerate(subjects, start=1):
+            try:
+                prepared.append(self.get(subject))
+            except ValueError as err:
+                if on_error == "fail":
+                    raise
+                log.warning("Skipping subject %s: %s", subject.id, err)
+            if progress:
+                progress(k, len(subjects), subject.id)
+        return prepared
