@@ -58,8 +58,11 @@ def _check_landmarks(name, values, source="landmarks"):
     if values.shape != (NUM_LANDMARKS,):
         raise ValueError(f"{source}: modality {name} has {values.size} landmarks, "
                          f"expected {NUM_LANDMARKS}.")
-    if not np.all(np.isfinite(values)) or np.any(np.diff(values) <= 0):
-        raise ValueError(f"{source}: the landmarks of {name} are not strictly increasing "
+    # Ties are allowed (a small brain's 'mean_plus' mask can put several low percentiles on the
+    # zero background, as NiftyNet would); a decrease, or no range at all, is not.
+    if (not np.all(np.isfinite(values)) or np.any(np.diff(values) < 0)
+            or values[-1] <= values[0]):
+        raise ValueError(f"{source}: the landmarks of {name} are not increasing "
                          f"({values.tolist()}); retrain them (train_landmarks) or fix the file.")
     return values
 

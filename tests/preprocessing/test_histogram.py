@@ -63,7 +63,10 @@ def test_hist_file_round_trip(tmp_path):
 @pytest.mark.parametrize("content,match", [
     ("T1 " + " ".join(map(str, range(13))) + "\n", "no landmarks for T1c, T2, FLAIR"),
     ("\n".join(f"{m} " + " ".join(map(str, range(13))) for m in ("T1", "T1c", "T2"))
-     + "\nFlair " + " ".join(map(str, [0] * 13)), "not strictly increasing"),
+     + "\nFlair " + " ".join(map(str, [0] * 13)), "not increasing"),
+    ("\n".join(f"{m} " + " ".join(map(str, range(13))) for m in ("T1", "T1c", "T2"))
+     + "\nFlair " + " ".join(map(str, [0, 1, 2, 3, 5, 4, 6, 7, 8, 9, 10, 11, 12])),
+     "not increasing"),
     ("T1 1 2 3\n", "has 3 landmarks"),
     ("PD " + " ".join(map(str, range(13))), "unknown modality"),
 ])
