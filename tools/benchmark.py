@@ -1,6 +1,13 @@
 """Benchmarks that print figures (speed, memory). Not tests: run them by hand.
 
     python tools/benchmark.py model [--sizes 64,112] [--models u_hved,u_hemis] [--repeats 5]
+    python tools/benchmark.py data [--subjects 16] [--work_dir DIR] [--patches 64]
+
+`data`: writes BraTS-size (240x240x155) phantoms, prepares and caches them (crop, Nyul,
+whitening), then in a fresh process draws augmented 112³ windows (the paper's recipe: 32 windows
+per visit, flips on all axes, ±10% scaling) through the tf.data pipeline: patches per second
+and the pipeline process's peak memory, beside a u_hved train step timed in another process of
+the same run.
 
 `model`: for each model and patch size (batch 1), in a fresh process each (so that peak memory is
 that configuration's own): median train-step time, median forward time, peak resident memory,
@@ -98,6 +105,86 @@ def run_one(name, size, repeats):
     }
 
 
+def _data_setup(work_dir, n_subjects):
+    """Phantoms and their cache under work_dir (reused when already there)."""
+    import pathlib
+    from hved_tf.data.synthetic import write_phantom_dataset
+    from hved_tf.io.datasets import discover_subjects
+    from hved_tf.modalities import MODALITIES
+    from hved_tf.preprocessing.cache import SubjectCache
+    from hved_tf.preprocessing.histogram import (read_niftynet_landmarks, train_landmarks,
+                                                 write_niftynet_landmarks)
+    from hved_tf.io.nifti import load_nifti
+
+    work = pathlib.Path(work_dir)
+    raw = work / "raw"
+    if len(list(raw.glob("*/*_seg.nii.gz"))) < n_subjects:
+        start = time.perf_counter()
+        write_phantom_dataset(raw, n_subjects, (240, 240, 155), seed=0, layout="brats2020")
+        print(f"wrote {n_subjects} phantoms in {time.perf_counter() - start:.0f} s", flush=True)
+    subjects = discover_subjects(raw)[:n_subjects]
+    hist = work / "hist.txt"
+    if not hist.is_file():
+        import numpy as np
+        images = []
+        for s in subjects[:4]:
+            image = np.zeros((240, 240, 155, 4), np.float32)
+            for i, m in enumerate(MODALITIES):
+                image[..., i] = load_nifti(s.paths[m])[0]
+            images.append(image)
+        write_niftynet_landmarks(hist, train_landmarks(images))
+    cache = SubjectCache(work / "cache", read_niftynet_landmarks(hist))
+    start = time.perf_counter()
+    cache.prepare_all(subjects)
+    print(f"cache ready ({n_subjects} subjects) after {time.perf_counter() - start:.0f} s",
+          flush=True)
+    return cache, subjects
+
+
+def run_data(work_dir, n_subjects, patches):
+    from hved_tf.data.pipeline import PipelineConfig, make_training_dataset
+
+    cache, subjects = _data_setup(work_dir, n_subjects)
+    prepared = [cache.get(s) for s in subjects]
+    config = PipelineConfig(window=(112, 112, 112), windows_per_volume=32, sampler="uniform",
+                            batch_size=1, flip_axes=(0, 1, 2), scaling=0.1, seed=0)
+    it = iter(make_training_dataset(prepared, config))
+    for _ in range(8):
+        next(it)
+    start = time.perf_counter()
+    for _ in range(patches):
+        x, y = next(it)
+        x["image"].numpy()
+    elapsed = time.perf_counter() - start
+    return {"patches_per_s": patches / elapsed, "s_per_patch": elapsed / patches,
+            "peak_rss_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 ** 2}
+
+
+def cmd_data(args):
+    import tempfile
+    work = args.work_dir or tempfile.mkdtemp(prefix="hved_bench_data_")
+    _data_setup(work, args.subjects)       # in this process: phantoms and cache, once
+    proc = subprocess.run([sys.executable, __file__, "_data", work, str(args.subjects),
+                           str(args.patches)], capture_output=True, text=True)
+    if proc.returncode != 0:
+        print(proc.stderr[-3000:], file=sys.stderr)
+        raise SystemExit("data benchmark failed")
+    data = json.loads(proc.stdout.strip().splitlines()[-1])
+    proc = subprocess.run([sys.executable, __file__, "_one", "u_hved", "112", "3"],
+                          capture_output=True, text=True)
+    if proc.returncode != 0:
+        print(proc.stderr[-3000:], file=sys.stderr)
+        raise SystemExit("train-step benchmark failed")
+    step = json.loads(proc.stdout.strip().splitlines()[-1])
+    ratio = data["s_per_patch"] / step["step_s"]
+    print(f"pipeline: {data['patches_per_s']:.2f} augmented 112^3 patches/s "
+          f"({data['s_per_patch']:.3f} s/patch, {args.patches} patches, {args.subjects} cached "
+          f"240x240x155 subjects), peak RSS {data['peak_rss_gb']:.2f} GB | u_hved train step "
+          f"{step['step_s']:.2f} s (median of 3) | patch/step = {ratio:.3f} "
+          f"(target < 0.5)", flush=True)
+    print(f"work dir (phantoms + cache, reusable with --work_dir): {work}")
+
+
 def cmd_model(args):
     rows = []
     for name in args.models.split(","):
@@ -123,6 +210,9 @@ def cmd_model(args):
 
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
+    if argv and argv[0] == "_data":
+        print(json.dumps(run_data(argv[1], int(argv[2]), int(argv[3]))))
+        return
     if argv and argv[0] == "_one":
         name, size, repeats = argv[1], int(argv[2]), int(argv[3])
         print(json.dumps(run_one(name, size, repeats)))
@@ -136,6 +226,11 @@ def main(argv=None):
     p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--json", help="also write the figures to this JSON file")
     p.set_defaults(func=cmd_model)
+    p = sub.add_parser("data", help="augmented patches per second from cached BraTS-size phantoms")
+    p.add_argument("--subjects", type=int, default=16)
+    p.add_argument("--patches", type=int, default=64)
+    p.add_argument("--work_dir", help="reuse phantoms and cache from an earlier run")
+    p.set_defaults(func=cmd_data)
     args = parser.parse_args(argv)
     args.func(args)
 

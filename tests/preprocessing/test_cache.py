@@ -100,3 +100,31 @@ def test_landmarks_train_on_phantoms(dataset):
     for v in landmarks.values():
         assert v[0] == pytest.approx(0) and v[-1] == pytest.approx(100)
         assert np.all(np.diff(v) >= 0) and v[6] > v[1]
+
+
+def test_label_outside_convention_names_the_file(dataset, tmp_path):
+    import nibabel as nib
+    _, subjects = dataset
+    subject = subjects[0]
+    img = nib.load(str(subject.label_path))
+    data = np.asanyarray(img.dataobj).copy()
+    data[data == 4] = 3                          # 3 is not a BraTS 2018 label
+    bad = tmp_path / "bad_seg.nii.gz"
+    nib.save(nib.Nifti1Image(data, img.affine), str(bad))
+    subject = type(subject)(subject.id, subject.paths, bad, subject.layout)
+    with pytest.raises(ValueError, match="bad_seg.nii.gz: label values \\[3\\]"):
+        cache_lib.prepare_subject(subject, _landmarks(subjects))
+
+
+def test_make_phantoms_tool(tmp_path):
+    import importlib.util
+    from conftest import REPO
+    spec = importlib.util.spec_from_file_location("make_phantoms", REPO / "tools" / "make_phantoms.py")
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    assert tool.main(["--out", str(tmp_path), "--n", "2", "--shape", "32,32,32",
+                      "--layout", "brats2023"]) == 0
+    subjects = discover_subjects(tmp_path)
+    assert [s.layout for s in subjects] == ["brats2023"] * 2
+    with pytest.raises(SystemExit):
+        tool.main(["--out", str(tmp_path), "--shape", "32,32"])
