@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import mmap
 
 import numpy as np
 import tensorflow as tf
@@ -123,8 +124,20 @@ def _extract_with_margin(volume, corner, window, margin, pad_value):
 
 # ------------------------------------------------------------------ tf.data
 
+def _release_pages(array):
+    """Drops the pages of a memory-mapped array from this process's resident memory.
+
+    The pages are the cache file's, so nothing is lost: a later read maps them again. Without
+    this, windows drawn all over 16 BraTS-size subjects would leave every page resident and the
+    pipeline's resident memory would grow to the size of the whole cache.
+    """
+    mm = getattr(array, "_mmap", None)
+    if mm is not None and hasattr(mm, "madvise") and hasattr(mmap, "MADV_DONTNEED"):
+        mm.madvise(mmap.MADV_DONTNEED)
+
+
 class WindowSource:
-    """Draws the windows of one visit (called through tf.numpy_function)."""
+    """Plans the windows of a visit, and extracts one window (through tf.numpy_function)."""
 
     def __init__(self, subjects, config):
         self.subjects = list(subjects)
@@ -138,8 +151,13 @@ class WindowSource:
 
     def _minimum(self, k):
         if k not in self._minima:
-            image = self.subjects[k].image
-            self._minima[k] = np.asarray(image).reshape(-1, image.shape[-1]).min(0)
+            subject = self.subjects[k]
+            minimum = getattr(subject, "minimum", None)
+            if minimum is None:
+                image = subject.image
+                minimum = np.asarray(image).reshape(-1, image.shape[-1]).min(0)
+                _release_pages(image)
+            self._minima[k] = np.asarray(minimum, np.float32)
         return self._minima[k]
 
     def subject_of_visit(self, visit):
@@ -147,7 +165,8 @@ class WindowSource:
         epoch, pos = divmod(int(visit), n)
         return int(np.random.default_rng([self.config.seed, epoch]).permutation(n)[pos])
 
-    def __call__(self, visit):
+    def plan(self, visit):
+        """(subject index [n], corners [n, 3], seeds [n, 2]) of one visit's windows."""
         cfg = self.config
         k = self.subject_of_visit(visit)
         subject = self.subjects[k]
@@ -159,32 +178,48 @@ class WindowSource:
         else:
             centres = balanced_centres(subject.class_indices, shape, n, rng)
             corners = corners_from_centres(centres, shape, cfg.window)
-        margin = cfg.margin
-        minimum = self._minimum(k)
-        images = np.stack([_extract_with_margin(subject.image, c, cfg.window, margin, minimum)
-                           for c in corners]).astype(np.float32)
-        labels = np.stack([_extract_with_margin(subject.label, c, cfg.window, margin, 0)
-                           for c in corners]).astype(np.int32)[..., None]
-        available = np.tile(subject.available.astype(np.float32), (n, 1))
         seeds = rng.integers(0, 2 ** 31 - 1, size=(n, 2), dtype=np.int64)
-        return images, labels, available, seeds
+        return np.full(n, k, np.int64), corners.astype(np.int64), seeds
+
+    def extract(self, k, corner):
+        """(image [X', Y', Z', 4] float32, label [X', Y', Z', 1] int32, available [4])."""
+        cfg = self.config
+        subject = self.subjects[int(k)]
+        margin = cfg.margin
+        image = _extract_with_margin(subject.image, corner, cfg.window, margin,
+                                     self._minimum(int(k))).astype(np.float32)
+        label = _extract_with_margin(subject.label, corner, cfg.window, margin, 0)
+        _release_pages(subject.image)
+        _release_pages(subject.label)
+        return image, label.astype(np.int32)[..., None], subject.available.astype(np.float32)
 
 
 def make_training_dataset(subjects, config=PipelineConfig()):
-    """Infinite, augmented, batched stream of training windows (see the module docstring)."""
+    """Infinite, augmented, batched stream of training windows (see the module docstring).
+
+    A visit only plans its windows (corners and seeds); each window is read from the
+    memory-mapped cache when the stream reaches it, so at most a few windows are in memory.
+    """
     config.validate()
     source = WindowSource(subjects, config)
     window = tuple(int(w) for w in config.window)
     outer = tuple(w + 2 * m for w, m in zip(window, config.margin))
 
-    def visit(k):
-        images, labels, available, seeds = tf.numpy_function(
-            source, [k], [tf.float32, tf.int32, tf.float32, tf.int64], stateful=False)
-        images.set_shape([None, *outer, NUM_MODALITIES])
-        labels.set_shape([None, *outer, 1])
-        available.set_shape([None, NUM_MODALITIES])
+    def visit(v):
+        k, corners, seeds = tf.numpy_function(source.plan, [v], [tf.int64, tf.int64, tf.int64],
+                                              stateful=False)
+        k.set_shape([None])
+        corners.set_shape([None, 3])
         seeds.set_shape([None, 2])
-        return tf.data.Dataset.from_tensor_slices((images, labels, available, seeds))
+        return tf.data.Dataset.from_tensor_slices((k, corners, seeds))
+
+    def read(k, corner, seed):
+        image, label, available = tf.numpy_function(
+            source.extract, [k, corner], [tf.float32, tf.int32, tf.float32], stateful=False)
+        image.set_shape([*outer, NUM_MODALITIES])
+        label.set_shape([*outer, 1])
+        available.set_shape([NUM_MODALITIES])
+        return image, label, available, seed
 
     def transform(image, label, available, seed):
         seeds = tf.random.experimental.stateless_split(seed, 2)
@@ -198,7 +233,8 @@ def make_training_dataset(subjects, config=PipelineConfig()):
 
     ds = tf.data.Dataset.range(2 ** 62)
     ds = ds.interleave(visit, cycle_length=config.cycle_length, block_length=1,
-                       num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-    ds = ds.map(transform, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+                       num_parallel_calls=1, deterministic=True)
+    ds = ds.map(read, num_parallel_calls=2, deterministic=True)
+    ds = ds.map(transform, num_parallel_calls=2, deterministic=True)
     ds = ds.batch(config.batch_size, drop_remainder=True)
     return ds.prefetch(config.prefetch)

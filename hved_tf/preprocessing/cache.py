@@ -32,7 +32,7 @@ from hved_tf.preprocessing.histogram import DEFAULT_CUTOFF
 from hved_tf.preprocessing.normalise import normalise_intensities
 
 log = logging.getLogger(__name__)
-CACHE_VERSION = 1
+CACHE_VERSION = 2
 MAX_INDICES_PER_CLASS = 200_000
 
 
@@ -45,6 +45,7 @@ class PreparedSubject:
     box: CropBox                 # where the crop sits in the RAS grid
     class_indices: list | None   # per class: flat voxel indices (int64), or None
     label_convention: str = "brats2018"
+    minimum: np.ndarray | None = None   # float32 [4]: each channel's minimum (padding value)
 
 
 def _class_indices(label, rng):
@@ -84,7 +85,7 @@ def prepare_subject(subject, landmarks, cutoff=DEFAULT_CUTOFF, padding=10, do_cr
         raise ValueError(f"Subject {subject.id}: {err}") from None
     indices = None if label is None else _class_indices(label, np.random.default_rng(0))
     return PreparedSubject(subject.id, image, label, subject.available, box, indices,
-                           subject.label_convention)
+                           subject.label_convention, image.reshape(-1, image.shape[-1]).min(0))
 
 
 def _file_identity(path):
@@ -131,7 +132,8 @@ class SubjectCache:
             meta = {"id": prepared.id, "available": prepared.available.tolist(),
                     "box": prepared.box.to_dict(), "has_label": prepared.label is not None,
                     "label_convention": prepared.label_convention,
-                    "shape": list(prepared.image.shape)}
+                    "shape": list(prepared.image.shape),
+                    "minimum": [float(v) for v in prepared.minimum]}
             if prepared.label is not None:
                 np.save(tmp / "label.npy", prepared.label)
                 for c, idx in enumerate(prepared.class_indices):
@@ -156,7 +158,8 @@ class SubjectCache:
         return PreparedSubject(meta["id"], np.load(entry / "image.npy", mmap_mode="r"), label,
                                np.asarray(meta["available"], np.float32),
                                CropBox.from_dict(meta["box"]), indices,
-                               meta.get("label_convention", "brats2018"))
+                               meta.get("label_convention", "brats2018"),
+                               np.asarray(meta["minimum"], np.float32))
 
     def prepare_all(self, subjects, on_error="fail", progress=None):
         """Prepares every subject once; bad subjects fail the run or are skipped with a reason."""
