@@ -1,0 +1,123 @@
+"""From a data configuration to prepared train/validation/test subjects.
+
+Steps: the demo's phantoms are generated on first use (into the cache folder, written in a
+temporary folder renamed when complete); subjects are discovered (layout detected); the split
+comes from a split file or a seeded 70/10/20 fold; landmarks come from a hist.txt or are trained
+on the training subjects' raw volumes and written into the run folder; every subject is prepared
+once into the cache (bad ones skipped with a logged reason, or fatal, as configured).
+"""
+from __future__ import annotations
+
+import logging
+import pathlib
+import shutil
+import tempfile
+import time
+
+import numpy as np
+
+from hved_tf.config import DEMO_ROOT
+from hved_tf.data.synthetic import write_phantom_dataset
+from hved_tf.io import datasets
+from hved_tf.io.nifti import load_nifti
+from hved_tf.modalities import MODALITIES
+from hved_tf.preprocessing.cache import SubjectCache
+from hved_tf.preprocessing.histogram import (read_niftynet_landmarks, train_landmarks,
+                                             write_niftynet_landmarks)
+
+log = logging.getLogger(__name__)
+LANDMARK_SUBJECTS = 20       # raw volumes used to train landmarks (enough for stable means)
+
+
+def default_cache_dir(run_dir):
+    return pathlib.Path(run_dir).resolve().parent / "cache"
+
+
+def demo_root(data_config, cache_dir, seed=0):
+    """The demo's phantom folder, generated once (atomically)."""
+    shape = tuple(data_config.demo_shape)
+    name = f"demo_phantoms_{data_config.demo_subjects}x{'x'.join(map(str, shape))}_seed{seed}"
+    root = pathlib.Path(cache_dir) / name
+    if root.is_dir():
+        return root
+    root.parent.mkdir(parents=True, exist_ok=True)
+    tmp = pathlib.Path(tempfile.mkdtemp(prefix=f".{name}.", dir=root.parent))
+    start = time.time()
+    log.info("Generating %d demo phantoms of %s into %s", data_config.demo_subjects, shape, root)
+    try:
+        write_phantom_dataset(tmp, data_config.demo_subjects, shape, seed=seed,
+                              layout="brats2020")
+        tmp.rename(root)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+    log.info("Demo phantoms ready in %.0f s", time.time() - start)
+    return root
+
+
+def split_subjects(subjects, data_config, seed=0):
+    if data_config.split:
+        path = data_config.split
+        text = pathlib.Path(path).read_text()
+        if "," in text:
+            split = datasets.read_release_split(path, data_config.naming or None)
+        else:
+            split = {sid: "train" for sid in datasets.read_id_list(path)}
+        return datasets.apply_split(subjects, split, source=str(path))
+    split = datasets.kfold_split([s.id for s in subjects], data_config.fold, data_config.folds,
+                                 seed=seed)
+    return datasets.apply_split(subjects, split)
+
+
+def _raw_image(subject):
+    volumes = {m: load_nifti(p)[0] for m, p in subject.paths.items()}
+    shape = next(iter(volumes.values())).shape
+    image = np.zeros((*shape, len(MODALITIES)), np.float32)
+    for i, m in enumerate(MODALITIES):
+        if m in volumes:
+            image[..., i] = volumes[m]
+    return image
+
+
+def landmarks_for(data_config, train_subjects, run_dir):
+    """Landmarks from --hist_file, or trained on training subjects and kept in the run dir."""
+    if data_config.hist_file:
+        return read_niftynet_landmarks(data_config.hist_file)
+    kept = pathlib.Path(run_dir) / "hist.txt"
+    if kept.is_file():
+        return read_niftynet_landmarks(kept)
+    chosen = train_subjects[:LANDMARK_SUBJECTS]
+    log.info("Training histogram landmarks on %d subjects", len(chosen))
+    landmarks = train_landmarks(_raw_image(s) for s in chosen)
+    missing = [m for m in MODALITIES if m not in landmarks]
+    if missing:
+        raise ValueError(f"No training subject has {', '.join(missing)}: cannot train its "
+                         "landmarks. Give --hist_file.")
+    write_niftynet_landmarks(kept, landmarks)
+    return landmarks
+
+
+def prepare_data(data_config, run_dir, seed=0, progress=None):
+    """{"train": [...], "validation": [...], "test": [...]} of PreparedSubject."""
+    cache_dir = pathlib.Path(data_config.cache_dir or default_cache_dir(run_dir))
+    root = (demo_root(data_config, cache_dir, seed) if data_config.root == DEMO_ROOT
+            else pathlib.Path(data_config.root))
+    subjects = datasets.discover_subjects(root)
+    parts = split_subjects(subjects, data_config, seed)
+    if not parts["train"]:
+        raise ValueError(f"The split leaves no training subject (of {len(subjects)} found in "
+                         f"{root}).")
+    labelled = [s for s in parts["train"] if s.label_path is not None]
+    if len(labelled) < len(parts["train"]):
+        log.warning("%d training subject(s) have no label and are left out.",
+                    len(parts["train"]) - len(labelled))
+        parts["train"] = labelled
+    landmarks = landmarks_for(data_config, parts["train"], run_dir)
+    cache = SubjectCache(cache_dir / "subjects", landmarks)
+    prepared = {}
+    for name, part in parts.items():
+        prepared[name] = cache.prepare_all(part, on_error=data_config.on_bad_subject,
+                                           progress=progress)
+    if not prepared["train"]:
+        raise ValueError("No training subject could be prepared.")
+    return prepared

@@ -1,0 +1,155 @@
+"""Training application: `python -m hved_tf.train --flagfile configs/brats18.cfg`.
+
+Runs the paper's recipe from one flagfile (flags in hved_tf/flags.py, their table in the
+README): data preparation (cached), the tf.data pipeline, the model's own train_step under Keras
+`fit`, validation with TensorBoard scalars and images, the best weights, backups to resume
+after a crash or a kill (`BackupAndRestore` at every validation: re-running the same command
+continues from the last one, with the step count, optimiser state and lr schedule), and at the
+end `model.weights.h5` and `model.keras` in the run folder plus the test-split Dice.
+
+Steps are counted as in the original: a Keras "epoch" is only the validation cadence, and
+`StopAtStep` ends the run after exactly `--steps` optimiser steps, resumed or not.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import pathlib
+import sys
+import time
+
+from absl import app
+
+from hved_tf import flags as hv_flags
+from hved_tf.config import TrainConfig
+
+log = logging.getLogger("hved_tf.train")
+IDENTITY_KEYS = ("name", "subset", "base_filters", "levels")
+
+
+def check_run_dir(run_dir, config):
+    """Refuses a run folder that holds another model's run."""
+    previous = run_dir / "run_config.json"
+    if not previous.is_file():
+        return
+    try:
+        old = json.loads(previous.read_text())["model"]
+    except (ValueError, KeyError):
+        raise ValueError(f"{previous} is not a readable run config; use another --run_dir.")
+    new = config.to_dict()["model"]
+    diff = [k for k in IDENTITY_KEYS if old.get(k) != new.get(k)]
+    if diff:
+        raise ValueError(
+            f"--run_dir {run_dir} holds the checkpoints of another model ("
+            + ", ".join(f"{k}={old.get(k)!r}" for k in diff) + "); this run asks for "
+            + ", ".join(f"{k}={new.get(k)!r}" for k in diff) + ". Use another --run_dir.")
+
+
+def make_strategy(name):
+    import tensorflow as tf
+    if name == "mirrored":
+        return tf.distribute.MirroredStrategy()
+    if name == "multi_worker":
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    return tf.distribute.get_strategy()
+
+
+def _save_final(model, run_dir):
+    for name, save in (("model.weights.h5", model.save_weights), ("model.keras", model.save)):
+        suffix = ".weights.h5" if name.endswith(".weights.h5") else ".keras"
+        tmp = run_dir / f".{name}.partial{suffix}"
+        save(tmp)
+        os.replace(tmp, run_dir / name)
+
+
+def run(config: TrainConfig):
+    """Trains as configured; returns the test-split results."""
+    import keras
+
+    from hved_tf.callbacks import (NonFiniteLoss, StepCheckpoints, StopAtStep, Validation,
+                                   evaluate_subjects)
+    from hved_tf.data.pipeline import PipelineConfig, make_training_dataset
+    from hved_tf.data.prepare import prepare_data
+    from hved_tf.models import build_model
+
+    start = time.time()
+    run_dir = pathlib.Path(config.run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    check_run_dir(run_dir, config)
+    config.write(run_dir / "run_config.json")
+    keras.mixed_precision.set_global_policy(config.precision)
+    strategy = make_strategy(config.strategy)
+
+    def progress(i, n, sid):
+        if i == n or i % 10 == 0:
+            print(f"  prepared {i}/{n} subjects ({time.time() - start:.0f} s)", flush=True)
+
+    data = prepare_data(config.data, run_dir, seed=config.model.seed, progress=progress)
+    print(f"data: {len(data['train'])} training, {len(data['validation'])} validation, "
+          f"{len(data['test'])} test subjects ({time.time() - start:.0f} s)", flush=True)
+    pipeline = PipelineConfig(
+        window=config.patch, windows_per_volume=config.windows_per_volume,
+        sampler=config.sampler, batch_size=config.batch_size, flip_axes=config.flip_axes,
+        rotation_degrees=config.rotation_degrees, scaling=config.scaling,
+        seed=config.model.seed)
+    dataset = make_training_dataset(data["train"], pipeline)
+    with strategy.scope():
+        model = build_model(config.model.name, loss_weights=config.optim.loss_weights(),
+                            **config.model.build_options())
+        schedule = keras.optimizers.schedules.ExponentialDecay(
+            config.optim.learning_rate, config.optim.lr_decay_steps,
+            config.optim.lr_decay_factor, staircase=True)
+        model.compile(optimizer=keras.optimizers.Adam(schedule, epsilon=1e-8))
+    validation = Validation(data["validation"] or data["train"][:2], config.validation_subsets,
+                            config.patch, run_dir, config.early_stopping_patience)
+    callbacks = [
+        NonFiniteLoss(),
+        StopAtStep(config.steps),
+        validation,
+        StepCheckpoints(run_dir, config.keep_checkpoints),
+        keras.callbacks.TensorBoard(str(run_dir / "logs"), update_freq=50, write_graph=False),
+        # Last: it saves the epoch's backup after the callbacks above have run.
+        keras.callbacks.BackupAndRestore(str(run_dir / "backup"), delete_checkpoint=False),
+    ]
+    epochs = math.ceil(config.steps / config.validation_every)
+    model.fit(dataset, epochs=epochs, steps_per_epoch=config.validation_every,
+              callbacks=callbacks, verbose=1 if sys.stdout.isatty() else 2)
+    _save_final(model, run_dir)
+    if (run_dir / "best.weights.h5").is_file():
+        model.load_weights(run_dir / "best.weights.h5")
+    results = evaluate_subjects(model, data["test"], config.validation_subsets, config.patch)
+    summary = {"steps": int(model.optimizer.iterations.numpy()), "test": results,
+               "seconds": time.time() - start}
+    (run_dir / "test_results.json").write_text(json.dumps(summary, indent=1))
+    for code, regions in results.items():
+        print(f"test Dice ({len(data['test'])} held-out subjects, {code}): "
+              + ", ".join(f"{r} {v:.3f}" for r, v in regions.items()), flush=True)
+    print(f"done in {time.time() - start:.0f} s: {run_dir}", flush=True)
+    return summary
+
+
+def main(argv):
+    if len(argv) > 1:
+        raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    try:
+        config = hv_flags.config_from_flags()
+    except ValueError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    from hved_tf.callbacks import NonFiniteLossError
+    try:
+        run(config)
+    except NonFiniteLossError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 3
+    except ValueError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    app.run(main)
