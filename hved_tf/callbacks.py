@@ -85,6 +85,7 @@ def segment_for_validation(predict, image, mask, patch, multiple):
         target = [int(math.ceil(min(p, s) / multiple) * multiple) for p, s in zip(patch, shape)]
     minimum = np.asarray(image).reshape(-1, image.shape[-1]).min(0)
     window, covered = _crop_or_pad(np.asarray(image), target, 0.0)
+    window = np.array(window, np.float32)    # a writable copy (the cache is read-only)
     for c in range(window.shape[-1]):       # pad with each channel's background value
         pad_region = np.ones(window.shape[:3], bool)
         pad_region[tuple(slice(0, s.stop - s.start) for s in covered)] = False

@@ -194,7 +194,8 @@ class TrainConfig:
     @classmethod
     def from_dict(cls, d):
         d = dict(d)
-        data = DataConfig(**{**d.pop("data"), "demo_shape": tuple(d["data"]["demo_shape"])})
+        data = d.pop("data")
+        data = DataConfig(**{**data, "demo_shape": tuple(data["demo_shape"])})
         model = ModelConfig(**d.pop("model"))
         optim = OptimConfig(**d.pop("optim"))
         for key in ("patch", "flip_axes", "validation_subsets"):

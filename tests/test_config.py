@@ -1,0 +1,84 @@
+"""Every file in configs/ parses and validates; bad flags are clear errors."""
+import json
+import subprocess
+import sys
+
+import pytest
+from absl import flags as absl_flags
+
+from conftest import REPO
+from hved_tf import flags as hv_flags
+from hved_tf.config import TrainConfig
+from hved_tf.train import check_run_dir
+
+
+@pytest.fixture
+def parse(monkeypatch, tmp_path):
+    monkeypatch.chdir(REPO)
+    fv = absl_flags.FLAGS
+
+    def _parse(*args):
+        fv.unparse_flags()
+        fv(["train", *args])
+        try:
+            return hv_flags.config_from_flags(fv)
+        finally:
+            fv.unparse_flags()
+    yield _parse
+    fv.unparse_flags()
+
+
+@pytest.mark.parametrize("name", sorted(p.name for p in (REPO / "configs").glob("*.cfg")))
+def test_every_config_validates(parse, tmp_path, name):
+    config = parse(f"--flagfile=configs/{name}", f"--data_root={tmp_path}")
+    assert isinstance(config, TrainConfig)
+    if name == "brats18.cfg":
+        assert config.patch == (112, 112, 112) and config.steps == 60000
+        assert config.windows_per_volume == 32 and config.scaling == pytest.approx(0.1)
+        assert config.optim.lr_decay_steps == 10000 and config.optim.lr_decay_factor == 0.25
+        assert (config.optim.kl_weight, config.optim.recon_weight) == (0.1, 0.1)
+    if name == "unet_subset.cfg":
+        assert config.model.subset == "T1c+FLAIR"
+    if name == "demo.cfg":
+        config = parse(f"--flagfile=configs/{name}")
+        assert config.data.root == "demo"
+    back = TrainConfig.from_dict(json.loads(json.dumps(config.to_dict())))
+    assert back == config
+
+
+@pytest.mark.parametrize("args,match", [
+    (["--steps=0"], "--steps must be a positive integer"),
+    (["--patch=1,2"], "--patch must be three integers"),
+    (["--patch=a,b,c"], "--patch must be integers"),
+    (["--model=vnet"], "--model must be one of"),
+    (["--model=unet", "--subset=T1+DWI"], "--subset: Unknown modality"),
+    (["--model=unet"], "needs --subset"),
+    (["--kl_variant=both"], "--kl_variant must be one of"),
+    (["--data_root=/nonexistent/brats"], "is not a folder"),
+    (["--validation_subsets=T9"], "--validation_subsets"),
+    (["--hist_file=/nonexistent/hist.txt"], "does not exist"),
+])
+def test_bad_values(parse, args, match):
+    with pytest.raises(ValueError, match=match):
+        parse(*args)
+
+
+def test_unknown_flag_exits_non_zero_before_work(tmp_path):
+    run = subprocess.run([sys.executable, "-m", "hved_tf.train", "--no_such_flag=1",
+                          f"--run_dir={tmp_path}/r"], capture_output=True, text=True, cwd=REPO,
+                         timeout=120)
+    assert run.returncode != 0 and "no_such_flag" in run.stderr
+    run = subprocess.run([sys.executable, "-m", "hved_tf.train", "--steps=-3",
+                          f"--run_dir={tmp_path}/r"], capture_output=True, text=True, cwd=REPO,
+                         timeout=120)
+    assert run.returncode == 2 and "--steps must be a positive integer" in run.stderr
+    assert not (tmp_path / "r").exists()
+
+
+def test_run_dir_of_another_model_is_refused(parse, tmp_path):
+    config = parse(f"--run_dir={tmp_path}")
+    (tmp_path / "run_config.json").write_text(json.dumps(config.to_dict()))
+    check_run_dir(tmp_path, config)                     # same model: fine
+    other = parse(f"--run_dir={tmp_path}", "--model=u_hemis")
+    with pytest.raises(ValueError, match="holds the checkpoints of another model"):
+        check_run_dir(tmp_path, other)
