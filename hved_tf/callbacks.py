@@ -182,7 +182,7 @@ class Validation(keras.callbacks.Callback):
         self.history = []
 
     def on_train_begin(self, logs=None):
-        self.writer = tf.summary.create_file_writer(str(self.run_dir / "logs" / "validation"))
+        self.writer = tf.summary.create_file_writer(str(self.run_dir / "logs" / "eval"))
         state = self.run_dir / "best.txt"
         if state.is_file():                      # resumed: keep the best score so far
             self.best = float(state.read_text().split()[0])
@@ -196,7 +196,8 @@ class Validation(keras.callbacks.Callback):
             return
         results = evaluate_subjects(self.model, self.subjects, self.subsets, self.patch)
         full = results.get(self.subsets[0], {})
-        with self.writer.as_default(step=step):
+        # record_if(True): Keras' TensorBoard callback may leave a step-gated record_if active.
+        with self.writer.as_default(step=step), tf.summary.record_if(True):
             tf.summary.scalar("learning_rate", lr)
             for code, regions in results.items():
                 for region, value in regions.items():

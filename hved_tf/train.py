@@ -109,7 +109,7 @@ def run(config: TrainConfig):
         StopAtStep(config.steps),
         validation,
         StepCheckpoints(run_dir, config.keep_checkpoints),
-        keras.callbacks.TensorBoard(str(run_dir / "logs"), update_freq=50, write_graph=False),
+        keras.callbacks.TensorBoard(str(run_dir / "logs"), update_freq="epoch", write_graph=False),
         # Last: it saves the epoch's backup after the callbacks above have run.
         keras.callbacks.BackupAndRestore(str(run_dir / "backup"), delete_checkpoint=False),
     ]

@@ -1,0 +1,107 @@
+"""The training application end to end on a tiny phantom config."""
+import json
+import os
+import pathlib
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from conftest import REPO
+from hved_tf.config import DataConfig, ModelConfig, TrainConfig
+
+TINY = ["--data_root=demo", "--demo_subjects=6", "--demo_shape=32,32,32", "--patch=32,32,32",
+        "--base_filters=4", "--levels=3", "--windows_per_volume=2", "--validation_every=2",
+        "--validation_subsets=T1+T1c+T2+FLAIR,T1c", "--keep_checkpoints=2"]
+
+
+def _tiny_config(run_dir, steps=4, **kw):
+    return TrainConfig(
+        data=DataConfig(root="demo", demo_subjects=6, demo_shape=(32, 32, 32),
+                        cache_dir=str(pathlib.Path(run_dir).parent / "cache")),
+        model=ModelConfig(base_filters=4, levels=3, **kw), run_dir=str(run_dir),
+        patch=(32, 32, 32), windows_per_volume=2, steps=steps, validation_every=2,
+        validation_subsets=("T1+T1c+T2+FLAIR", "T1c"), keep_checkpoints=2).validate()
+
+
+def _events(folder):
+    from tensorboard.backend.event_processing import event_accumulator
+    acc = event_accumulator.EventAccumulator(
+        str(folder), size_guidance={event_accumulator.TENSORS: 0, event_accumulator.IMAGES: 0})
+    acc.Reload()
+    return acc
+
+
+def test_tiny_run_writes_everything(tmp_path):
+    from hved_tf.train import run
+    run_dir = tmp_path / "run"
+    summary = run(_tiny_config(run_dir))
+    assert summary["steps"] == 4
+    assert set(summary["test"]) == {"T1+T1c+T2+FLAIR", "T1c"}
+    for name in ("run_config.json", "model.weights.h5", "model.keras", "best.weights.h5",
+                 "hist.txt", "test_results.json"):
+        assert (run_dir / name).is_file(), name
+    assert len(list((run_dir / "checkpoints").glob("step_*.weights.h5"))) == 2
+    resolved = json.loads((run_dir / "run_config.json").read_text())
+    assert resolved["model"]["base_filters"] == 4 and resolved["steps"] == 4
+    val = _events(run_dir / "logs" / "eval")
+    tags = val.Tags()["tensors"]
+    assert "learning_rate" in tags and "dice/T1c/enhancing" in tags
+    assert [e.step for e in val.Tensors("dice/T1+T1c+T2+FLAIR/whole_tumour")] == [2, 4]
+    images = [t for t in tags if t.startswith(("axial", "coronal", "sagittal"))]
+    assert len(images) == 3
+    image = val.Tensors(images[0])[0].tensor_proto
+    assert image.string_val and image.string_val[2].startswith(b"\x89PNG")
+    train_tags = _events(run_dir / "logs" / "train").Tags()["tensors"]
+    assert {"epoch_loss", "epoch_kl", "epoch_recon", "epoch_seg_dice"} <= set(train_tags)
+
+
+def test_nan_loss_stops_with_message_and_keeps_last_backup(tmp_path, monkeypatch):
+    import tensorflow as tf
+    from hved_tf import train
+    from hved_tf.callbacks import NonFiniteLossError
+    from hved_tf.data import pipeline
+
+    real = pipeline.make_training_dataset
+
+    def poisoned(subjects, config):
+        ds = real(subjects, config).enumerate()
+
+        def poison(i, element):
+            x, y = element
+            bad = tf.where(i >= 3, np.nan, 0.0)        # from the 4th step on
+            return {"image": x["image"] + bad, "available": x["available"]}, y
+        return ds.map(poison)
+
+    monkeypatch.setattr(pipeline, "make_training_dataset", poisoned)
+    run_dir = tmp_path / "run"
+    with pytest.raises(NonFiniteLossError, match="The loss became nan at step"):
+        train.run(_tiny_config(run_dir, steps=6))
+    backup = list((run_dir / "backup").rglob("*.weights.h5"))
+    assert backup, "the backup of the last good epoch is there"
+    import h5py
+    with h5py.File(backup[0]) as f:
+        values = []
+        f.visititems(lambda n, o: values.append(o[()]) if isinstance(o, h5py.Dataset) else None)
+    assert all(np.all(np.isfinite(v)) for v in values if np.issubdtype(np.asarray(v).dtype,
+                                                                       np.floating))
+
+
+@pytest.mark.slow
+def test_sigkill_then_rerun_ends_at_the_same_step(tmp_path):
+    run_dir = tmp_path / "run"
+    args = [sys.executable, "-m", "hved_tf.train", *TINY, "--steps=8", f"--run_dir={run_dir}",
+            f"--cache_dir={tmp_path / 'cache'}"]
+    proc = subprocess.Popen(args, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 600
+    while time.time() < deadline and not list((run_dir / "checkpoints").glob("step_*04.*")):
+        time.sleep(0.5)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert not (run_dir / "test_results.json").exists()
+    done = subprocess.run(args, cwd=REPO, capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert json.loads((run_dir / "test_results.json").read_text())["steps"] == 8
