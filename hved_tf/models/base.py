@@ -12,6 +12,8 @@ of replicas (Keras 3 sums gradients across replicas in a custom step) and applie
 """
 from __future__ import annotations
 
+import zlib
+
 import keras
 import numpy as np
 import tensorflow as tf
@@ -124,6 +126,29 @@ class HeteroModalModel(keras.Model):
         image = tf.zeros((1, size, size, size, NUM_MODALITIES))
         self.forward(image, tf.ones((1, NUM_MODALITIES)), training=False)
         self.built = True
+        self.seed_weights()
+
+    def seed_weights(self):
+        """With a seed, draws every kernel again from a generator keyed by (seed, variable path).
+
+        NiftyNet's initialiser (normal, stddev sqrt(2 / fan_in), truncated at 2 stddev); the
+        same seed gives the same weights whatever the order layers were built in.
+        """
+        if self.seed is None:
+            return
+        for var in self.trainable_weights:
+            if not var.path.endswith("kernel"):
+                continue
+            local = var.path.split("/", 1)[-1]          # without the model's own name
+            rng = np.random.default_rng([int(self.seed), zlib.crc32(local.encode())])
+            shape = tuple(var.shape)
+            std = np.sqrt(2.0 / max(int(np.prod(shape[:-1])), 1))
+            values = rng.normal(0.0, 1.0, shape)
+            bad = np.abs(values) > 2
+            while bad.any():
+                values[bad] = rng.normal(0.0, 1.0, int(bad.sum()))
+                bad = np.abs(values) > 2
+            var.assign((values * std).astype(var.dtype))
 
     def get_config(self):
         return {**super().get_config(), "num_classes": self.num_classes,

@@ -74,6 +74,7 @@ class SubsetUNet(HeteroModalModel):
         mask = tf.constant(subset_mask(self.indices))[None]
         self.forward(tf.zeros((1, size, size, size, 4)), mask)
         self.built = True
+        self.seed_weights()
 
     def get_config(self):
         return {**super().get_config(), "subset": self.subset, "base_filters": self.base_filters,

@@ -151,3 +151,19 @@ def test_save_and_load_keras_and_weights(tmp_path, name, options):
     fresh = build_model(name, seed=2, loss_weights={"kl": 0.5}, **options)
     fresh.load_weights(tmp_path / "m.weights.h5")
     np.testing.assert_allclose(fresh(x, **kwargs)["seg_logits"], expected, rtol=1e-6, atol=1e-6)
+
+
+def test_seed_gives_the_same_initial_weights():
+    a = build_model("u_hemis", seed=3, **SMALL)
+    b = build_model("u_hemis", seed=3, **SMALL)
+    c = build_model("u_hemis", seed=4, **SMALL)
+    for va, vb in zip(a.get_weights(), b.get_weights()):
+        np.testing.assert_array_equal(va, vb)
+    kernels = [w for w, v in zip(a.get_weights(), a.trainable_weights) if v.path.endswith("kernel")]
+    other = [w for w, v in zip(c.get_weights(), c.trainable_weights) if v.path.endswith("kernel")]
+    assert not np.array_equal(kernels[3], other[3])
+    # NiftyNet's initialiser: truncated at 2 stddev, stddev sqrt(2 / fan_in) before truncation.
+    big = [w for w in kernels if w.size > 2000][0]
+    std = np.sqrt(2 / np.prod(big.shape[:-1]))
+    assert np.abs(big).max() <= 2 * std + 1e-7
+    assert big.std() == pytest.approx(0.8796 * std, rel=0.1)
