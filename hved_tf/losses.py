@@ -9,6 +9,9 @@
   subject has (all four when nothing is missing, as in the original, dropped ones included).
 - ``kl_normal``: elementwise closed-form KL(N1 || N2), with the release's 1e-7 in var2's denominator.
 - ``kl_loss``: "original" (released code) or "paper" variant, averaged over the latent levels.
+  The "original" one runs as one XLA-compiled function returning its value and analytic gradient
+  (a departure from "no XLA by default": it compiles elementwise code only, see the comment at
+  `_kl_original_value_and_grad`; ``fused=False`` gives plain autodiff of the same formulas).
 - ``weight_decay``: mean over conv kernels of 1e-5 · Σw² / 2 (the release's reduce_mean of its
   L2 regularisation losses).
 - ``total_loss``: Dice + CE + 0.1·KL + 0.1·L2 + decay, weights configurable.
