@@ -79,6 +79,11 @@ def run(config: TrainConfig):
     run_dir.mkdir(parents=True, exist_ok=True)
     check_run_dir(run_dir, config)
     config.write(run_dir / "run_config.json")
+    if config.precision == "mixed_float16":
+        import tensorflow as tf
+        if not tf.config.list_physical_devices("GPU"):
+            raise ValueError("--precision=mixed_float16 needs a GPU (TensorFlow's CPU kernels "
+                             "have no float16 3-D pooling); on a CPU use mixed_bfloat16.")
     keras.mixed_precision.set_global_policy(config.precision)
     strategy = make_strategy(config.strategy)
 
@@ -117,11 +122,15 @@ def run(config: TrainConfig):
     model.fit(dataset, epochs=epochs, steps_per_epoch=config.validation_every,
               callbacks=callbacks, verbose=1 if sys.stdout.isatty() else 2)
     _save_final(model, run_dir)
+    steps = int(model.optimizer.iterations.numpy())
     if (run_dir / "best.weights.h5").is_file():
+        # The test split is scored with the best validated weights (the file also holds the
+        # optimiser state of that moment, hence `steps` read above).
         model.load_weights(run_dir / "best.weights.h5")
     results = evaluate_subjects(model, data["test"], config.validation_subsets, config.patch)
-    summary = {"steps": int(model.optimizer.iterations.numpy()), "test": results,
-               "seconds": time.time() - start}
+    summary = {"steps": steps, "test": results, "seconds": time.time() - start,
+               "weights": "best.weights.h5" if (run_dir / "best.weights.h5").is_file()
+               else "model.weights.h5"}
     (run_dir / "test_results.json").write_text(json.dumps(summary, indent=1))
     for code, regions in results.items():
         print(f"test Dice ({len(data['test'])} held-out subjects, {code}): "

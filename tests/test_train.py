@@ -105,3 +105,14 @@ def test_sigkill_then_rerun_ends_at_the_same_step(tmp_path):
     done = subprocess.run(args, cwd=REPO, capture_output=True, text=True, timeout=900)
     assert done.returncode == 0, done.stderr[-3000:]
     assert json.loads((run_dir / "test_results.json").read_text())["steps"] == 8
+
+
+def test_mixed_float16_on_a_cpu_is_refused(tmp_path):
+    import tensorflow as tf
+    from hved_tf.train import run
+    if tf.config.list_physical_devices("GPU"):
+        pytest.skip("a GPU is present: mixed_float16 is allowed")
+    config = _tiny_config(tmp_path / "run")
+    config.precision = "mixed_float16"
+    with pytest.raises(ValueError, match="mixed_float16 needs a GPU"):
+        run(config)

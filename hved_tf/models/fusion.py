@@ -29,7 +29,7 @@ Z_MODES = ("sample", "mean")
 
 def _expand_mask(mask, rank):
     """[B, M] -> [B, M, 1, ..., 1] with `rank` dims in all."""
-    mask = tf.convert_to_tensor(mask, tf.float32)
+    mask = tf.cast(mask, tf.float32)
     return tf.reshape(mask, tf.concat([tf.shape(mask), tf.ones([rank - 2], tf.int32)], 0))
 
 
@@ -111,6 +111,7 @@ class GaussianFusion(keras.layers.Layer):
     """
 
     def __init__(self, mode="sample", seed=None, **kwargs):
+        kwargs.setdefault("dtype", "float32")    # fusion stays float32 under mixed precision
         super().__init__(**kwargs)
         if mode not in Z_MODES:
             raise ValueError(f"GaussianFusion mode must be one of {Z_MODES}, got {mode!r}.")
@@ -136,6 +137,10 @@ class GaussianFusion(keras.layers.Layer):
 @register
 class MomentsFusion(keras.layers.Layer):
     """HeMIS fusion: [B, M, *spatial, C] features and [B, M] mask -> [B, *spatial, 2C]."""
+
+    def __init__(self, **kwargs):
+        kwargs.setdefault("dtype", "float32")    # fusion stays float32 under mixed precision
+        super().__init__(**kwargs)
 
     def call(self, features, mask):
         return hemis_moments(features, mask)

@@ -156,3 +156,20 @@ def test_mirrored_two_replicas_equal_one_device():
     run = subprocess.run([sys.executable, "-c", MIRRORED], capture_output=True, text=True,
                          timeout=600)
     assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-4000:]
+
+
+def test_mixed_bfloat16_trains_with_float32_losses_and_outputs():
+    import keras
+    keras.mixed_precision.set_global_policy("mixed_bfloat16")
+    try:
+        model = build_model("u_hved", seed=0, **SMALL)
+        model.compile(optimizer=model.default_optimizer())
+        logs = model.fit(tf.data.Dataset.from_tensors(_batch()).repeat(2), verbose=0).history
+        assert all(np.isfinite(v[-1]) for v in logs.values())
+        out = model({"image": _batch()[0]["image"], "mask": tf.ones((1, 4))})
+        assert out["seg_logits"].dtype == tf.float32 and out["recon"].dtype == tf.float32
+        assert model.trainable_weights[0].dtype == "float32"          # float32 master weights
+        assert model.fusions[0].compute_dtype == "float32"            # PoE stays float32
+        assert model.encoders[0].blocks[0].unit_0.conv.compute_dtype == "bfloat16"
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
