@@ -2,6 +2,7 @@
 
     python tools/benchmark.py model [--sizes 64,112] [--models u_hved,u_hemis] [--repeats 5]
     python tools/benchmark.py data [--subjects 16] [--work_dir DIR] [--patches 64]
+    python tools/benchmark.py train [--subjects 16] [--work_dir DIR] [--steps 8]
 
 `data`: writes BraTS-size (240x240x155) phantoms, prepares and caches them (crop, Nyul,
 whitening), then in a fresh process draws augmented 112³ windows (the paper's recipe: 32 windows
@@ -185,6 +186,56 @@ def cmd_data(args):
     print(f"work dir (phantoms + cache, reusable with --work_dir): {work}")
 
 
+def run_loop(work_dir, n_subjects, steps, precision):
+    """Seconds per step of model.fit over the real pipeline (u_hved, 112³, the paper's recipe)."""
+    import keras
+    from hved_tf.data.pipeline import PipelineConfig, make_training_dataset
+    from hved_tf.models import build_model
+
+    keras.mixed_precision.set_global_policy(precision)
+    cache, subjects = _data_setup(work_dir, n_subjects)
+    prepared = [cache.get(s) for s in subjects]
+    config = PipelineConfig(window=(112, 112, 112), windows_per_volume=32, sampler="uniform",
+                            flip_axes=(0, 1, 2), scaling=0.1, seed=0)
+    model = build_model("u_hved", seed=0)
+    model.compile(optimizer=model.default_optimizer(1e-3))
+    times = []
+
+    class Timer(keras.callbacks.Callback):
+        def on_train_batch_begin(self, batch, logs=None):
+            self.start = time.perf_counter()
+
+        def on_train_batch_end(self, batch, logs=None):
+            times.append(time.perf_counter() - self.start)
+
+    model.fit(make_training_dataset(prepared, config), epochs=1, steps_per_epoch=steps + 2,
+              callbacks=[Timer()], verbose=0)
+    return {"loop_step_s": statistics.median(times[2:]), "times": times}
+
+
+def _child(args):
+    proc = subprocess.run([sys.executable, __file__, *map(str, args)], capture_output=True,
+                          text=True)
+    if proc.returncode != 0:
+        print(proc.stderr[-3000:], file=sys.stderr)
+        raise SystemExit(f"benchmark child {args[0]} failed")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def cmd_train(args):
+    import tempfile
+    work = args.work_dir or tempfile.mkdtemp(prefix="hved_bench_data_")
+    _data_setup(work, args.subjects)
+    alone = _child(["_one", "u_hved", 112, args.steps])
+    loop = _child(["_loop", work, args.subjects, args.steps, "float32"])
+    bf16 = _child(["_one_bf16", "u_hved", 112, args.steps])
+    print(f"u_hved 112^3, batch 1: step alone {alone['step_s']:.2f} s | full loop (pipeline + "
+          f"step, fit) {loop['loop_step_s']:.2f} s -> x{loop['loop_step_s'] / alone['step_s']:.3f}"
+          f" (target <= 1.10) | mixed_bfloat16 step {bf16['step_s']:.2f} s -> "
+          f"x{bf16['step_s'] / alone['step_s']:.3f} of float32 (target <= 0.6); medians of "
+          f"{args.steps} steps", flush=True)
+
+
 def cmd_model(args):
     rows = []
     for name in args.models.split(","):
@@ -213,6 +264,14 @@ def main(argv=None):
     if argv and argv[0] == "_data":
         print(json.dumps(run_data(argv[1], int(argv[2]), int(argv[3]))))
         return
+    if argv and argv[0] == "_loop":
+        print(json.dumps(run_loop(argv[1], int(argv[2]), int(argv[3]), argv[4])))
+        return
+    if argv and argv[0] == "_one_bf16":
+        import keras
+        keras.mixed_precision.set_global_policy("mixed_bfloat16")
+        print(json.dumps(run_one(argv[1], int(argv[2]), int(argv[3]))))
+        return
     if argv and argv[0] == "_one":
         name, size, repeats = argv[1], int(argv[2]), int(argv[3])
         print(json.dumps(run_one(name, size, repeats)))
@@ -231,6 +290,11 @@ def main(argv=None):
     p.add_argument("--patches", type=int, default=64)
     p.add_argument("--work_dir", help="reuse phantoms and cache from an earlier run")
     p.set_defaults(func=cmd_data)
+    p = sub.add_parser("train", help="full loop vs step alone, and mixed_bfloat16 vs float32")
+    p.add_argument("--subjects", type=int, default=16)
+    p.add_argument("--steps", type=int, default=8)
+    p.add_argument("--work_dir", help="reuse phantoms and cache from an earlier run")
+    p.set_defaults(func=cmd_train)
     args = parser.parse_args(argv)
     args.func(args)
 
