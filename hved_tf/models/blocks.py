@@ -58,8 +58,9 @@ def instance_norm(x, gamma, beta, epsilon=INSTANCE_NORM_EPSILON):
     mean, var = tf.nn.moments(x32, axes=axes, keepdims=True)            # [B, 1.., C]
     scale = tf.math.rsqrt(var + epsilon) * tf.cast(gamma, tf.float32)    # [B, 1.., C]
     shift = tf.cast(beta, tf.float32) - mean * scale                     # [B, 1.., C]
-    # One fused multiply-add over the volume instead of subtract, divide, scale, shift.
-    return tf.cast(x32 * scale + shift, dtype)
+    # One multiply-add over the volume instead of subtract, divide, scale, shift; under mixed
+    # precision it runs in the compute dtype (statistics stay float32).
+    return x * tf.cast(scale, dtype) + tf.cast(shift, dtype)
 
 
 @register
