@@ -48,8 +48,19 @@ def check_run_dir(run_dir, config):
 
 
 def make_strategy(name):
+    """The tf.distribute strategy; call before TensorFlow runs any op.
+
+    `mirrored` uses every visible GPU; on a machine without one, HVED_LOGICAL_CPUS=N splits the
+    CPU into N logical devices (for tests and for trying the distributed path on a laptop).
+    """
     import tensorflow as tf
     if name == "mirrored":
+        logical = int(os.environ.get("HVED_LOGICAL_CPUS", "0") or 0)
+        if logical > 1 and not tf.config.list_physical_devices("GPU"):
+            cpu = tf.config.list_physical_devices("CPU")[0]
+            tf.config.set_logical_device_configuration(
+                cpu, [tf.config.LogicalDeviceConfiguration() for _ in range(logical)])
+            return tf.distribute.MirroredStrategy([f"/cpu:{i}" for i in range(logical)])
         return tf.distribute.MirroredStrategy()
     if name == "multi_worker":
         return tf.distribute.MultiWorkerMirroredStrategy()
@@ -79,13 +90,16 @@ def run(config: TrainConfig):
     run_dir.mkdir(parents=True, exist_ok=True)
     check_run_dir(run_dir, config)
     config.write(run_dir / "run_config.json")
+    strategy = make_strategy(config.strategy)
+    if config.batch_size % strategy.num_replicas_in_sync:
+        raise ValueError(f"--batch_size={config.batch_size} does not split over "
+                         f"{strategy.num_replicas_in_sync} replicas; use a multiple of it.")
     if config.precision == "mixed_float16":
         import tensorflow as tf
         if not tf.config.list_physical_devices("GPU"):
             raise ValueError("--precision=mixed_float16 needs a GPU (TensorFlow's CPU kernels "
                              "have no float16 3-D pooling); on a CPU use mixed_bfloat16.")
     keras.mixed_precision.set_global_policy(config.precision)
-    strategy = make_strategy(config.strategy)
 
     def progress(i, n, sid):
         if i == n or i % 10 == 0:

@@ -116,3 +116,17 @@ def test_mixed_float16_on_a_cpu_is_refused(tmp_path):
     config.precision = "mixed_float16"
     with pytest.raises(ValueError, match="mixed_float16 needs a GPU"):
         run(config)
+
+
+def test_mirrored_over_two_logical_cpus_runs_end_to_end(tmp_path):
+    run_dir = tmp_path / "run"
+    args = [sys.executable, "-m", "hved_tf.train", *TINY, "--steps=4", "--strategy=mirrored",
+            "--batch_size=2", f"--run_dir={run_dir}", f"--cache_dir={tmp_path / 'cache'}"]
+    env = {**os.environ, "HVED_LOGICAL_CPUS": "2"}
+    done = subprocess.run(args, cwd=REPO, capture_output=True, text=True, timeout=900, env=env)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert json.loads((run_dir / "test_results.json").read_text())["steps"] == 4
+    odd = subprocess.run([*args[:-2], "--batch_size=3", f"--run_dir={tmp_path / 'odd'}",
+                          f"--cache_dir={tmp_path / 'cache'}"], cwd=REPO, capture_output=True,
+                         text=True, timeout=900, env=env)
+    assert odd.returncode == 2 and "does not split over 2 replicas" in odd.stderr
