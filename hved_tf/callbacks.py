@@ -22,6 +22,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from hved_tf.data.pipeline import extract_window
 from hved_tf.metrics import region_dice
 from hved_tf.modalities import MODALITIES, parse_subset, subset_mask
 from hved_tf.models.hved import UHVED
@@ -58,42 +59,29 @@ class NonFiniteLoss(keras.callbacks.Callback):
                 "data (hist file, intensities), or use --precision=float32.")
 
 
-def _crop_or_pad(volume, shape, value):
-    """Central crop/pad of [X, Y, Z, ...] to `shape`; returns (array, slices into the input)."""
-    out, sl_in = volume, []
-    for axis, target in enumerate(shape):
-        size = out.shape[axis]
-        if size > target:
-            start = (size - target) // 2
-            out = np.take(out, range(start, start + target), axis=axis)
-            sl_in.append(slice(start, start + target))
-        else:
-            sl_in.append(slice(0, size))
-            if size < target:
-                pads = [(0, 0)] * out.ndim
-                pads[axis] = (0, target - size)
-                out = np.pad(out, pads, constant_values=value)
-    return out, tuple(sl_in)
+def segment_for_validation(predict, subject, mask, patch, multiple):
+    """(labels [x, y, z], slices of the volume they cover, recon [x, y, z, 4] or None).
 
-
-def segment_for_validation(predict, image, mask, patch, multiple):
-    """Labels [x, y, z] of the volume (or of its central patch) and the slices they cover."""
+    The whole volume when small enough, else its central patch; sizes rounded up to a multiple
+    of the network's total pooling, padded at the end with each channel's minimum.
+    """
+    image = subject.image
     shape = image.shape[:3]
     if np.prod(shape) <= WHOLE_VOLUME_MAX_VOXELS:
-        target = [int(math.ceil(s / multiple) * multiple) for s in shape]
+        extent = shape
     else:
-        target = [int(math.ceil(min(p, s) / multiple) * multiple) for p, s in zip(patch, shape)]
-    minimum = np.asarray(image).reshape(-1, image.shape[-1]).min(0)
-    window, covered = _crop_or_pad(np.asarray(image), target, 0.0)
-    window = np.array(window, np.float32)    # a writable copy (the cache is read-only)
-    for c in range(window.shape[-1]):       # pad with each channel's background value
-        pad_region = np.ones(window.shape[:3], bool)
-        pad_region[tuple(slice(0, s.stop - s.start) for s in covered)] = False
-        window[..., c][pad_region] = minimum[c]
-    probs = predict(window[None].astype(np.float32), mask[None].astype(np.float32))
-    labels = np.argmax(probs[0], axis=-1)
-    extent = tuple(slice(0, s.stop - s.start) for s in covered)
-    return labels[extent], covered, probs[0][extent]
+        extent = [min(p, s) for p, s in zip(patch, shape)]
+    target = [int(math.ceil(e / multiple) * multiple) for e in extent]
+    corner = [(s - e) // 2 for s, e in zip(shape, extent)]
+    minimum = subject.minimum
+    if minimum is None:
+        minimum = np.asarray(image).reshape(-1, image.shape[-1]).min(0)
+    window = extract_window(image, corner, target, np.asarray(minimum, np.float32))
+    probs, recon = predict(window[None].astype(np.float32), mask[None].astype(np.float32))
+    inside = tuple(slice(0, e) for e in extent)
+    covered = tuple(slice(c, c + e) for c, e in zip(corner, extent))
+    labels = np.argmax(probs[0][inside], axis=-1)
+    return labels, covered, (recon[0][inside] if recon.size else None)
 
 
 def _model_multiple(model):
@@ -101,6 +89,7 @@ def _model_multiple(model):
 
 
 def make_predictor(model):
+    """predict(image, mask) -> (probabilities, reconstructions or an empty array), NumPy."""
     kwargs = {"z_mode": "mean"} if isinstance(model, UHVED) else {}
 
     @tf.function(reduce_retracing=True)
@@ -109,9 +98,9 @@ def make_predictor(model):
         return tf.nn.softmax(out["seg_logits"], axis=-1), out.get("recon", tf.zeros([0]))
 
     def predict(image, mask):
-        return forward(image, mask)[0].numpy()
+        probs, recon = forward(image, mask)
+        return probs.numpy(), recon.numpy()
 
-    predict.with_recon = lambda image, mask: [t.numpy() for t in forward(image, mask)]
     return predict
 
 
@@ -128,8 +117,7 @@ def evaluate_subjects(model, subjects, subsets, patch, predict=None):
         for subject in subjects:
             if subject.label is None or np.any(mask > subject.available):
                 continue
-            labels, covered, _ = segment_for_validation(predict, subject.image, mask, patch,
-                                                        multiple)
+            labels, covered, _ = segment_for_validation(predict, subject, mask, patch, multiple)
             scores.append(region_dice(labels, np.asarray(subject.label)[covered]))
         if scores:
             results[code] = {r: float(np.mean([s[r] for s in scores])) for r in scores[0]}
@@ -177,12 +165,14 @@ class Validation(keras.callbacks.Callback):
         self.patience = int(patience)
         self.image_subset = image_subset or "T1c+FLAIR"
         self.writer = None
+        self.predict = None
         self.best = -1.0
         self.wait = 0
         self.history = []
 
     def on_train_begin(self, logs=None):
         self.writer = tf.summary.create_file_writer(str(self.run_dir / "logs" / "eval"))
+        self.predict = make_predictor(self.model)     # one traced function for the whole run
         state = self.run_dir / "best.txt"
         if state.is_file():                      # resumed: keep the best score so far
             self.best = float(state.read_text().split()[0])
@@ -194,7 +184,8 @@ class Validation(keras.callbacks.Callback):
         lr = float(lr(step) if callable(lr) else lr)
         if not self.subjects:
             return
-        results = evaluate_subjects(self.model, self.subjects, self.subsets, self.patch)
+        results = evaluate_subjects(self.model, self.subjects, self.subsets, self.patch,
+                                    self.predict)
         full = results.get(self.subsets[0], {})
         # record_if(True): Keras' TensorBoard callback may leave a step-gated record_if active.
         with self.writer.as_default(step=step), tf.summary.record_if(True):
@@ -234,27 +225,20 @@ class Validation(keras.callbacks.Callback):
         mask = subset_mask(parse_subset(code)) * subject.available
         if not mask.any():
             mask = subject.available
-        predict = make_predictor(self.model)
-        labels, covered, _ = segment_for_validation(predict, image, mask, self.patch,
-                                                    _model_multiple(self.model))
+        labels, covered, recon = segment_for_validation(self.predict, subject, mask, self.patch,
+                                                        _model_multiple(self.model))
         label, image = label[covered], image[covered]
         tumour = np.argwhere(label > 0)
         centre = (tumour.mean(0).astype(int) if len(tumour)
                   else np.asarray(label.shape) // 2)
         columns = [_normalise(image[..., i]) for i in range(4) if mask[i]]
-        if isinstance(self.model, UHVED):
-            x, _ = _crop_or_pad(image, [int(math.ceil(s / _model_multiple(self.model)) *
-                                            _model_multiple(self.model)) for s in image.shape[:3]],
-                                0.0)
-            _, recon = predict.with_recon(x[None].astype(np.float32), mask[None].astype(np.float32))
-            recon = recon[0][tuple(slice(0, s) for s in image.shape[:3])]
+        base = columns[-1]                       # the last input sequence, under the overlays
+        if recon is not None:
             columns += [_normalise(recon[..., i]) for i in range(4) if not mask[i]]
-        base = columns[-1] if not isinstance(self.model, UHVED) else _normalise(image[..., int(
-            np.flatnonzero(mask)[-1])])
         columns += [overlay(base, label), overlay(base, labels)]
         names = ([f"{MODALITIES[i]} (input)" for i in range(4) if mask[i]]
                  + ([f"{MODALITIES[i]} (synthesised)" for i in range(4) if not mask[i]]
-                    if isinstance(self.model, UHVED) else [])
+                    if recon is not None else [])
                  + ["truth", "prediction"])
         for plane, panel in orthogonal_panels(columns, centre).items():
             tf.summary.image(f"{plane}/{code}", panel[None], step=step,
