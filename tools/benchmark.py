@@ -111,11 +111,9 @@ def _data_setup(work_dir, n_subjects):
     import pathlib
     from hved_tf.data.synthetic import write_phantom_dataset
     from hved_tf.io.datasets import discover_subjects
-    from hved_tf.modalities import MODALITIES
-    from hved_tf.preprocessing.cache import SubjectCache
+    from hved_tf.preprocessing.cache import SubjectCache, load_subject_image
     from hved_tf.preprocessing.histogram import (read_niftynet_landmarks, train_landmarks,
                                                  write_niftynet_landmarks)
-    from hved_tf.io.nifti import load_nifti
 
     work = pathlib.Path(work_dir)
     raw = work / "raw"
@@ -126,13 +124,7 @@ def _data_setup(work_dir, n_subjects):
     subjects = discover_subjects(raw)[:n_subjects]
     hist = work / "hist.txt"
     if not hist.is_file():
-        import numpy as np
-        images = []
-        for s in subjects[:4]:
-            image = np.zeros((240, 240, 155, 4), np.float32)
-            for i, m in enumerate(MODALITIES):
-                image[..., i] = load_nifti(s.paths[m])[0]
-            images.append(image)
+        images = [load_subject_image(s)[0] for s in subjects[:4]]
         write_niftynet_landmarks(hist, train_landmarks(images))
     cache = SubjectCache(work / "cache", read_niftynet_landmarks(hist))
     start = time.perf_counter()

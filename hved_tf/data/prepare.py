@@ -14,14 +14,12 @@ import shutil
 import tempfile
 import time
 
-import numpy as np
 
 from hved_tf.config import DEMO_ROOT
 from hved_tf.data.synthetic import write_phantom_dataset
 from hved_tf.io import datasets
-from hved_tf.io.nifti import load_nifti
 from hved_tf.modalities import MODALITIES
-from hved_tf.preprocessing.cache import SubjectCache
+from hved_tf.preprocessing.cache import SubjectCache, load_subject_image
 from hved_tf.preprocessing.histogram import (read_niftynet_landmarks, train_landmarks,
                                              write_niftynet_landmarks)
 
@@ -69,16 +67,6 @@ def split_subjects(subjects, data_config, seed=0):
     return datasets.apply_split(subjects, split)
 
 
-def _raw_image(subject):
-    volumes = {m: load_nifti(p)[0] for m, p in subject.paths.items()}
-    shape = next(iter(volumes.values())).shape
-    image = np.zeros((*shape, len(MODALITIES)), np.float32)
-    for i, m in enumerate(MODALITIES):
-        if m in volumes:
-            image[..., i] = volumes[m]
-    return image
-
-
 def landmarks_for(data_config, train_subjects, run_dir):
     """Landmarks from --hist_file, or trained on training subjects and kept in the run dir."""
     if data_config.hist_file:
@@ -88,7 +76,7 @@ def landmarks_for(data_config, train_subjects, run_dir):
         return read_niftynet_landmarks(kept)
     chosen = train_subjects[:LANDMARK_SUBJECTS]
     log.info("Training histogram landmarks on %d subjects", len(chosen))
-    landmarks = train_landmarks(_raw_image(s) for s in chosen)
+    landmarks = train_landmarks(load_subject_image(s)[0] for s in chosen)
     missing = [m for m in MODALITIES if m not in landmarks]
     if missing:
         raise ValueError(f"No training subject has {', '.join(missing)}: cannot train its "

@@ -59,23 +59,30 @@ def _class_indices(label, rng):
     return out
 
 
-def prepare_subject(subject, landmarks, cutoff=DEFAULT_CUTOFF, padding=10, do_crop=True):
-    """Loads and prepares one subject (see the module docstring)."""
+def load_subject_image(subject):
+    """(raw image [X, Y, Z, 4] float32 in RAS, missing modalities zeros; their geometries)."""
     volumes, geometries = {}, []
     for modality, path in subject.paths.items():
         volumes[modality], geometry = load_nifti(path, kind="image")
         geometries.append(geometry)
-    label = None
-    if subject.label_path is not None:
-        raw, geometry = load_nifti(subject.label_path, kind="label")
-        geometries.append(geometry)
-        label = to_training_labels(raw, subject.label_convention, source=str(subject.label_path))
     check_same_grid(geometries)
     shape = next(iter(volumes.values())).shape
     image = np.zeros((*shape, len(MODALITIES)), np.float32)
     for i, modality in enumerate(MODALITIES):
         if modality in volumes:
             image[..., i] = volumes[modality]
+    return image, geometries
+
+
+def prepare_subject(subject, landmarks, cutoff=DEFAULT_CUTOFF, padding=10, do_crop=True):
+    """Loads and prepares one subject (see the module docstring)."""
+    image, geometries = load_subject_image(subject)
+    shape = image.shape[:3]
+    label = None
+    if subject.label_path is not None:
+        raw, geometry = load_nifti(subject.label_path, kind="label")
+        check_same_grid([geometries[0], geometry])
+        label = to_training_labels(raw, subject.label_convention, source=str(subject.label_path))
     box = crop_box(image) if do_crop else CropBox((0, 0, 0), tuple(shape), tuple(shape))
     image = crop(image, box)
     label = None if label is None else np.ascontiguousarray(crop(label, box))

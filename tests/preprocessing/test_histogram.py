@@ -1,6 +1,5 @@
 """Nyúl standardisation and the intensity chain against NiftyNet 0.5.0 and hand cases."""
 import importlib.util
-import pathlib
 
 import numpy as np
 import pytest
