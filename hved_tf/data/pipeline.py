@@ -12,7 +12,8 @@ missing one as present nor uses it as a reconstruction target).
 Samplers (pure NumPy, below): "uniform" (every window position equally likely, the release's)
 and "balanced" (a class present in the subject chosen uniformly, then one of its voxels as the
 window centre; a window near the border slides inside the volume). Windows larger than the
-volume along an axis are padded at the end, images with their channel's minimum, labels with 0.
+volume along an axis are padded at the end, images with their channel's minimum, labels with 0
+(with rotation or zoom on, the margin read around a window is edge-padded instead).
 Everything random is derived from `seed` and the visit number: the stream is reproducible.
 """
 from __future__ import annotations
@@ -108,11 +109,14 @@ def extract_window(volume, corner, window, pad_value):
 
 
 def _extract_with_margin(volume, corner, window, margin, pad_value):
-    """Window plus `margin` on each side; outside the volume: edge-padded (reflect the clamp
-    of the resampler) for the margin, `pad_value` where the volume itself is too small."""
-    core = extract_window(volume, corner, window, pad_value)
+    """Window plus `margin` on each side.
+
+    Without a margin: `extract_window` (padding with `pad_value`). With one (rotation/zoom on),
+    everything outside the volume is edge-padded, matching the resampler's clamp; for a
+    skull-stripped volume the edge is its background, close to the channel minimum.
+    """
     if not any(margin):
-        return core
+        return extract_window(volume, corner, window, pad_value)
     lo = np.asarray(corner) - np.asarray(margin)
     hi = np.asarray(corner) + np.asarray(window) + np.asarray(margin)
     shape = np.asarray(volume.shape[:3])
