@@ -120,7 +120,7 @@ def run(config: TrainConfig):
         schedule = keras.optimizers.schedules.ExponentialDecay(
             config.optim.learning_rate, config.optim.lr_decay_steps,
             config.optim.lr_decay_factor, staircase=True)
-        model.compile(optimizer=keras.optimizers.Adam(schedule, epsilon=1e-8))
+        model.compile(optimizer=model.default_optimizer(schedule))
     validation = Validation(data["validation"] or data["train"][:2], config.validation_subsets,
                             config.patch, run_dir, config.early_stopping_patience)
     callbacks = [

@@ -213,7 +213,7 @@ class HeteroModalModel(keras.Model):
         return {name: tracker.result() for name, tracker in self._trackers.items()}
 
     def default_optimizer(self, learning_rate=1e-3):
-        """Adam with TF1's epsilon (1e-8), as the release trained."""
+        """Adam with TF1's epsilon (1e-8), as the release trained (the lr may be a schedule)."""
         return keras.optimizers.Adam(learning_rate=learning_rate, epsilon=1e-8)
 
     def _seg_terms(self, logits, labels):
