@@ -21,6 +21,8 @@ setup(
         "scipy>=1.10",
         "nibabel>=5.0",
         "scikit-image>=0.21",
+        # PNG figures (predict --figure, evaluate --figures); scikit-image brings it already.
+        "pillow>=9",
         "absl-py>=1.4",
     ],
     extras_require={"test": ["pytest>=7"]},

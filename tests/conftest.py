@@ -39,3 +39,34 @@ def read_variable_list(path):
         if shape.strip():
             shapes[name.strip()] = tuple(int(s) for s in shape.split(","))
     return shapes
+
+
+def make_run_dir(folder, name="u_hved", **options):
+    """A run folder as training leaves it (config, weights, landmarks), with an untrained tiny
+    model: enough to exercise inference plumbing."""
+    import numpy as np
+
+    from hved_tf.config import ModelConfig, TrainConfig
+    from hved_tf.data.synthetic import make_phantom
+    from hved_tf.models import build_model
+    from hved_tf.modalities import MODALITIES
+    from hved_tf.preprocessing.histogram import train_landmarks, write_niftynet_landmarks
+
+    folder = pathlib.Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    config = TrainConfig(model=ModelConfig(name=name, base_filters=4, levels=3, **options),
+                         run_dir=str(folder), patch=(32, 32, 32)).validate()
+    config.write(folder / "run_config.json")
+    model = build_model(name, **config.model.build_options())
+    model.save_weights(folder / "model.weights.h5")
+    images = []
+    for seed in range(2):
+        volumes, _ = make_phantom((32, 32, 32), seed=[7, seed])
+        images.append(np.stack([volumes[m] for m in MODALITIES], axis=-1))
+    write_niftynet_landmarks(folder / "hist.txt", train_landmarks(images))
+    return folder
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory):
+    return make_run_dir(tmp_path_factory.mktemp("tiny_run") / "run")

@@ -37,6 +37,12 @@ class Geometry:
         return tuple(int(self.shape[int(i)]) for i in np.argsort(self.to_ras[:, 0]))
 
     @property
+    def ras_zooms(self):
+        """Voxel sizes (mm) along the RAS axes."""
+        zooms = self.zooms
+        return tuple(zooms[int(i)] for i in np.argsort(self.to_ras[:, 0]))
+
+    @property
     def axcodes(self):
         return "".join(nib.aff2axcodes(self.affine))
 

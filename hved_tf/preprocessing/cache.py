@@ -46,6 +46,7 @@ class PreparedSubject:
     class_indices: list | None   # per class: flat voxel indices (int64), or None
     label_convention: str = "brats2018"
     minimum: np.ndarray | None = None   # float32 [4]: each channel's minimum (padding value)
+    geometry: object = None      # the first modality's Geometry (not cached: inference only)
 
 
 def _class_indices(label, rng):
@@ -92,7 +93,8 @@ def prepare_subject(subject, landmarks, cutoff=DEFAULT_CUTOFF, padding=10, do_cr
         raise ValueError(f"Subject {subject.id}: {err}") from None
     indices = None if label is None else _class_indices(label, np.random.default_rng(0))
     return PreparedSubject(subject.id, image, label, subject.available, box, indices,
-                           subject.label_convention, image.reshape(-1, image.shape[-1]).min(0))
+                           subject.label_convention, image.reshape(-1, image.shape[-1]).min(0),
+                           geometries[0])
 
 
 def _file_identity(path):
