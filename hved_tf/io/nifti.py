@@ -86,14 +86,26 @@ def load_nifti(path, kind="image"):
             if not np.all(np.isfinite(data)) or np.any(np.rint(data) != data):
                 raise ValueError(f"{path}: label values must be integers.")
             data = np.rint(data).astype(np.int16)
-    affine = img.affine
-    to_ras = ornt_lib.ornt_transform(ornt_lib.io_orientation(affine),
-                                     ornt_lib.axcodes2ornt("RAS"))
-    header = img.header.copy()
-    geometry = Geometry(str(path), tuple(int(s) for s in data.shape), np.asarray(affine),
-                        header, to_ras)
-    ras = np.ascontiguousarray(ornt_lib.apply_orientation(data, to_ras))
+    geometry = _geometry(path, img, data.shape)
+    ras = np.ascontiguousarray(ornt_lib.apply_orientation(data, geometry.to_ras))
     return ras, geometry
+
+
+def _geometry(path, img, shape):
+    to_ras = ornt_lib.ornt_transform(ornt_lib.io_orientation(img.affine),
+                                     ornt_lib.axcodes2ornt("RAS"))
+    return Geometry(str(path), tuple(int(s) for s in shape[:3]), np.asarray(img.affine),
+                    img.header.copy(), to_ras)
+
+
+def read_geometry(path):
+    """The Geometry of a NIfTI file, from its header only (no voxel data read)."""
+    path = pathlib.Path(path)
+    try:
+        img = nib.load(str(path))
+    except Exception as err:  # nibabel raises many kinds for a damaged file
+        raise ValueError(f"{path}: not a readable NIfTI file ({err}).") from None
+    return _geometry(path, img, img.shape)
 
 
 def check_same_grid(geometries):

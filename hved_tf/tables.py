@@ -1,0 +1,133 @@
+"""Evaluation results as files: the long-format CSV, the JSON summary, the Table-1 Markdown.
+
+Rows are dicts {"model", "subject", "subset", "target", "metric", "value"}: `target` is a region
+(whole_tumour, tumour_core, enhancing) for dice/hd95/sensitivity/specificity, or a modality for
+psnr/ssim of a synthesised sequence.
+
+`table1_markdown(rows, models)` lays Dice out like Table 1 of the paper: a row per subset (● the
+modality is present, ○ it is missing; the 15 subsets in the paper's order: by size, then by
+index), columns region × model in percent, a Means row (the mean of the column's cells). With
+two models or more, each other model is compared with the first on the paired per-subject Dice
+(two-sided Wilcoxon signed-rank); where p < `alpha` the higher-scoring of the two gets a `*`.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import os
+import pathlib
+
+import numpy as np
+
+from hved_tf.metrics import wilcoxon_p
+from hved_tf.modalities import MODALITIES, REGIONS, SUBSET_CODES, parse_subset
+
+FIELDS = ("model", "subject", "subset", "target", "metric", "value")
+REGION_SHORT = {"whole_tumour": "WT", "tumour_core": "TC", "enhancing": "ET"}
+
+
+def write_text(path, text):
+    path = pathlib.Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.partial{os.getpid()}")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+    return path
+
+
+def write_csv(path, rows):
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, FIELDS)
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({**row, "value": repr(float(row["value"]))})
+    return write_text(path, buffer.getvalue())
+
+
+def read_csv(path):
+    with open(path, newline="") as f:
+        return [{**row, "value": float(row["value"])} for row in csv.DictReader(f)]
+
+
+def _values(rows, model, subset, target, metric):
+    """{subject: value} of one cell."""
+    return {r["subject"]: r["value"] for r in rows
+            if r["model"] == model and r["subset"] == subset and r["target"] == target
+            and r["metric"] == metric}
+
+
+def _nanmean(values):
+    values = [v for v in values if not math.isnan(v)]
+    return float(np.mean(values)) if values else float("nan")
+
+
+def summary(rows, models):
+    """{model: {subset: {target: {metric: mean, "n": subjects}}}}."""
+    out = {}
+    for model in models:
+        per_subset = {}
+        for r in rows:
+            if r["model"] != model:
+                continue
+            per_subset.setdefault(r["subset"], {}).setdefault(r["target"], {}).setdefault(
+                r["metric"], []).append(r["value"])
+        out[model] = {s: {t: {m: _nanmean(v) for m, v in metrics.items()}
+                          for t, metrics in targets.items()}
+                      for s, targets in per_subset.items()}
+    return out
+
+
+def write_summary(path, rows, models, extra=None):
+    data = {"models": list(models), "summary": summary(rows, models), **(extra or {})}
+    return write_text(path, json.dumps(data, indent=1, allow_nan=True))
+
+
+def significance(rows, models, subset, region, alpha=0.05):
+    """{model: True} for the cells that get a `*` (see the module docstring)."""
+    marks = {}
+    if len(models) < 2:
+        return marks
+    first = _values(rows, models[0], subset, region, "dice")
+    for other in models[1:]:
+        second = _values(rows, other, subset, region, "dice")
+        common = sorted(set(first) & set(second))
+        if len(common) < 2:
+            continue
+        a = [first[s] for s in common]
+        b = [second[s] for s in common]
+        p = wilcoxon_p(a, b)
+        if not math.isnan(p) and p < alpha:
+            marks[models[0] if np.mean(a) > np.mean(b) else other] = True
+    return marks
+
+
+def table1_markdown(rows, models, subsets=SUBSET_CODES, alpha=0.05):
+    """The Markdown table (see the module docstring)."""
+    columns = [(region, model) for region in REGIONS for model in models]
+    head = list(MODALITIES) + [f"{REGION_SHORT[r]} {m}" for r, m in columns]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    cells = {c: [] for c in columns}
+    for code in subsets:
+        present = set(parse_subset(code))
+        row = ["●" if i in present else "○" for i in range(len(MODALITIES))]
+        marks = {region: significance(rows, models, code, region, alpha) for region in REGIONS}
+        for region, model in columns:
+            values = _values(rows, model, code, region, "dice")
+            if not values:
+                row.append("–")
+                continue
+            mean = 100.0 * _nanmean(list(values.values()))
+            cells[(region, model)].append(mean)
+            row.append(f"{mean:.1f}" + ("*" if marks[region].get(model) else ""))
+        lines.append("| " + " | ".join(row) + " |")
+    means = ["**Means**"] + [""] * (len(MODALITIES) - 1)
+    for column in columns:
+        means.append(f"{np.mean(cells[column]):.1f}" if cells[column] else "–")
+    lines.append("| " + " | ".join(means) + " |")
+    note = (f"Dice (%) per modality subset (● present, ○ missing). `*`: the better of the "
+            f"pair ({models[0]} vs the other model) by a two-sided Wilcoxon signed-rank test on "
+            f"the paired per-subject Dice, p < {alpha}." if len(models) > 1 else
+            "Dice (%) per modality subset (● present, ○ missing).")
+    return "\n".join(lines) + "\n\n" + note + "\n"

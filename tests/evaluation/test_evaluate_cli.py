@@ -1,0 +1,45 @@
+"""hved_tf.evaluate end to end on two phantoms with a tiny (untrained) model, twice."""
+import json
+import subprocess
+import sys
+
+import numpy as np
+
+from conftest import REPO
+from hved_tf import tables
+from hved_tf.data.synthetic import write_phantom_dataset
+from hved_tf.modalities import SUBSET_CODES
+
+
+def test_evaluate_writes_table_csv_summary_and_figures(tmp_path, tiny_run):
+    write_phantom_dataset(tmp_path / "data", 2, (32, 32, 32), seed=5)
+    out = tmp_path / "eval"
+    args = [sys.executable, "-m", "hved_tf.evaluate", f"--model={tiny_run}",
+            f"--model={tiny_run}", f"--data_root={tmp_path / 'data'}", f"--out_dir={out}",
+            "--samples=2", "--figures=1", "--overlap=0"]
+    done = subprocess.run(args, cwd=REPO, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    rows = tables.read_csv(out / "results.csv")
+    names = sorted({r["model"] for r in rows})
+    assert len(names) == 2
+    assert {r["subset"] for r in rows} == set(SUBSET_CODES)
+    assert {r["metric"] for r in rows} == {"dice", "hd95", "sensitivity", "specificity",
+                                           "psnr", "ssim"}
+    # PSNR/SSIM only for modalities the subset leaves out: 4 * 15 - 32 present = 28 per subject.
+    assert sum(r["metric"] == "ssim" for r in rows) == 2 * 2 * 28
+    lines = [ln for ln in (out / "table1.md").read_text().splitlines() if ln.startswith("|")]
+    body = [[c.strip() for c in ln.strip("|").split("|")] for ln in lines[2:]]
+    assert len(body) == 16
+    head = [c.strip() for c in lines[0].strip("|").split("|")]
+    for k, column in enumerate(head[4:]):
+        short, model = column.split(" ", 1)
+        region = {"WT": "whole_tumour", "TC": "tumour_core", "ET": "enhancing"}[short]
+        values = [r["value"] for r in rows if r["model"] == model and r["target"] == region
+                  and r["metric"] == "dice"]
+        assert body[-1][4 + k] == f"{100 * np.mean(values):.1f}"
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["subjects"] == ["BraTS20_Training_001", "BraTS20_Training_002"]
+    pngs = sorted(p.name for p in (out / "figures").rglob("*.png"))
+    assert len(pngs) == 2 * 2     # one subject, two figure subsets, two models
+    again = subprocess.run(args, cwd=REPO, capture_output=True, text=True, timeout=600)
+    assert again.returncode == 2 and "--overwrite" in again.stderr
