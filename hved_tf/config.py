@@ -182,6 +182,10 @@ class TrainConfig:
             raise ValueError("--early_stopping_patience must be >= 0.")
         if self.strategy not in STRATEGIES:
             raise ValueError(f"--strategy must be one of {', '.join(STRATEGIES)}.")
+        if self.strategy == "multi_worker" and self.early_stopping_patience:
+            raise ValueError("--early_stopping_patience is decided on the chief alone and would "
+                             "leave the other workers waiting: leave it at 0 with "
+                             "--strategy=multi_worker.")
         if self.precision not in PRECISIONS:
             raise ValueError(f"--precision must be one of {', '.join(PRECISIONS)}.")
         if not self.run_dir:

@@ -162,7 +162,7 @@ def define_flags():
     flags.DEFINE_string("cache_dir", "", "Preprocessed-subject cache (default: the run's, or "
                         "<out_dir>/cache).")
     flags.DEFINE_string("hist_file", "", "Landmarks when a model folder has none.")
-    flags.DEFINE_list("window", [], "Sliding window X,Y,Z (default: the training patch).")
+    flags.DEFINE_list("window", ["auto"], "Sliding window X,Y,Z, or auto (as predict).")
     flags.DEFINE_float("overlap", 0.5, "Overlap of neighbouring windows, in [0, 1).")
     flags.DEFINE_integer("border", 0, "Voxels cut from each side of a window.")
     flags.DEFINE_enum("blend", "gaussian", ["gaussian", "constant"], "Overlap weights.")
@@ -174,8 +174,8 @@ def define_flags():
 
 def run():
     from hved_tf import tables
-    from hved_tf.inference import InferenceOptions
     from hved_tf.loading import load_trained
+    from hved_tf.predict import inference_options
 
     out_dir = pathlib.Path(FLAGS.out_dir)
     earlier = [out_dir / n for n in RESULT_FILES if (out_dir / n).exists()]
@@ -189,14 +189,7 @@ def run():
     names = model_names(trained_models)
     subjects, cache = subjects_to_evaluate(FLAGS.data_root, FLAGS.split, trained_models[0])
     cache = pathlib.Path(FLAGS.cache_dir) if FLAGS.cache_dir else (cache or out_dir / "cache")
-    try:
-        window = (tuple(int(w) for w in FLAGS.window) if FLAGS.window
-                  else trained_models[0].window)
-    except ValueError:
-        raise ValueError(f"--window must be three integers, got {FLAGS.window}.") from None
-    options = InferenceOptions(window=window, border=FLAGS.border, overlap=FLAGS.overlap,
-                               blend=FLAGS.blend, batch_size=FLAGS.batch_size,
-                               num_samples=FLAGS.samples)
+    options = inference_options(FLAGS.window, trained_models[0].window)
     print(f"evaluating {', '.join(names)} on {len(subjects)} subjects x {len(subsets)} subsets",
           flush=True)
     start = time.time()

@@ -152,7 +152,7 @@ def predict_subject(trained, subject, out_dir, options, convention=None, synth_a
         "label_values": dict(zip(CLASS_NAMES, LABEL_CONVENTIONS[convention])),
         "tumour_volume_ml": region_volumes_ml(out["labels"], geometry.ras_zooms),
         "timings": {k: round(v, 3) for k, v in timings.items()},
-        "inference": dataclasses.asdict(options),
+        "inference": {**dataclasses.asdict(options), "window_used": list(out["window"])},
         "model": trained.identity,
         "outputs": written + ["report.json"],
     }
@@ -178,7 +178,8 @@ def define_flags():
     flags.DEFINE_string("hist_file", "", "Landmarks (hist.txt) when the model folder has none.")
     flags.DEFINE_string("label_convention", "", "brats2018 (0/1/2/4) | brats2023 (0/1/2/3); "
                         "default: the dataset layout's, brats2018 for files.")
-    flags.DEFINE_list("window", [], "Sliding window X,Y,Z (default: the training patch).")
+    flags.DEFINE_list("window", ["auto"], "Sliding window X,Y,Z, or auto: the whole cropped "
+                      "volume when it fits 200x200x160 voxels, else the training patch.")
     flags.DEFINE_float("overlap", 0.5, "Overlap of neighbouring windows, in [0, 1).")
     flags.DEFINE_integer("border", 0, "Voxels cut from each side of a window (the original: 10).")
     flags.DEFINE_enum("blend", "gaussian", ["gaussian", "constant"], "Weights where windows overlap.")
@@ -191,21 +192,26 @@ def define_flags():
 
 
 def inference_options(window, default_window):
+    """InferenceOptions from the flags; shared by predict and evaluate."""
     from hved_tf.inference import InferenceOptions
 
-    try:
-        window = tuple(int(w) for w in window) if window else tuple(default_window)
-    except ValueError:
-        raise ValueError(f"--window must be three integers, got {window}.") from None
-    if len(window) != 3 or min(window) < 8:
-        raise ValueError(f"--window must be three integers >= 8, got {window}.")
+    if window == ["auto"] or not window:
+        window = None
+    else:
+        try:
+            window = tuple(int(w) for w in window)
+        except ValueError:
+            raise ValueError(f"--window must be 'auto' or three integers, got {window}.") from None
+        if len(window) != 3 or min(window) < 8:
+            raise ValueError(f"--window must be 'auto' or three integers >= 8, got {window}.")
     if FLAGS.samples < 1:
         raise ValueError(f"--samples must be >= 1, got {FLAGS.samples}.")
     if FLAGS.batch_size < 1:
         raise ValueError(f"--batch_size must be >= 1, got {FLAGS.batch_size}.")
     return InferenceOptions(window=window, border=FLAGS.border, overlap=FLAGS.overlap,
                             blend=FLAGS.blend, batch_size=FLAGS.batch_size,
-                            num_samples=FLAGS.samples)
+                            num_samples=FLAGS.samples,
+                            fallback_window=tuple(default_window))
 
 
 def _progress_printer(label):

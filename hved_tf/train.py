@@ -67,6 +67,22 @@ def make_strategy(name):
     return tf.distribute.get_strategy()
 
 
+def worker_role(strategy):
+    """(is_chief, task name, worker index, worker count) of this process. A single process is
+    the chief; in a multi-worker cluster (TF_CONFIG) the "chief" task is, or worker 0 when the
+    cluster has none."""
+    resolver = getattr(strategy, "cluster_resolver", None)
+    cluster = resolver.cluster_spec().as_dict() if resolver is not None else {}
+    if not cluster:
+        return True, "chief", 0, 1
+    task_type, task_id = resolver.task_type, int(resolver.task_id or 0)
+    has_chief = "chief" in cluster
+    chief = task_type == "chief" or (not has_chief and task_type == "worker" and task_id == 0)
+    index = 0 if task_type == "chief" else task_id + int(has_chief)
+    count = len(cluster.get("worker", [])) + len(cluster.get("chief", []))
+    return chief, f"{task_type}_{task_id}", index, count
+
+
 def _save_final(model, run_dir):
     for name, save in (("model.weights.h5", model.save_weights), ("model.keras", model.save)):
         suffix = ".weights.h5" if name.endswith(".weights.h5") else ".keras"
@@ -89,8 +105,17 @@ def run(config: TrainConfig):
     run_dir = pathlib.Path(config.run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     check_run_dir(run_dir, config)
-    config.write(run_dir / "run_config.json")
     strategy = make_strategy(config.strategy)
+    chief, worker, index, workers = worker_role(strategy)
+    # Keras 3's callbacks know nothing of multi-worker runs (tf.keras 2's did): every worker
+    # would write the same TensorBoard events, checkpoints and backup files. So only the chief
+    # writes into the run folder; every other worker keeps its own backup (synchronous training
+    # makes it identical to the chief's, and a resumed worker needs one to restore from) and its
+    # final weights under <run_dir>/workers/<task>/.
+    own_dir = run_dir if chief else run_dir / "workers" / worker
+    own_dir.mkdir(parents=True, exist_ok=True)
+    if chief:
+        config.write(run_dir / "run_config.json")
     if config.batch_size % strategy.num_replicas_in_sync:
         raise ValueError(f"--batch_size={config.batch_size} does not split over "
                          f"{strategy.num_replicas_in_sync} replicas; use a multiple of it.")
@@ -112,8 +137,16 @@ def run(config: TrainConfig):
         window=config.patch, windows_per_volume=config.windows_per_volume,
         sampler=config.sampler, batch_size=config.batch_size, flip_axes=config.flip_axes,
         rotation_degrees=config.rotation_degrees, scaling=config.scaling,
-        seed=config.model.seed)
+        seed=config.model.seed + 1000 * index)
     dataset = make_training_dataset(data["train"], pipeline)
+    if workers > 1:
+        # Each worker draws its own windows (seeded by its index) from an infinite stream:
+        # there are no files to shard, and index-sharding would make every worker read all.
+        import tensorflow as tf
+        options = tf.data.Options()
+        options.experimental_distribute.auto_shard_policy = (
+            tf.data.experimental.AutoShardPolicy.OFF)
+        dataset = dataset.with_options(options)
     with strategy.scope():
         model = build_model(config.model.name, loss_weights=config.optim.loss_weights(),
                             **config.model.build_options())
@@ -121,22 +154,26 @@ def run(config: TrainConfig):
             config.optim.learning_rate, config.optim.lr_decay_steps,
             config.optim.lr_decay_factor, staircase=True)
         model.compile(optimizer=model.default_optimizer(schedule))
-    validation = Validation(data["validation"] or data["train"][:2], config.validation_subsets,
-                            config.patch, run_dir, config.early_stopping_patience)
-    callbacks = [
-        NonFiniteLoss(),
-        StopAtStep(config.steps),
-        validation,
-        StepCheckpoints(run_dir, config.keep_checkpoints),
-        keras.callbacks.TensorBoard(str(run_dir / "logs"), update_freq="epoch", write_graph=False),
-        # Last: it saves the epoch's backup after the callbacks above have run.
-        keras.callbacks.BackupAndRestore(str(run_dir / "backup"), delete_checkpoint=False),
-    ]
+    callbacks = [NonFiniteLoss(), StopAtStep(config.steps)]
+    if chief:
+        callbacks += [
+            Validation(data["validation"] or data["train"][:2], config.validation_subsets,
+                       config.patch, run_dir, config.early_stopping_patience),
+            StepCheckpoints(run_dir, config.keep_checkpoints),
+            keras.callbacks.TensorBoard(str(run_dir / "logs"), update_freq="epoch",
+                                        write_graph=False)]
+    # Last: it saves the epoch's backup after the callbacks above have run.
+    callbacks.append(keras.callbacks.BackupAndRestore(str(own_dir / "backup"),
+                                                      delete_checkpoint=False))
     epochs = math.ceil(config.steps / config.validation_every)
     model.fit(dataset, epochs=epochs, steps_per_epoch=config.validation_every,
-              callbacks=callbacks, verbose=1 if sys.stdout.isatty() else 2)
-    _save_final(model, run_dir)
+              callbacks=callbacks, verbose=1 if sys.stdout.isatty() and chief else 2)
     steps = int(model.optimizer.iterations.numpy())
+    if not chief:
+        model.save_weights(own_dir / "model.weights.h5")
+        print(f"{worker} done after {steps} steps ({time.time() - start:.0f} s)", flush=True)
+        return {"steps": steps, "worker": worker}
+    _save_final(model, run_dir)
     if (run_dir / "best.weights.h5").is_file():
         # The test split is scored with the best validated weights (the file also holds the
         # optimiser state of that moment, hence `steps` read above).

@@ -130,3 +130,51 @@ def test_mirrored_over_two_logical_cpus_runs_end_to_end(tmp_path):
                           f"--cache_dir={tmp_path / 'cache'}"], cwd=REPO, capture_output=True,
                          text=True, timeout=900, env=env)
     assert odd.returncode == 2 and "does not split over 2 replicas" in odd.stderr
+
+
+def _free_ports(n):
+    import socket
+    socks = [socket.socket() for _ in range(n)]
+    for s in socks:
+        s.bind(("127.0.0.1", 0))
+    ports = [s.getsockname()[1] for s in socks]
+    for s in socks:
+        s.close()
+    return ports
+
+
+@pytest.mark.slow
+def test_two_workers_on_localhost_end_with_identical_weights(tmp_path):
+    """Run by hand: pytest -m slow -k two_workers (two processes, TF_CONFIG on 127.0.0.1)."""
+    import h5py
+
+    run_dir = tmp_path / "run"
+    cluster = {"worker": [f"127.0.0.1:{p}" for p in _free_ports(2)]}
+    args = [sys.executable, "-m", "hved_tf.train", *TINY, "--steps=4", "--batch_size=2",
+            "--strategy=multi_worker", f"--run_dir={run_dir}",
+            f"--cache_dir={tmp_path / 'cache'}"]
+    procs = []
+    for index in range(2):
+        env = {**os.environ, "TF_CONFIG": json.dumps(
+            {"cluster": cluster, "task": {"type": "worker", "index": index}})}
+        procs.append(subprocess.Popen(args, cwd=REPO, env=env, stdout=subprocess.PIPE,
+                                      stderr=subprocess.STDOUT, text=True))
+    outputs = [p.communicate(timeout=900)[0] for p in procs]
+    for p, out in zip(procs, outputs):
+        assert p.returncode == 0, out[-3000:]
+    assert json.loads((run_dir / "test_results.json").read_text())["steps"] == 4
+    worker_dir = run_dir / "workers" / "worker_1"
+    assert (worker_dir / "backup").is_dir() and not (worker_dir / "logs").exists()
+    assert not (run_dir / "workers" / "worker_0").exists()
+
+    def weights(path):
+        out = {}
+        with h5py.File(path, "r") as f:
+            f.visititems(lambda name, obj: out.__setitem__(name, obj[()])
+                         if isinstance(obj, h5py.Dataset) else None)
+        return out
+
+    chief, other = weights(run_dir / "model.weights.h5"), weights(worker_dir / "model.weights.h5")
+    assert chief.keys() == other.keys() and len(chief) > 50
+    for name in chief:
+        np.testing.assert_array_equal(chief[name], other[name], err_msg=name)

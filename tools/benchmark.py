@@ -3,7 +3,7 @@
     python tools/benchmark.py model [--sizes 64,112] [--models u_hved,u_hemis] [--repeats 5]
     python tools/benchmark.py data [--subjects 16] [--work_dir DIR] [--patches 64]
     python tools/benchmark.py train [--subjects 16] [--work_dir DIR] [--steps 8]
-    python tools/benchmark.py predict [--work_dir DIR] [--samples 10] [--repeats 3]
+    python tools/benchmark.py predict [--work_dir DIR] [--samples 10] [--repeats 3] [--window auto]
 
 `data`: writes BraTS-size (240x240x155) phantoms, prepares and caches them (crop, Nyul,
 whitening), then in a fresh process draws augmented 112³ windows (the paper's recipe: 32 windows
@@ -12,8 +12,8 @@ and the pipeline process's peak memory, beside a u_hved train step timed in anot
 the same run.
 
 `predict`: one BraTS-size (240x240x155) phantom with all four modalities through
-`hved_tf.predict.predict_subject` (u_hved at the release's width, 112³ windows, overlap 0.5,
-Gaussian blending, 10 z samples, the four sequences synthesised, uncertainty), in a fresh
+`hved_tf.predict.predict_subject` (u_hved at the release's width, predict's default window
+(`--window auto`: the whole cropped volume) or given windows at overlap 0.5, 10 z samples, the four sequences synthesised, uncertainty), in a fresh
 process: wall time (median of the repeats after a warm-up run), its split (reading and
 preprocessing; encoders and decoders, from the windows' count and the timed encoders of one
 window; writing), and the process's peak memory.
@@ -259,7 +259,7 @@ def cmd_model(args):
             json.dump(rows, f, indent=1)
 
 
-def run_predict(work_dir, samples, repeats):
+def run_predict(work_dir, samples, repeats, window):
     import pathlib
     import shutil
 
@@ -267,7 +267,7 @@ def run_predict(work_dir, samples, repeats):
     import tensorflow as tf
 
     from hved_tf.config import TrainConfig
-    from hved_tf.inference import InferenceOptions, plan_windows
+    from hved_tf.inference import InferenceOptions, choose_window, plan_windows
     from hved_tf.loading import load_trained
     from hved_tf.models import build_model
     from hved_tf.predict import predict_subject
@@ -279,7 +279,8 @@ def run_predict(work_dir, samples, repeats):
     build_model("u_hved", seed=0).save_weights(run_dir / "model.weights.h5")
     shutil.copy(pathlib.Path(work_dir) / "hist.txt", run_dir / "hist.txt")
     trained = load_trained(run_dir)
-    options = InferenceOptions(window=(112, 112, 112), overlap=0.5, blend="gaussian",
+    window = None if window == "auto" else tuple(int(w) for w in window.split(","))
+    options = InferenceOptions(window=window, overlap=0.5, blend="gaussian",
                                num_samples=samples)
     out_dir = pathlib.Path(work_dir) / "predict_out"
     reports = [predict_subject(trained, subjects[0], out_dir, options, synth_all=True)
@@ -288,15 +289,16 @@ def run_predict(work_dir, samples, repeats):
     k = int(np.argsort(walls)[len(walls) // 2])
     report = reports[1:][k]
     box = cache.get(subjects[0]).box
-    windows = plan_windows(box.shape, options.window, 0, options.overlap, 8).count
+    used = choose_window(box.shape, options, 8)
+    windows = plan_windows(box.shape, used, 0, options.overlap, 8).count
     model = trained.model
     encode = tf.function(lambda x: model.encode(x))
-    x = tf.random.normal([1, 112, 112, 112, 4])
+    x = tf.random.normal([1, *used, 4])
     encoder_s, _ = _timed(lambda: [t.numpy() for level in encode(x) for t in level], 3)
     timings = report["timings"]
     return {"wall_s": walls[k], "wall_runs_s": walls, "first_run_s": sum(
         reports[0]["timings"].values()), "timings": timings, "windows": windows,
-        "cropped_shape": list(box.shape), "encoders_s": windows * encoder_s,
+        "cropped_shape": list(box.shape), "window": list(used), "encoders_s": windows * encoder_s,
         "decoders_s": timings["inference_s"] - windows * encoder_s,
         "peak_rss_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 ** 2}
 
@@ -305,11 +307,12 @@ def cmd_predict(args):
     import tempfile
     work = args.work_dir or tempfile.mkdtemp(prefix="hved_bench_predict_")
     _data_setup(work, 1)
-    r = _child(["_predict", work, args.samples, args.repeats])
+    r = _child(["_predict", work, args.samples, args.repeats, args.window])
     t = r["timings"]
     print(f"predict, 240x240x155 phantom (cropped {'x'.join(map(str, r['cropped_shape']))}), "
           f"u_hved, all 4 modalities, {args.samples} z samples, 4 synthesised, uncertainty, "
-          f"{r['windows']} windows of 112^3 (overlap 0.5):\n"
+          f"{r['windows']} window(s) of {'x'.join(map(str, r['window']))} (--window "
+          f"{args.window}, overlap 0.5):\n"
           f"  wall {r['wall_s']:.1f} s (median of {args.repeats}: "
           f"{', '.join(f'{w:.1f}' for w in r['wall_runs_s'])}; first run {r['first_run_s']:.1f} s "
           f"with tracing) (target <= 60 s) | peak RSS {r['peak_rss_gb']:.2f} GB (target <= 8)\n"
@@ -327,7 +330,7 @@ def main(argv=None):
         print(json.dumps(run_loop(argv[1], int(argv[2]), int(argv[3]), argv[4])))
         return
     if argv and argv[0] == "_predict":
-        print(json.dumps(run_predict(argv[1], int(argv[2]), int(argv[3]))))
+        print(json.dumps(run_predict(argv[1], int(argv[2]), int(argv[3]), argv[4])))
         return
     if argv and argv[0] == "_one_bf16":
         import keras
@@ -360,6 +363,7 @@ def main(argv=None):
     p = sub.add_parser("predict", help="predict on a BraTS-size phantom: wall time, memory")
     p.add_argument("--samples", type=int, default=10)
     p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--window", default="auto", help="auto (predict's default) or X,Y,Z")
     p.add_argument("--work_dir", help="reuse the phantom and cache from an earlier run")
     p.set_defaults(func=cmd_predict)
     args = parser.parse_args(argv)

@@ -99,3 +99,15 @@ def test_gaussian_weights_peak_at_the_centre():
 def test_entropy_closed_form():
     p = np.array([[1.0, 0.0, 0.0, 0.0], [0.25, 0.25, 0.25, 0.25], [0.5, 0.5, 0.0, 0.0]])
     np.testing.assert_allclose(entropy(p), [0.0, np.log(4), np.log(2)], rtol=1e-6)
+
+
+def test_auto_window_is_the_whole_volume_within_the_budget():
+    from hved_tf.inference import InferenceOptions, choose_window
+
+    auto = InferenceOptions(window=None, max_voxels=64 ** 3, fallback_window=(32, 32, 32))
+    assert choose_window((50, 61, 33), auto, 8) == (56, 64, 40)
+    assert choose_window((70, 70, 70), auto, 8) == (32, 32, 32)       # over the budget
+    fixed = InferenceOptions(window=(16, 16, 16))
+    assert choose_window((50, 61, 33), fixed, 8) == (16, 16, 16)
+    # BraTS' cropped brains fit the default budget.
+    assert choose_window((197, 196, 129), InferenceOptions(), 8) == (200, 200, 136)
