@@ -45,7 +45,11 @@ def demo_root(data_config, cache_dir, seed=0):
     try:
         write_phantom_dataset(tmp, data_config.demo_subjects, shape, seed=seed,
                               layout="brats2020")
-        tmp.rename(root)
+        try:
+            tmp.rename(root)
+        except OSError:
+            if not root.is_dir():     # not another process's (e.g. another worker's) finished copy
+                raise
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)

@@ -118,6 +118,18 @@ class HeteroModalModel(keras.Model):
     def metrics(self):
         return list(self._trackers.values())
 
+    def _maybe_symbolic_build(self, iterator=None, data_batch=None):
+        # Keras 3 (3.15) workaround: under a tf.distribute strategy, `fit` first reduces a whole
+        # data batch across replicas (`strategy.reduce("MEAN", batch)`) to build the model
+        # symbolically; MultiWorkerMirroredStrategy cannot reduce our dict of inputs and fails.
+        # Our models are built when made (no compiled loss or metrics), so only the optimizer's
+        # variables remain to create, and they need no data.
+        if self.built and getattr(self, "_distribute_strategy", None) is not None:
+            with self.distribute_strategy.scope():
+                self._symbolic_build(data_batch=None)
+            return None
+        return super()._maybe_symbolic_build(iterator=iterator, data_batch=data_batch)
+
     def build(self, input_shape=None):
         """Creates every weight by running the network once on a small input."""
         if self.built:
@@ -210,7 +222,13 @@ class HeteroModalModel(keras.Model):
     def _update_trackers(self, terms):
         for name, tracker in self._trackers.items():
             tracker.update_state(terms[name])
-        return {name: tracker.result() for name, tracker in self._trackers.items()}
+        logs = {name: tracker.result() for name, tracker in self._trackers.items()}
+        if isinstance(tf.distribute.get_strategy(), tf.distribute.MultiWorkerMirroredStrategy):
+            # Keras 3 (3.15) workaround: across workers it reduces each log with
+            # `strategy.reduce("MEAN", value, axis=0)`, which fails on a scalar. Shape [1]
+            # reduces to the same mean, and Keras turns it into a float.
+            logs = {name: tf.reshape(value, [1]) for name, value in logs.items()}
+        return logs
 
     def default_optimizer(self, learning_rate=1e-3):
         """Adam with TF1's epsilon (1e-8), as the release trained (the lr may be a schedule)."""
