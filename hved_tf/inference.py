@@ -197,21 +197,21 @@ class ModelPredictor:
 
     U-HVED gives the mean of `num_samples` draws of the segmentation, their variance when
     `num_samples` > 1, and (if `synthesise`) the four reconstructions from the posterior mean;
-    the other models give the probabilities only.
+    the other models give the probabilities only. The draws are stateless (`UHVED.infer`):
+    every window of every run uses the same noise for a given `seed`, so results repeat.
     """
 
-    def __init__(self, model, num_samples=10, synthesise=True):
+    def __init__(self, model, num_samples=10, synthesise=True, seed=0):
         if isinstance(num_samples, bool) or not isinstance(num_samples, int) or num_samples < 1:
             raise ValueError(f"num_samples must be an integer >= 1, got {num_samples!r}.")
         self.model, self.num_samples = model, num_samples
         self.hved = isinstance(model, UHVED)
         self.synthesise = bool(synthesise) and self.hved
-        kwargs = ({"z_mode": "sample" if num_samples > 1 else "mean",
-                   "num_samples": num_samples} if self.hved else {})
 
         @tf.function(reduce_retracing=True)
         def forward(image, masks):
-            out = model({"image": image, "mask": masks}, training=False, **kwargs)
+            out = model.infer({"image": image, "mask": masks}, num_samples=num_samples,
+                              seed=seed)
             result = {"probabilities": out["seg_probabilities"]}
             if self.hved and num_samples > 1:
                 result["variance"] = out["seg_variance"]

@@ -176,6 +176,13 @@ class HeteroModalModel(keras.Model):
     def forward(self, image, mask, training=None):
         raise NotImplementedError
 
+    def infer(self, inputs, num_samples=1, seed=0):
+        """Inference outputs {"seg_probabilities", ...} (see UHVED.infer; models without a
+        latent sample give their probabilities whatever `num_samples`)."""
+        image, mask = check_inputs(inputs, self.name)
+        return {"seg_probabilities": self.forward(image, mask, training=False)[
+            "seg_probabilities"]}
+
     def compute_loss_terms(self, image, labels, mask, available, training):
         """Dict of float32 scalars: every name of `loss_terms` but "loss"."""
         raise NotImplementedError

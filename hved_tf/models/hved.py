@@ -120,6 +120,55 @@ class UHVED(HeteroModalModel):
         return {"seg_logits": seg_logits, "seg_probabilities": seg_probs,
                 "seg_variance": seg_variance, "recon": recon}
 
+    def infer(self, inputs, num_samples=1, seed=0):
+        """Inference: the encoders once; {"seg_probabilities", "seg_variance", "recon"}.
+
+        `num_samples` (a Python int or an int32 scalar tensor): 1 decodes the posterior mean;
+        more averages the softmax of that many draws of the latents ("seg_variance": their
+        variance, summed over classes). Draws are stateless, keyed by (`seed`, sample index,
+        level), so an input always gives the same output, here or in an exported SavedModel.
+        The reconstructions come from the posterior mean.
+        """
+        image, mask = check_inputs(inputs, self.name)
+        image = masked_image(tf.cast(image, self.compute_dtype), mask)
+        _, means, logvars = self.fuse(self.encode(image), mask, "mean")
+        seed = tf.cast(seed, tf.int32)
+
+        def decode_mean():
+            probs = tf.nn.softmax(self._decode(self.seg_decoder, means), axis=-1)
+            return probs, tf.zeros_like(probs[..., :1])
+
+        def decode_samples():
+            def draw(i):
+                latents = [m + tf.exp(0.5 * lv) * tf.random.stateless_normal(
+                    tf.shape(m), seed=tf.stack([seed, i * 64 + level]), dtype=m.dtype)
+                    for level, (m, lv) in enumerate(zip(means, logvars))]
+                return tf.nn.softmax(self._decode(self.seg_decoder, latents), axis=-1)
+
+            first = draw(tf.constant(0))
+
+            def body(i, total, squares):
+                probs = draw(i)
+                return i + 1, total + probs, squares + tf.square(probs)
+
+            _, total, squares = tf.while_loop(lambda i, *_: i < n, body,
+                                              (tf.constant(1), first, tf.square(first)))
+            count = tf.cast(n, tf.float32)
+            mean = total / count
+            variance = tf.reduce_sum(tf.maximum(squares / count - tf.square(mean), 0.0),
+                                     axis=-1, keepdims=True)
+            return mean, variance
+
+        if isinstance(num_samples, int):
+            check_int("num_samples", num_samples, 1)
+            n = tf.constant(num_samples)
+            probs, variance = decode_samples() if num_samples > 1 else decode_mean()
+        else:
+            n = tf.cast(num_samples, tf.int32)
+            probs, variance = tf.cond(n > 1, decode_samples, decode_mean)
+        return {"seg_probabilities": probs, "seg_variance": variance,
+                "recon": self.decode_images(means)}
+
     # ------------------------------------------------------------------ training
     def compute_loss_terms(self, image, labels, mask, available, training):
         image = masked_image(tf.cast(image, self.compute_dtype), available)
