@@ -1,0 +1,160 @@
+"""The SavedModel export, checked the way TF Serving would use it.
+
+A fresh Python process that imports only tensorflow loads the export and calls every signature;
+its outputs equal hved_tf's own inference on the same input. The graph holds only ops that
+TensorFlow's C++ runtime registers (no Python function ops), and saved_model_cli lists the
+signatures.
+"""
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from conftest import REPO
+from hved_tf.export import SIGNATURES, export_model
+from hved_tf.inference import InferenceOptions, segment
+from hved_tf.loading import load_trained
+from hved_tf.modalities import LABEL_CONVENTIONS
+
+# Forces several 32^3 windows (the tiny run's patch) on a 37x29x33 volume.
+OPTIONS = InferenceOptions(window=None, max_voxels=16 ** 3, overlap=0.5, blend="gaussian",
+                           num_samples=3)
+SHAPE = (37, 29, 33)
+PYFUNC_OPS = {"PyFunc", "PyFuncStateless", "EagerPyFunc"}
+
+FRESH = textwrap.dedent("""
+    import importlib.abc
+    import sys
+
+    class Block(importlib.abc.MetaPathFinder):
+        # As in a TF Serving image: our package cannot be imported.
+        def find_spec(self, name, path, target=None):
+            if name.split(".")[0] == "hved_tf":
+                raise ImportError(f"blocked: {name}")
+            return None
+
+    sys.meta_path.insert(0, Block())
+    import numpy as np
+    import tensorflow as tf
+    # TensorFlow itself imports parts of Keras when it is installed; loading the export must
+    # not import any more of it (no Keras object is revived).
+    keras_before = {m for m in sys.modules if m.startswith("keras")}
+    export, inputs, outputs = sys.argv[1:4]
+    data = np.load(inputs)
+    loaded = tf.saved_model.load(export)
+    sigs = loaded.signatures
+    out = {}
+    for key, value in sigs["serving_default"](image=tf.constant(data["window"]),
+                                               mask=tf.constant(data["wmask"])).items():
+        out["default/" + key] = value.numpy()
+    for key, value in sigs["serving_samples"](image=tf.constant(data["window"]),
+                                               mask=tf.constant(data["wmask"]),
+                                               num_samples=tf.constant(1)).items():
+        out["samples1/" + key] = value.numpy()
+    for key, value in sigs["segment_volume"](image=tf.constant(data["volume"]),
+                                              mask=tf.constant(data["vmask"])).items():
+        out["volume/" + key] = value.numpy()
+    np.savez(outputs, **out)
+    keras_after = {m for m in sys.modules if m.startswith("keras")}
+    print("MODULES", sorted(keras_after - keras_before), "hved_tf" in sys.modules)
+""")
+
+
+@pytest.fixture(scope="module")
+def exported(tiny_run, tmp_path_factory):
+    trained = load_trained(tiny_run)
+    path = export_model(trained, tmp_path_factory.mktemp("export") / "hved", options=OPTIONS,
+                        label_convention="brats2018")
+    return trained, path
+
+
+def test_fresh_process_matches_hved_tf_inference(exported, tmp_path):
+    trained, path = exported
+    rng = np.random.default_rng(0)
+    volume = rng.normal(size=SHAPE + (4,)).astype(np.float32)
+    vmask = np.array([1, 0, 1, 1], np.float32)
+    window = rng.normal(size=(2, 24, 16, 32, 4)).astype(np.float32)
+    wmask = np.array([[1, 1, 1, 1], [0, 1, 0, 1]], np.float32)
+    np.savez(tmp_path / "in.npz", volume=volume, vmask=vmask, window=window, wmask=wmask)
+    done = subprocess.run([sys.executable, "-c", FRESH, str(path), str(tmp_path / "in.npz"),
+                           str(tmp_path / "out.npz")], cwd=tmp_path, capture_output=True,
+                          text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "MODULES [] False" in done.stdout      # no more of keras, none of hved_tf
+    out = dict(np.load(tmp_path / "out.npz"))
+
+    options = InferenceOptions(**{**OPTIONS.__dict__, "fallback_window": trained.window})
+    expected = segment(trained.model, volume, vmask, options)
+    assert expected["window"] == (32, 32, 32)           # several windows were stitched
+    values = np.asarray(LABEL_CONVENTIONS["brats2018"])
+    np.testing.assert_allclose(out["volume/seg_probabilities"], expected["probabilities"],
+                               atol=1e-5)
+    np.testing.assert_array_equal(out["volume/seg_labels"], values[expected["labels"]])
+    np.testing.assert_allclose(out["volume/uncertainty"], expected["entropy"], atol=1e-5)
+    np.testing.assert_allclose(out["volume/variance"], expected["variance"], atol=1e-5)
+    np.testing.assert_allclose(out["volume/recon"], expected["recon"], atol=1e-5)
+
+    # Compared with the graph (tf.function) forward, as hved_tf.predict runs it: eager mode
+    # takes other oneDNN kernels (differences of a few 1e-5).
+    infer = tf.function(lambda x, m, n: trained.model.infer({"image": x, "mask": m},
+                                                              num_samples=n))
+    model_out = infer(window, wmask, 3)
+    np.testing.assert_allclose(out["default/seg_probabilities"],
+                               model_out["seg_probabilities"], atol=1e-5)
+    np.testing.assert_allclose(out["default/recon"], model_out["recon"], atol=1e-5)
+    mean_out = infer(window, wmask, 1)
+    np.testing.assert_allclose(out["samples1/seg_probabilities"],
+                               mean_out["seg_probabilities"], atol=1e-5)
+    assert out["samples1/variance"].max() == 0.0
+
+
+def test_graph_has_only_ops_the_cpp_runtime_knows(exported):
+    from tensorflow.core.protobuf import saved_model_pb2
+    from tensorflow.python.framework import op_def_registry
+
+    _, path = exported
+    proto = saved_model_pb2.SavedModel()
+    proto.ParseFromString((path / "saved_model.pb").read_bytes())
+    ops = set()
+    for graph in proto.meta_graphs:
+        ops |= {n.op for n in graph.graph_def.node}
+        for function in graph.graph_def.library.function:
+            ops |= {n.op for n in function.node_def}
+    functions = {f.signature.name for g in proto.meta_graphs
+                 for f in g.graph_def.library.function}
+    assert not ops & PYFUNC_OPS
+    unknown = sorted(op for op in ops - functions if op_def_registry.get(op) is None)
+    assert not unknown, unknown
+    assert "Conv3D" in ops and {"While", "StatelessWhile"} & ops
+
+
+def test_saved_model_cli_lists_the_signatures(exported):
+    _, path = exported
+    done = subprocess.run([sys.executable, "-m", "tensorflow.python.tools.saved_model_cli",
+                           "show", "--dir", str(path), "--all"], capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    for name in SIGNATURES:
+        assert f"signature_def['{name}']" in done.stdout
+    assert "seg_labels" in done.stdout and "num_samples" in done.stdout
+
+
+def test_bad_requests_fail_clearly(exported):
+    _, path = exported
+    loaded = tf.saved_model.load(str(path))
+    volume = tf.random.normal((20, 20, 20, 4))
+    with pytest.raises(tf.errors.InvalidArgumentError, match="no modality present"):
+        loaded.signatures["segment_volume"](image=volume, mask=tf.zeros([4]))
+    with pytest.raises((ValueError, TypeError, tf.errors.InvalidArgumentError)):
+        loaded.signatures["segment_volume"](image=volume[..., :3], mask=tf.ones([4]))
+    with pytest.raises((ValueError, TypeError, tf.errors.InvalidArgumentError)):
+        loaded.signatures["serving_default"](image=volume, mask=tf.ones([1, 4]))
+
+
+def test_export_refuses_an_existing_version(exported):
+    trained, path = exported
+    with pytest.raises(ValueError, match="exists already"):
+        export_model(trained, path.parent, version=int(path.name))
