@@ -25,5 +25,11 @@ setup(
         "pillow>=9",
         "absl-py>=1.4",
     ],
-    extras_require={"test": ["pytest>=7"]},
+    extras_require={
+        # tools/serving_client.py builds TF Serving's PredictRequest protos and gRPC stubs with
+        # Google's own package rather than hand-written protos; the tests run it against a
+        # gRPC test double.
+        "serving": ["tensorflow-serving-api>=2.16"],
+        "test": ["pytest>=7", "tensorflow-serving-api>=2.16"],
+    },
 )

@@ -1,0 +1,123 @@
+"""Segment a patient with a model served by TF Serving (gRPC or REST).
+
+    python tools/serving_client.py --server localhost:8500 --model_name hved \\
+        --hist_file runs/brats18_u_hved/hist.txt --t1c P/t1c.nii.gz --flair P/flair.nii.gz \\
+        --out_dir out/P
+    python tools/serving_client.py --rest http://localhost:8501 ...   # REST instead of gRPC
+
+The client reads the NIfTI files, preprocesses them as training did (crop, Nyúl landmarks from
+`--hist_file`, whitening; hved_tf's own code, until the export carries a `segment_raw`
+signature), sends one `segment_volume` request per patient, and writes `seg.nii.gz`,
+`uncertainty.nii.gz` and `synth_<MODALITY>.nii.gz` for the missing sequences in the input's
+geometry. gRPC message limits are raised to 1 GiB: a BraTS volume is about 140 MB each way.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import pathlib
+import sys
+import urllib.request
+
+import numpy as np
+
+MAX_MESSAGE = 1 << 30
+
+
+def build_request(model_name, image, mask, signature="segment_volume"):
+    """A tensorflow-serving-api PredictRequest for one preprocessed volume."""
+    import tensorflow as tf
+    from tensorflow_serving.apis import predict_pb2
+
+    request = predict_pb2.PredictRequest()
+    request.model_spec.name = model_name
+    request.model_spec.signature_name = signature
+    request.inputs["image"].CopyFrom(tf.make_tensor_proto(np.asarray(image, np.float32)))
+    request.inputs["mask"].CopyFrom(tf.make_tensor_proto(np.asarray(mask, np.float32)))
+    return request
+
+
+def predict_grpc(server, model_name, image, mask, timeout=600.0):
+    """{output name: ndarray} from a gRPC PredictionService at `server` (host:port)."""
+    import grpc
+    import tensorflow as tf
+    from tensorflow_serving.apis import prediction_service_pb2_grpc
+
+    options = [("grpc.max_send_message_length", MAX_MESSAGE),
+               ("grpc.max_receive_message_length", MAX_MESSAGE)]
+    with grpc.insecure_channel(server, options=options) as channel:
+        stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)
+        response = stub.Predict(build_request(model_name, image, mask), timeout=timeout)
+    return {k: tf.make_ndarray(v) for k, v in response.outputs.items()}
+
+
+def predict_rest(url, model_name, image, mask, timeout=600.0):
+    """{output name: ndarray} from TF Serving's REST API (columnar "inputs" format)."""
+    body = json.dumps({"signature_name": "segment_volume",
+                       "inputs": {"image": np.asarray(image).tolist(),
+                                  "mask": np.asarray(mask).tolist()}}).encode()
+    request = urllib.request.Request(f"{url.rstrip('/')}/v1/models/{model_name}:predict",
+                                     data=body, headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=timeout) as reply:
+        outputs = json.loads(reply.read())["outputs"]
+    return {k: np.asarray(v) for k, v in outputs.items()}
+
+
+def run(args):
+    from hved_tf.io.nifti import save_nifti
+    from hved_tf.modalities import MODALITIES
+    from hved_tf.predict import check_out_dir, subject_from_files
+    from hved_tf.preprocessing.cache import prepare_subject
+    from hved_tf.preprocessing.crop import uncrop
+    from hved_tf.preprocessing.histogram import read_niftynet_landmarks
+
+    subject = subject_from_files({m: getattr(args, m.lower()) for m in MODALITIES})
+    out_dir = pathlib.Path(args.out_dir)
+    check_out_dir(out_dir, args.overwrite)
+    prepared = prepare_subject(subject, read_niftynet_landmarks(args.hist_file))
+    mask = subject.available
+    if args.rest:
+        out = predict_rest(args.rest, args.model_name, prepared.image, mask, args.timeout)
+    else:
+        out = predict_grpc(args.server, args.model_name, prepared.image, mask, args.timeout)
+
+    def write(name, cropped, kind="image", fill=0.0):
+        save_nifti(out_dir / name, uncrop(np.asarray(cropped), prepared.box, fill=fill),
+                   prepared.geometry, kind=kind)
+
+    write("seg.nii.gz", out["seg_labels"], kind="label")
+    write("uncertainty.nii.gz", out["uncertainty"])
+    recon = np.asarray(out["recon"])
+    for i, modality in enumerate(MODALITIES):
+        if mask[i] == 0 and np.any(recon[..., i]):
+            write(f"synth_{modality}.nii.gz", recon[..., i], fill=float(recon[..., i].min()))
+    print(f"{subject.id}: wrote {out_dir}", flush=True)
+    return out
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    for m in ("t1", "t1c", "t2", "flair"):
+        parser.add_argument(f"--{m}", default="", help=f"The {m} NIfTI file, if present.")
+    parser.add_argument("--server", default="localhost:8500", help="gRPC host:port")
+    parser.add_argument("--rest", default="", help="REST base URL, e.g. http://localhost:8501")
+    parser.add_argument("--model_name", default="hved")
+    parser.add_argument("--hist_file", required=True, help="The model's landmarks (hist.txt).")
+    parser.add_argument("--out_dir", required=True)
+    parser.add_argument("--timeout", type=float, default=600.0)
+    parser.add_argument("--overwrite", action="store_true")
+    return parser.parse_args(argv)
+
+
+def main(argv=None):
+    try:
+        run(parse_args(argv))
+    except ValueError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
