@@ -24,11 +24,15 @@ Export writes into a temporary folder beside `<export_dir>/<version>`, loads it 
 to `<export_dir>/<version>` (the version: `--version`, else one more than the highest there).
 The graph holds no Python function ops (PyFunc/EagerPyFunc); tests scan for them.
 
-Not yet exported: `segment_raw` (raw intensities in, the crop and intensity chain in the graph).
+- `segment_raw`: `image` [X, Y, Z, 4] raw intensities in RAS voxel order (e.g. nibabel's
+  `as_closest_canonical`: the network was trained on RAS volumes and is not flip-invariant),
+  `mask` [4] -> the same outputs on that whole grid: the release's
+  crop, the padding, 'mean_plus' foreground, Nyúl standardisation with the landmarks stored
+  as constants, whitening (`hved_tf.preprocessing.graph`, every step exact, hole filling
+  included), `segment_volume`, and the crop undone. A client needs no preprocessing code.
 """
 from __future__ import annotations
 
-import math
 import os
 import pathlib
 import shutil
@@ -43,7 +47,7 @@ from absl import app, flags
 from hved_tf.inference import GAUSSIAN_FLOOR, GAUSSIAN_SIGMA, InferenceOptions
 from hved_tf.modalities import LABEL_CONVENTIONS, NUM_MODALITIES
 
-SIGNATURES = ("serving_default", "serving_samples", "segment_volume")
+SIGNATURES = ("serving_default", "serving_samples", "segment_volume", "segment_raw")
 
 
 def _entropy(probs):
@@ -84,8 +88,17 @@ class ServingModule(tf.Module):
     """The exported functions over one trained model (see the module docstring)."""
 
     def __init__(self, model, label_convention="brats2018", options=InferenceOptions(),
-                 seed=0):
+                 seed=0, landmarks=None):
         super().__init__()
+        if not landmarks:
+            raise ValueError("The model has no histogram landmarks (no hist.txt in its run "
+                             "folder), which segment_raw needs: give --hist_file.")
+        from hved_tf.modalities import MODALITIES
+        missing = [m for m in MODALITIES if m not in landmarks]
+        self.landmarks = tf.constant(np.stack([
+            np.asarray(landmarks[m], np.float64) if m in landmarks else np.full(13, np.nan)
+            for m in MODALITIES]), tf.float64)
+        self.missing_landmarks = tf.constant([m in missing for m in MODALITIES])
         from hved_tf.models.hved import UHVED
         self.model = model
         self.hved = isinstance(model, UHVED)
@@ -101,10 +114,10 @@ class ServingModule(tf.Module):
         self.serving_samples = tf.function(
             lambda image, mask, num_samples: self._window(image, mask, num_samples),
             input_signature=[image, mask, tf.TensorSpec([], tf.int32, "num_samples")])
-        self.segment_volume = tf.function(
-            self._volume, input_signature=[
-                tf.TensorSpec([None, None, None, NUM_MODALITIES], tf.float32, "image"),
-                tf.TensorSpec([NUM_MODALITIES], tf.float32, "mask")])
+        volume = [tf.TensorSpec([None, None, None, NUM_MODALITIES], tf.float32, "image"),
+                  tf.TensorSpec([NUM_MODALITIES], tf.float32, "mask")]
+        self.segment_volume = tf.function(self._volume, input_signature=volume)
+        self.segment_raw = tf.function(self._raw, input_signature=volume)
 
     # ------------------------------------------------------------------ pieces
     def _infer(self, image, mask, num_samples):
@@ -190,6 +203,32 @@ class ServingModule(tf.Module):
                              inside(recon) / total)
 
 
+    def _raw(self, image, mask):
+        """Raw RAS intensities in: the crop, the intensity chain (hved_tf.preprocessing.graph),
+        segment_volume, and the crop undone."""
+        from hved_tf.preprocessing import graph
+        present = mask > 0
+        tf.debugging.assert_equal(
+            tf.reduce_any(present & self.missing_landmarks), False,
+            message="segment_raw: a present modality has no landmarks in this export.")
+        image = image * tf.cast(present, tf.float32)
+        lo, hi = graph.crop_box(image)
+        cropped = tf.slice(image, tf.concat([lo, [0]], 0), tf.concat([hi - lo, [-1]], 0))
+        cropped = tf.ensure_shape(cropped, [None, None, None, NUM_MODALITIES])
+        normalised = graph.normalise_intensities(cropped, present, self.landmarks)
+        out = self._volume(normalised, mask)
+        pads = tf.stack([lo, tf.shape(image)[:3] - hi], axis=1)
+        channel = tf.concat([pads, [[0, 0]]], 0)
+        probs = out["seg_probabilities"]
+        background = tf.one_hot(0, tf.shape(probs)[-1])
+        recon_min = tf.reduce_min(tf.reshape(out["recon"], [-1, NUM_MODALITIES]), axis=0)
+        return {"seg_probabilities": _pad_with(probs, channel, background),
+                "seg_labels": tf.pad(out["seg_labels"], pads),
+                "uncertainty": tf.pad(out["uncertainty"], pads),
+                "variance": tf.pad(out["variance"], pads),
+                "recon": _pad_with(out["recon"], channel, recon_min)}
+
+
 def check_signatures(path, multiple):
     """Loads an export and calls each signature on a small random input; raises on failure."""
     loaded = tf.saved_model.load(str(path))
@@ -203,7 +242,8 @@ def check_signatures(path, multiple):
     outs = [loaded.signatures["serving_default"](image=image, mask=mask),
             loaded.signatures["serving_samples"](image=image, mask=mask,
                                                  num_samples=tf.constant(2)),
-            loaded.signatures["segment_volume"](image=image[0], mask=mask[0])]
+            loaded.signatures["segment_volume"](image=image[0], mask=mask[0]),
+            loaded.signatures["segment_raw"](image=tf.abs(image[0]) * 100.0, mask=mask[0])]
     for name, out in zip(SIGNATURES, outs):
         for key, value in out.items():
             if not bool(tf.reduce_all(tf.math.is_finite(tf.cast(value, tf.float32)))):
@@ -229,14 +269,15 @@ def export_model(trained, export_dir, version=None, label_convention="brats2018"
                          "another --version or leave it out.")
     options = InferenceOptions(**{**options.__dict__,
                                   "fallback_window": tuple(trained.window)})
-    module = ServingModule(trained.model, label_convention, options, seed)
+    module = ServingModule(trained.model, label_convention, options, seed, trained.landmarks)
     export_dir.mkdir(parents=True, exist_ok=True)
     tmp = pathlib.Path(tempfile.mkdtemp(prefix=f".{version}.partial.", dir=export_dir))
     try:
         tf.saved_model.save(module, str(tmp), signatures={
             "serving_default": module.serving_default,
             "serving_samples": module.serving_samples,
-            "segment_volume": module.segment_volume})
+            "segment_volume": module.segment_volume,
+            "segment_raw": module.segment_raw})
         check_signatures(tmp, module.multiple)
         os.rename(tmp, target)
     finally:

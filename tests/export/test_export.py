@@ -57,6 +57,9 @@ FRESH = textwrap.dedent("""
     for key, value in sigs["segment_volume"](image=tf.constant(data["volume"]),
                                               mask=tf.constant(data["vmask"])).items():
         out["volume/" + key] = value.numpy()
+    for key, value in sigs["segment_raw"](image=tf.constant(data["raw"]),
+                                           mask=tf.constant(data["rmask"])).items():
+        out["raw/" + key] = value.numpy()
     np.savez(outputs, **out)
     keras_after = {m for m in sys.modules if m.startswith("keras")}
     print("MODULES", sorted(keras_after - keras_before), "hved_tf" in sys.modules)
@@ -78,7 +81,22 @@ def test_fresh_process_matches_hved_tf_inference(exported, tmp_path):
     vmask = np.array([1, 0, 1, 1], np.float32)
     window = rng.normal(size=(2, 24, 16, 32, 4)).astype(np.float32)
     wmask = np.array([[1, 1, 1, 1], [0, 1, 0, 1]], np.float32)
-    np.savez(tmp_path / "in.npz", volume=volume, vmask=vmask, window=window, wmask=wmask)
+    # Raw RAS files for segment_raw, against hved_tf.predict on the same files.
+    import nibabel as nib
+
+    from hved_tf.data.synthetic import make_phantom
+    from hved_tf.modalities import MODALITIES
+    from hved_tf.predict import predict_subject, subject_from_files
+    phantoms, _ = make_phantom((41, 36, 38), seed=[6, 1])
+    rmask = np.array([0, 1, 1, 1], np.float32)
+    raw = np.stack([phantoms[m] * rmask[i] for i, m in enumerate(MODALITIES)], -1)
+    files = {}
+    for i, m in enumerate(MODALITIES):
+        if rmask[i]:
+            files[m] = tmp_path / f"{m}.nii.gz"
+            nib.save(nib.Nifti1Image(phantoms[m], np.diag([1.0, 1.0, 1.0, 1.0])), str(files[m]))
+    np.savez(tmp_path / "in.npz", volume=volume, vmask=vmask, window=window, wmask=wmask,
+             raw=raw.astype(np.float32), rmask=rmask)
     done = subprocess.run([sys.executable, "-c", FRESH, str(path), str(tmp_path / "in.npz"),
                            str(tmp_path / "out.npz")], cwd=tmp_path, capture_output=True,
                           text=True, timeout=600)
@@ -96,6 +114,15 @@ def test_fresh_process_matches_hved_tf_inference(exported, tmp_path):
     np.testing.assert_allclose(out["volume/uncertainty"], expected["entropy"], atol=1e-5)
     np.testing.assert_allclose(out["volume/variance"], expected["variance"], atol=1e-5)
     np.testing.assert_allclose(out["volume/recon"], expected["recon"], atol=1e-5)
+
+    predict_subject(trained, subject_from_files(files), tmp_path / "pred", options,
+                    probabilities=True)
+    read = lambda name: np.asanyarray(nib.load(str(tmp_path / "pred" / name)).dataobj)  # noqa
+    np.testing.assert_array_equal(out["raw/seg_labels"], read("seg.nii.gz"))
+    np.testing.assert_allclose(out["raw/uncertainty"], read("uncertainty.nii.gz"), atol=1e-5)
+    np.testing.assert_allclose(out["raw/seg_probabilities"][..., 3],
+                               read("prob_enhancing.nii.gz"), atol=1e-5)
+    np.testing.assert_allclose(out["raw/recon"][..., 0], read("synth_T1.nii.gz"), atol=1e-5)
 
     # Compared with the graph (tf.function) forward, as hved_tf.predict runs it: eager mode
     # takes other oneDNN kernels (differences of a few 1e-5).
