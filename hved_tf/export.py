@@ -33,6 +33,8 @@ The graph holds no Python function ops (PyFunc/EagerPyFunc); tests scan for them
 """
 from __future__ import annotations
 
+import dataclasses
+import json
 import os
 import pathlib
 import shutil
@@ -48,6 +50,7 @@ from hved_tf.inference import GAUSSIAN_FLOOR, GAUSSIAN_SIGMA, InferenceOptions
 from hved_tf.modalities import LABEL_CONVENTIONS, NUM_MODALITIES
 
 SIGNATURES = ("serving_default", "serving_samples", "segment_volume", "segment_raw")
+METADATA = "hved_export.json"       # in the export's assets/
 
 
 def _entropy(probs):
@@ -272,7 +275,16 @@ def export_model(trained, export_dir, version=None, label_convention="brats2018"
     module = ServingModule(trained.model, label_convention, options, seed, trained.landmarks)
     export_dir.mkdir(parents=True, exist_ok=True)
     tmp = pathlib.Path(tempfile.mkdtemp(prefix=f".{version}.partial.", dir=export_dir))
+    meta_dir = pathlib.Path(tempfile.mkdtemp(prefix=".meta.", dir=export_dir))
     try:
+        # Who made the export and how it segments, for `hved_tf.predict --model <export>` and
+        # for people (TF Serving ignores assets it does not use).
+        (meta_dir / METADATA).write_text(json.dumps({
+            "identity": trained.identity, "label_convention": label_convention,
+            "inference": {**dataclasses.asdict(options), "seed": int(seed)},
+            "subset": getattr(trained.model, "subset", None),
+            "signatures": list(SIGNATURES)}, indent=1))
+        module.metadata = tf.saved_model.Asset(str(meta_dir / METADATA))
         tf.saved_model.save(module, str(tmp), signatures={
             "serving_default": module.serving_default,
             "serving_samples": module.serving_samples,
@@ -281,8 +293,9 @@ def export_model(trained, export_dir, version=None, label_convention="brats2018"
         check_signatures(tmp, module.multiple)
         os.rename(tmp, target)
     finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
+        for folder in (tmp, meta_dir):
+            if folder.exists():
+                shutil.rmtree(folder, ignore_errors=True)
     return target
 
 

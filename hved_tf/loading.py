@@ -7,7 +7,9 @@ identity recorded in reports: the source, the model's name and options, the weig
 its SHA-256. Anything else (a folder without a finished model, a file that is not one of our
 models) is refused with a message saying what was expected.
 
-Exported SavedModels are served by TF Serving; they are not loaded here (the export issue).
+An exported SavedModel (`hved_tf.export`) loads as an `ExportedModel`: its `segment_raw`
+signature does the preprocessing and inference with the settings frozen at export (recorded in
+its assets/hved_export.json, with the identity of the model it came from).
 """
 from __future__ import annotations
 
@@ -102,13 +104,42 @@ def _from_keras_file(path, hist_file):
     return TrainedModel(model, landmarks, window, identity)
 
 
+class ExportedModel:
+    """An hved_tf export, run through its `segment_raw` signature."""
+
+    def __init__(self, path):
+        import tensorflow as tf
+
+        from hved_tf.export import METADATA
+        meta_path = pathlib.Path(path) / "assets" / METADATA
+        if not meta_path.is_file():
+            raise ValueError(f"{path} is a SavedModel but not an hved_tf export (no "
+                             f"assets/{METADATA}).")
+        self.meta = json.loads(meta_path.read_text())
+        self.loaded = tf.saved_model.load(str(path))
+        self.subset = self.meta.get("subset")
+        self.label_convention = self.meta["label_convention"]
+
+    def segment_raw(self, image, mask):
+        """{output: ndarray} of raw RAS intensities [X, Y, Z, 4] and a mask [4]."""
+        import numpy as np
+        import tensorflow as tf
+
+        out = self.loaded.signatures["segment_raw"](
+            image=tf.constant(np.asarray(image, np.float32)),
+            mask=tf.constant(np.asarray(mask, np.float32)))
+        return {k: v.numpy() for k, v in out.items()}
+
+
 def load_trained(path, hist_file=None):
     """A `TrainedModel` from a run folder or a .keras file (see the module docstring)."""
     path = pathlib.Path(path)
     if path.is_dir():
         if (path / "saved_model.pb").is_file():
-            raise ValueError(f"{path} is an exported SavedModel: serve it with TF Serving, or "
-                             "give the training run folder or its model.keras here.")
+            exported = ExportedModel(path)
+            identity = {**exported.meta["identity"], "export": str(path.resolve())}
+            return TrainedModel(exported, None, tuple(exported.meta["inference"][
+                "fallback_window"]), identity)
         return _from_run_dir(path, hist_file)
     if path.is_file():
         if path.suffix != ".keras":

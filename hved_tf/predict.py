@@ -90,55 +90,101 @@ def region_volumes_ml(labels, zooms):
             for name, classes in REGIONS.items()}
 
 
-def predict_subject(trained, subject, out_dir, options, convention=None, synth_all=False,
-                    probabilities=False, figure=False, progress=None):
-    """Preprocesses, segments and writes one subject's outputs; returns its report (dict)."""
-    from hved_tf.figures import save_png, subject_figure
+def _run_network(trained, subject, options, progress):
+    """(full-grid RAS outputs, RAS image for the figure, geometry, timings, inference record).
+
+    Outputs: "labels" (training classes), "probabilities", "entropy", and where the model
+    gives them "variance" and "recon"; a trained model runs through `hved_tf.inference` on the
+    cropped, standardised volume (the crop undone after), an export through its `segment_raw`.
+    """
     from hved_tf.inference import check_model_mask, segment
-    from hved_tf.io.nifti import save_nifti
-    from hved_tf.preprocessing.cache import prepare_subject
+    from hved_tf.loading import ExportedModel
+    from hved_tf.modalities import to_training_labels
+    from hved_tf.preprocessing.cache import load_subject_image, prepare_subject
     from hved_tf.preprocessing.crop import uncrop
 
-    timings = {}
-    start = time.perf_counter()
     mask = subject.available
+    start = time.perf_counter()
+    if isinstance(trained.model, ExportedModel):
+        exported = trained.model
+        if exported.subset and subset_code(np.flatnonzero(mask > 0)) != exported.subset:
+            raise ValueError(f"This exported U-Net runs only on {exported.subset}; the input "
+                             f"has {subset_code(np.flatnonzero(mask > 0))}.")
+        image, geometries = load_subject_image(subject)
+        loaded_s = time.perf_counter() - start
+        out = exported.segment_raw(image, mask)
+        labels = to_training_labels(out["seg_labels"], exported.label_convention)
+        full = {"labels": labels, "probabilities": out["seg_probabilities"],
+                "entropy": out["uncertainty"]}
+        if exported.meta["identity"]["model"] == "u_hved":   # the others export zeros
+            full["recon"] = out["recon"]
+            if exported.meta["inference"]["num_samples"] > 1:
+                full["variance"] = out["variance"]
+        timings = {"load_s": loaded_s, "preprocess_and_inference_s":
+                   time.perf_counter() - start - loaded_s}
+        return full, image, geometries[0], timings, {"export": exported.meta["inference"]}
     check_model_mask(trained.model, mask)
     if trained.landmarks is None:
         raise ValueError("The model has no histogram landmarks (no hist.txt in its run folder): "
                          "give --hist_file.")
     prepared = prepare_subject(subject, trained.landmarks)
-    timings["load_and_preprocess_s"] = time.perf_counter() - start
+    preprocess_s = time.perf_counter() - start
     out = segment(trained.model, prepared.image, mask, options, prepared.minimum,
                   progress=progress)
-    timings["inference_s"] = out["seconds"]
+    box = prepared.box
+    background = np.eye(out["probabilities"].shape[-1], dtype=np.float32)[0]
+    probs = np.broadcast_to(background, box.full_shape + background.shape).copy()
+    probs[box.slices] = out["probabilities"]
+    full = {"labels": uncrop(out["labels"], box), "probabilities": probs,
+            "entropy": uncrop(out["entropy"], box)}
+    if "variance" in out:
+        full["variance"] = uncrop(out["variance"], box)
+    if "recon" in out:
+        recon = out["recon"]
+        filled = np.broadcast_to(recon.reshape(-1, recon.shape[-1]).min(0),
+                                 box.full_shape + recon.shape[-1:]).copy()
+        filled[box.slices] = recon
+        full["recon"] = filled
+    timings = {"load_and_preprocess_s": preprocess_s, "inference_s": out["seconds"]}
+    image = uncrop(prepared.image, box)
+    record = {**dataclasses.asdict(options), "window_used": list(out["window"])}
+    return full, image, prepared.geometry, timings, record
+
+
+def predict_subject(trained, subject, out_dir, options, convention=None, synth_all=False,
+                    probabilities=False, figure=False, progress=None):
+    """Preprocesses, segments and writes one subject's outputs; returns its report (dict)."""
+    from hved_tf.figures import save_png, subject_figure
+    from hved_tf.io.nifti import save_nifti
+
+    mask = subject.available
+    out, image, geometry, timings, record = _run_network(trained, subject, options, progress)
     start = time.perf_counter()
     convention = convention or subject.label_convention
-    geometry, box = prepared.geometry, prepared.box
     out_dir = pathlib.Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     written = []
 
-    def write(name, cropped, kind="image", fill=0.0):
-        save_nifti(out_dir / name, uncrop(cropped, box, fill=fill), geometry, kind=kind)
+    def write(name, array, kind="image"):
+        save_nifti(out_dir / name, array, geometry, kind=kind)
         written.append(name)
 
-    write("seg.nii.gz", from_training_labels(out["labels"], convention), kind="label", fill=0)
+    write("seg.nii.gz", from_training_labels(out["labels"], convention), kind="label")
     present = [m for m, a in zip(MODALITIES, mask) if a > 0]
     synthesised = []
     if "recon" in out:
         for i, modality in enumerate(MODALITIES):
             if synth_all or mask[i] == 0:
-                recon = out["recon"][..., i]
-                write(f"synth_{modality}.nii.gz", recon, fill=float(recon.min()))
+                write(f"synth_{modality}.nii.gz", out["recon"][..., i])
                 synthesised.append(modality)
     write("uncertainty.nii.gz", out["entropy"])
     if "variance" in out:
         write("variance.nii.gz", out["variance"])
     if probabilities:
         for c, name in enumerate(CLASS_NAMES):
-            write(f"prob_{name}.nii.gz", out["probabilities"][..., c], fill=float(c == 0))
+            write(f"prob_{name}.nii.gz", out["probabilities"][..., c])
     if figure:
-        rgb, _ = subject_figure(prepared.image, mask, out["labels"], out.get("recon"))
+        rgb, _ = subject_figure(image, mask, out["labels"], out.get("recon"))
         save_png(out_dir / "figure.png", rgb)
         written.append("figure.png")
     timings["write_s"] = time.perf_counter() - start
@@ -152,7 +198,7 @@ def predict_subject(trained, subject, out_dir, options, convention=None, synth_a
         "label_values": dict(zip(CLASS_NAMES, LABEL_CONVENTIONS[convention])),
         "tumour_volume_ml": region_volumes_ml(out["labels"], geometry.ras_zooms),
         "timings": {k: round(v, 3) for k, v in timings.items()},
-        "inference": {**dataclasses.asdict(options), "window_used": list(out["window"])},
+        "inference": record,
         "model": trained.identity,
         "outputs": written + ["report.json"],
     }

@@ -1,15 +1,14 @@
 """Segment a patient with a model served by TF Serving (gRPC or REST).
 
     python tools/serving_client.py --server localhost:8500 --model_name hved \\
-        --hist_file runs/brats18_u_hved/hist.txt --t1c P/t1c.nii.gz --flair P/flair.nii.gz \\
-        --out_dir out/P
+        --t1c P/t1c.nii.gz --flair P/flair.nii.gz --out_dir out/P
     python tools/serving_client.py --rest http://localhost:8501 ...   # REST instead of gRPC
 
-The client reads the NIfTI files, preprocesses them as training did (crop, Nyúl landmarks from
-`--hist_file`, whitening; hved_tf's own code, until the export carries a `segment_raw`
-signature), sends one `segment_volume` request per patient, and writes `seg.nii.gz`,
-`uncertainty.nii.gz` and `synth_<MODALITY>.nii.gz` for the missing sequences in the input's
-geometry. gRPC message limits are raised to 1 GiB: a BraTS volume is about 140 MB each way.
+The client reads the NIfTI files (nibabel), brings them to RAS voxel order, sends the raw
+intensities in one `segment_raw` request per patient (the export crops and standardises in its
+graph: no preprocessing code or landmarks here), and writes `seg.nii.gz`, `uncertainty.nii.gz`
+and `synth_<MODALITY>.nii.gz` for the missing sequences in the input's own geometry. gRPC
+message limits are raised to 1 GiB: a BraTS volume is about 140 MB each way.
 """
 from __future__ import annotations
 
@@ -24,7 +23,7 @@ import numpy as np
 MAX_MESSAGE = 1 << 30
 
 
-def build_request(model_name, image, mask, signature="segment_volume"):
+def build_request(model_name, image, mask, signature="segment_raw"):
     """A tensorflow-serving-api PredictRequest for one preprocessed volume."""
     import tensorflow as tf
     from tensorflow_serving.apis import predict_pb2
@@ -53,7 +52,7 @@ def predict_grpc(server, model_name, image, mask, timeout=600.0):
 
 def predict_rest(url, model_name, image, mask, timeout=600.0):
     """{output name: ndarray} from TF Serving's REST API (columnar "inputs" format)."""
-    body = json.dumps({"signature_name": "segment_volume",
+    body = json.dumps({"signature_name": "segment_raw",
                        "inputs": {"image": np.asarray(image).tolist(),
                                   "mask": np.asarray(mask).tolist()}}).encode()
     request = urllib.request.Request(f"{url.rstrip('/')}/v1/models/{model_name}:predict",
@@ -67,30 +66,27 @@ def run(args):
     from hved_tf.io.nifti import save_nifti
     from hved_tf.modalities import MODALITIES
     from hved_tf.predict import check_out_dir, subject_from_files
-    from hved_tf.preprocessing.cache import prepare_subject
-    from hved_tf.preprocessing.crop import uncrop
-    from hved_tf.preprocessing.histogram import read_niftynet_landmarks
+    from hved_tf.preprocessing.cache import load_subject_image
 
     subject = subject_from_files({m: getattr(args, m.lower()) for m in MODALITIES})
     out_dir = pathlib.Path(args.out_dir)
     check_out_dir(out_dir, args.overwrite)
-    prepared = prepare_subject(subject, read_niftynet_landmarks(args.hist_file))
+    image, geometries = load_subject_image(subject)          # RAS, missing modalities zeros
     mask = subject.available
     if args.rest:
-        out = predict_rest(args.rest, args.model_name, prepared.image, mask, args.timeout)
+        out = predict_rest(args.rest, args.model_name, image, mask, args.timeout)
     else:
-        out = predict_grpc(args.server, args.model_name, prepared.image, mask, args.timeout)
+        out = predict_grpc(args.server, args.model_name, image, mask, args.timeout)
 
-    def write(name, cropped, kind="image", fill=0.0):
-        save_nifti(out_dir / name, uncrop(np.asarray(cropped), prepared.box, fill=fill),
-                   prepared.geometry, kind=kind)
+    def write(name, array, kind="image"):
+        save_nifti(out_dir / name, np.asarray(array), geometries[0], kind=kind)
 
     write("seg.nii.gz", out["seg_labels"], kind="label")
     write("uncertainty.nii.gz", out["uncertainty"])
     recon = np.asarray(out["recon"])
     for i, modality in enumerate(MODALITIES):
         if mask[i] == 0 and np.any(recon[..., i]):
-            write(f"synth_{modality}.nii.gz", recon[..., i], fill=float(recon[..., i].min()))
+            write(f"synth_{modality}.nii.gz", recon[..., i])
     print(f"{subject.id}: wrote {out_dir}", flush=True)
     return out
 
@@ -103,7 +99,6 @@ def parse_args(argv=None):
     parser.add_argument("--server", default="localhost:8500", help="gRPC host:port")
     parser.add_argument("--rest", default="", help="REST base URL, e.g. http://localhost:8501")
     parser.add_argument("--model_name", default="hved")
-    parser.add_argument("--hist_file", required=True, help="The model's landmarks (hist.txt).")
     parser.add_argument("--out_dir", required=True)
     parser.add_argument("--timeout", type=float, default=600.0)
     parser.add_argument("--overwrite", action="store_true")

@@ -32,7 +32,7 @@ from hved_tf.preprocessing.histogram import DEFAULT_CUTOFF
 from hved_tf.preprocessing.normalise import normalise_intensities
 
 log = logging.getLogger(__name__)
-CACHE_VERSION = 2
+CACHE_VERSION = 3
 MAX_INDICES_PER_CLASS = 200_000
 
 

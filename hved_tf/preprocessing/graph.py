@@ -120,10 +120,12 @@ def apply_landmarks(volume, mask, landmarks, cutoff=DEFAULT_CUTOFF):
 
 
 def whiten(volume, mask):
+    """normalise.whiten in float64."""
+    volume = tf.cast(volume, tf.float64)
     values = tf.boolean_mask(volume, mask)
     mean = tf.reduce_mean(values)
-    std = tf.math.reduce_std(values)
-    return (volume - mean) / tf.maximum(std, WHITENING_MIN_STD)
+    std = tf.sqrt(tf.reduce_mean(tf.square(values - mean)))
+    return (volume - mean) / tf.maximum(std, tf.constant(WHITENING_MIN_STD, tf.float64))
 
 
 def normalise_intensities(image, present, landmarks, padding=10, cutoff=DEFAULT_CUTOFF):
@@ -142,7 +144,7 @@ def normalise_intensities(image, present, landmarks, padding=10, cutoff=DEFAULT_
     for i in range(4):
         def standardised(i=i):
             standard = apply_landmarks(padded[..., i], mask, landmarks[i], cutoff)
-            return whiten(tf.cast(standard, tf.float32), mask)
+            return tf.cast(whiten(standard, mask), tf.float32)
         channels.append(tf.cond(present[i], standardised,
                                 lambda: tf.zeros(tf.shape(padded)[:3], tf.float32)))
     out = tf.stack(channels, axis=-1)

@@ -35,7 +35,9 @@ def foreground_mask(image, present=None):
 
 
 def whiten(volume, mask):
-    """(x - mean) / max(std, 1e-5) with the foreground's mean and (population) std."""
+    """(x - mean) / max(std, 1e-5) with the foreground's mean and (population) std, computed in
+    float64 (the export's graph does the same, so both chains agree to float rounding)."""
+    volume = np.asarray(volume, np.float64)
     values = volume[mask]
     return (volume - values.mean()) / max(float(values.std()), WHITENING_MIN_STD)
 
@@ -61,7 +63,7 @@ def normalise_intensities(image, landmarks, cutoff=DEFAULT_CUTOFF, padding=10):
     out = np.zeros_like(padded)
     for i in np.flatnonzero(present):
         standard = apply_landmarks(padded[..., i], mask, landmarks[MODALITIES[i]], cutoff)
-        out[..., i] = whiten(standard.astype(np.float32), mask)
+        out[..., i] = whiten(standard, mask)
     if p:
         out = out[p:-p, p:-p, p:-p]
     return out.astype(np.float32)

@@ -181,10 +181,15 @@ def test_bad_requests_fail_clearly(exported):
         loaded.signatures["serving_default"](image=volume, mask=tf.ones([1, 4]))
 
 
-def test_export_refuses_an_existing_version(exported):
+def test_export_refuses_an_existing_version_and_a_model_without_landmarks(exported, tmp_path):
+    import dataclasses
+
     trained, path = exported
     with pytest.raises(ValueError, match="exists already"):
         export_model(trained, path.parent, version=int(path.name))
+    with pytest.raises(ValueError, match="no histogram landmarks"):
+        export_model(dataclasses.replace(trained, landmarks=None), tmp_path / "none")
+    assert not (tmp_path / "none").exists() or not any((tmp_path / "none").iterdir())
 
 
 def test_serving_client_against_a_grpc_test_double(exported, tmp_path):
@@ -220,7 +225,7 @@ def test_serving_client_against_a_grpc_test_double(exported, tmp_path):
     server.start()
     try:
         volumes, _ = make_phantom((33, 38, 35), seed=[4, 2])
-        affine = np.diag([-1.0, 1.0, 1.2, 1.0])            # not RAS: written back as given
+        affine = np.diag([-1.0, 1.0, 1.2, 1.0])            # LAS: sent in RAS, written back as LAS
         files = {}
         for m in ("T1c", "FLAIR"):
             files[m] = tmp_path / f"{m.lower()}.nii.gz"
@@ -230,7 +235,6 @@ def test_serving_client_against_a_grpc_test_double(exported, tmp_path):
         client = importlib.util.module_from_spec(spec)
         spec.loader.exec_module(client)
         code = client.main([f"--server=127.0.0.1:{port}", "--model_name=hved",
-                            f"--hist_file={trained.identity['landmarks']}",
                             f"--t1c={files['T1c']}", f"--flair={files['FLAIR']}",
                             f"--out_dir={tmp_path / 'served'}"])
         assert code == 0
@@ -243,4 +247,34 @@ def test_serving_client_against_a_grpc_test_double(exported, tmp_path):
         local = nib.load(str(tmp_path / "local" / name))
         np.testing.assert_allclose(served.affine, affine)
         np.testing.assert_allclose(np.asanyarray(served.dataobj), np.asanyarray(local.dataobj),
+                                   atol=1e-5, err_msg=name)
+
+
+def test_predict_accepts_an_export(exported, tmp_path):
+    """hved_tf.predict --model <export> writes what it writes from the run folder."""
+    import nibabel as nib
+
+    from hved_tf.data.synthetic import make_phantom
+    from hved_tf.predict import predict_subject, subject_from_files
+
+    trained, path = exported
+    from_export = load_trained(path)
+    assert from_export.identity["sha256"] == trained.identity["sha256"]
+    phantoms, _ = make_phantom((35, 40, 33), seed=[8, 3])
+    files = {}
+    for m in ("T1", "T2", "FLAIR"):
+        files[m] = tmp_path / f"{m}.nii.gz"
+        nib.save(nib.Nifti1Image(phantoms[m], np.diag([1.0, -1.0, 1.0, 1.0])), str(files[m]))
+    options = InferenceOptions(**{**OPTIONS.__dict__, "fallback_window": trained.window})
+    predict_subject(trained, subject_from_files(files), tmp_path / "run", options,
+                    convention="brats2023", probabilities=True)
+    report = predict_subject(from_export, subject_from_files(files), tmp_path / "export",
+                             options, convention="brats2023", probabilities=True)
+    assert report["synthesised"] == ["T1c"] and report["label_convention"] == "brats2023"
+    for name in ("seg.nii.gz", "uncertainty.nii.gz", "variance.nii.gz", "synth_T1c.nii.gz",
+                 "prob_oedema.nii.gz"):
+        a = nib.load(str(tmp_path / "run" / name))
+        b = nib.load(str(tmp_path / "export" / name))
+        np.testing.assert_allclose(a.affine, b.affine)
+        np.testing.assert_allclose(np.asanyarray(a.dataobj), np.asanyarray(b.dataobj),
                                    atol=1e-5, err_msg=name)

@@ -70,4 +70,4 @@ def test_normalise_intensities_matches_numpy(present):
     table = np.stack([landmarks[m] for m in MODALITIES]).astype(np.float64)
     out = graph.normalise_intensities(tf.constant(image), tf.constant(np.asarray(present) > 0),
                                       tf.constant(table)).numpy()
-    np.testing.assert_allclose(out, ref, atol=2e-5)
+    np.testing.assert_allclose(out, ref, atol=1e-6)
