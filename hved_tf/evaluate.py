@@ -22,11 +22,12 @@ from __future__ import annotations
 
 import json
 import pathlib
-import sys
 import time
 
 import numpy as np
 from absl import app, flags
+
+from hved_tf.cli import absl_main
 
 from hved_tf.modalities import MODALITIES, SUBSET_CODES, parse_subset, subset_code, subset_mask
 
@@ -206,15 +207,7 @@ def run():
     print(f"wrote {out_dir / 'results.csv'}, summary.json, table1.md", flush=True)
 
 
-def main(argv):
-    if len(argv) > 1:
-        raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
-    try:
-        run()
-    except ValueError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    return 0
+main = absl_main(run)
 
 
 if __name__ == "__main__":

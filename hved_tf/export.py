@@ -38,13 +38,14 @@ import json
 import os
 import pathlib
 import shutil
-import sys
 import tempfile
 import time
 
 import numpy as np
 import tensorflow as tf
 from absl import app, flags
+
+from hved_tf.cli import absl_main
 
 from hved_tf.inference import GAUSSIAN_FLOOR, GAUSSIAN_SIGMA, InferenceOptions
 from hved_tf.modalities import LABEL_CONVENTIONS, NUM_MODALITIES
@@ -316,26 +317,22 @@ def define_flags():
     flags.DEFINE_enum("blend", "gaussian", ["gaussian", "constant"], "Overlap weights.")
 
 
-def main(argv):
-    if len(argv) > 1:
-        raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
+def run():
     from hved_tf.loading import load_trained
     start = time.time()
-    try:
-        if FLAGS.samples < 1:
-            raise ValueError(f"--samples must be >= 1, got {FLAGS.samples}.")
-        trained = load_trained(FLAGS.model)
-        options = InferenceOptions(overlap=FLAGS.overlap, blend=FLAGS.blend,
-                                   num_samples=FLAGS.samples)
-        path = export_model(trained, FLAGS.export_dir, FLAGS.version, FLAGS.label_convention,
-                            options)
-    except ValueError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+    if FLAGS.samples < 1:
+        raise ValueError(f"--samples must be >= 1, got {FLAGS.samples}.")
+    trained = load_trained(FLAGS.model)
+    options = InferenceOptions(overlap=FLAGS.overlap, blend=FLAGS.blend,
+                               num_samples=FLAGS.samples)
+    path = export_model(trained, FLAGS.export_dir, FLAGS.version, FLAGS.label_convention,
+                        options)
     mb = sum(f.stat().st_size for f in path.rglob("*") if f.is_file()) / 2 ** 20
     print(f"exported {trained.name} to {path} ({mb:.1f} MB, {time.time() - start:.0f} s); "
           f"signatures: {', '.join(SIGNATURES)}", flush=True)
-    return 0
+
+
+main = absl_main(run)
 
 
 if __name__ == "__main__":

@@ -34,6 +34,8 @@ import time
 import numpy as np
 from absl import app, flags
 
+from hved_tf.cli import absl_main
+
 from hved_tf.modalities import (CLASS_NAMES, LABEL_CONVENTIONS, MODALITIES, REGIONS,
                                 from_training_labels, subset_code)
 
@@ -308,15 +310,7 @@ def run():
               f"{sum(report['timings'].values()):.1f} s)", flush=True)
 
 
-def main(argv):
-    if len(argv) > 1:
-        raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
-    try:
-        run()
-    except ValueError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    return 0
+main = absl_main(run)
 
 
 if __name__ == "__main__":

@@ -278,3 +278,19 @@ def test_predict_accepts_an_export(exported, tmp_path):
         np.testing.assert_allclose(a.affine, b.affine)
         np.testing.assert_allclose(np.asanyarray(a.dataobj), np.asanyarray(b.dataobj),
                                    atol=1e-5, err_msg=name)
+
+
+def test_export_cli(tmp_path, tiny_run):
+    run = tmp_path / "unfinished"
+    run.mkdir()
+    (run / "run_config.json").write_text((tiny_run / "run_config.json").read_text())
+    base = [sys.executable, "-m", "hved_tf.export", f"--export_dir={tmp_path / 'models'}"]
+    bad = subprocess.run(base + [f"--model={run}"], cwd=REPO, capture_output=True, text=True,
+                         timeout=300)
+    assert bad.returncode == 2 and "no finished model" in bad.stderr
+    good = subprocess.run(base + [f"--model={tiny_run}", "--samples=2"], cwd=REPO,
+                          capture_output=True, text=True, timeout=600)
+    assert good.returncode == 0, good.stderr[-2000:]
+    assert "exported u_hved" in good.stdout
+    assert (tmp_path / "models" / "1" / "saved_model.pb").is_file()
+    assert sorted(p.name for p in (tmp_path / "models").iterdir()) == ["1"]   # no leftovers

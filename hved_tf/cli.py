@@ -1,0 +1,21 @@
+"""What the command-line programs share: `absl_main(run)` makes the `main` given to
+`absl.app.run`, which refuses positional arguments and turns a ValueError (bad input, said in
+the user's terms) into `error: ...` on stderr and exit status 2."""
+from __future__ import annotations
+
+import sys
+
+from absl import app
+
+
+def absl_main(run):
+    def main(argv):
+        if len(argv) > 1:
+            raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
+        try:
+            run()
+        except ValueError as err:
+            print(f"error: {err}", file=sys.stderr)
+            return 2
+        return 0
+    return main
