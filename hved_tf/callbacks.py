@@ -8,11 +8,13 @@
 - `Validation`: Dice of whole tumour, core and enhancing on held-out subjects with all modalities
   and a list of subsets, TensorBoard scalars and images, the best weights, early stopping.
 - `StepCheckpoints`: weights at every validation, the last N kept.
+- `AtomicBackupAndRestore`: Keras' resume backups, never left half-written by a kill.
 Validation segments whole volumes with the sliding windows of `hved_tf.inference` (windows of
 the training patch, no overlap, the posterior mean of z: fast and repeatable).
 """
 from __future__ import annotations
 
+import json
 import logging
 import math
 import os
@@ -174,6 +176,32 @@ class Validation(keras.callbacks.Callback):
         for plane, panel in orthogonal_panels(columns, centre).items():
             tf.summary.image(f"{plane}/{code}", panel[None], step=step,
                              description=" | ".join(names))
+
+
+class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
+    """Keras' BackupAndRestore with backups written under temporary names and renamed.
+
+    Keras 3 (3.15) writes `latest.weights.h5` in place: a run killed while writing it leaves a
+    damaged file that the next run fails to open ("bad object header version number"). This
+    overrides its private `_save_model`: the weights and the metadata are written beside the
+    backup and each renamed over the old one, so a backup is always a complete old or a
+    complete new one. (Were the kill to fall between the two renames, the new weights come
+    with the previous epoch number; StopAtStep counts optimiser steps, so the run still ends
+    at the same step.)
+    """
+
+    def _save_model(self):
+        folder = pathlib.Path(self.backup_dir)
+        folder.mkdir(parents=True, exist_ok=True)
+        weights = pathlib.Path(self._weights_path)
+        metadata = pathlib.Path(self._training_metadata_path)
+        tmp_weights = weights.with_name(f".partial.{weights.name}")
+        tmp_metadata = metadata.with_name(f".partial.{metadata.name}")
+        self.model.save_weights(str(tmp_weights), overwrite=True)
+        tmp_metadata.write_text(json.dumps({"epoch": self._current_epoch,
+                                            "batch": self._last_batch_seen}))
+        os.replace(tmp_weights, weights)
+        os.replace(tmp_metadata, metadata)
 
 
 class StepCheckpoints(keras.callbacks.Callback):

@@ -95,8 +95,8 @@ def run(config: TrainConfig):
     """Trains as configured; returns the test-split results."""
     import keras
 
-    from hved_tf.callbacks import (NonFiniteLoss, StepCheckpoints, StopAtStep, Validation,
-                                   evaluate_subjects)
+    from hved_tf.callbacks import (AtomicBackupAndRestore, NonFiniteLoss, StepCheckpoints,
+                                   StopAtStep, Validation, evaluate_subjects)
     from hved_tf.data.pipeline import PipelineConfig, make_training_dataset
     from hved_tf.data.prepare import prepare_data
     from hved_tf.models import build_model
@@ -163,8 +163,7 @@ def run(config: TrainConfig):
             keras.callbacks.TensorBoard(str(run_dir / "logs"), update_freq="epoch",
                                         write_graph=False)]
     # Last: it saves the epoch's backup after the callbacks above have run.
-    callbacks.append(keras.callbacks.BackupAndRestore(str(own_dir / "backup"),
-                                                      delete_checkpoint=False))
+    callbacks.append(AtomicBackupAndRestore(str(own_dir / "backup"), delete_checkpoint=False))
     epochs = math.ceil(config.steps / config.validation_every)
     model.fit(dataset, epochs=epochs, steps_per_epoch=config.validation_every,
               callbacks=callbacks, verbose=1 if sys.stdout.isatty() and chief else 2)
