@@ -103,7 +103,11 @@ def evaluate(trained_models, names, subjects, subsets, cache_dir, options, figur
     from hved_tf.preprocessing.cache import SubjectCache
     from hved_tf.preprocessing.crop import uncrop
 
+    from hved_tf.loading import ExportedModel
     for trained in trained_models:
+        if isinstance(trained.model, ExportedModel):
+            raise ValueError(f"{trained.identity['export']} is an export: evaluate a training "
+                             "run folder or a .keras file (an export's settings are frozen).")
         if trained.landmarks is None:
             raise ValueError(f"{trained.identity['source']} has no histogram landmarks "
                              "(hist.txt): give --hist_file.")

@@ -4,9 +4,12 @@ Four encoders (no weight sharing), a product-of-Gaussians fusion per scale, five
 (T1, T1c, T2, FLAIR and the segmentation), all fed the same fused latents.
 
 Inference (`call`): the encoders run once; the segmentation decoder sees `num_samples` draws of
-the latents (`z_mode="sample"`) and its softmax is averaged ("seg_variance": the variance of the class
-probabilities across the draws, summed over classes), or sees the posterior mean
-(`z_mode="mean"`); the reconstructions come from the posterior mean unless `recon_z="sample"`.
+the latents (`z_mode="sample"`, from the fusion layers' seed generators) and its softmax is
+averaged, or sees the posterior mean (`z_mode="mean"`); the reconstructions come from the
+posterior mean unless `recon_z="sample"`.
+
+`infer` is the inference entry point of `hved_tf.inference` and of the export: stateless draws
+(repeatable), a sample count that may be a tensor, and the variance across the draws.
 
 Training (`compute_loss_terms`), as the release: one draw feeds all five decoders. The encoders
 run on the image of every modality the subject has (`available`); the drawn subset enters only
@@ -100,25 +103,16 @@ class UHVED(HeteroModalModel):
         if z_mode == "mean" or num_samples == 1:
             seg_logits = self._decode(self.seg_decoder, zs)
             seg_probs = tf.nn.softmax(seg_logits, axis=-1)
-            seg_variance = tf.zeros_like(seg_probs[..., :1])
         else:
             seg_probs = tf.nn.softmax(self._decode(self.seg_decoder, zs), axis=-1)
-            squares = tf.square(seg_probs)
             for _ in range(num_samples - 1):
                 draw = [f.sample(m, lv) for f, m, lv in zip(self.fusions, means, logvars)]
-                probs = tf.nn.softmax(self._decode(self.seg_decoder, draw), axis=-1)
-                seg_probs += probs
-                squares += tf.square(probs)
+                seg_probs += tf.nn.softmax(self._decode(self.seg_decoder, draw), axis=-1)
             seg_probs /= float(num_samples)
-            # Variance across the samples, summed over the classes (population variance).
-            seg_variance = tf.reduce_sum(tf.maximum(squares / float(num_samples)
-                                                    - tf.square(seg_probs), 0.0),
-                                         axis=-1, keepdims=True)
             # Logits whose softmax is the averaged probability.
             seg_logits = tf.math.log(tf.maximum(seg_probs, 1e-30))
         recon = self.decode_images(means if recon_z == "mean" else zs)
-        return {"seg_logits": seg_logits, "seg_probabilities": seg_probs,
-                "seg_variance": seg_variance, "recon": recon}
+        return {"seg_logits": seg_logits, "seg_probabilities": seg_probs, "recon": recon}
 
     def infer(self, inputs, num_samples=1, seed=0):
         """Inference: the encoders once; {"seg_probabilities", "seg_variance", "recon"}.
