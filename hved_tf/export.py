@@ -48,7 +48,7 @@ from absl import app, flags
 from hved_tf.cli import absl_main
 
 from hved_tf.inference import GAUSSIAN_FLOOR, GAUSSIAN_SIGMA, InferenceOptions
-from hved_tf.modalities import LABEL_CONVENTIONS, NUM_MODALITIES
+from hved_tf.modalities import LABEL_CONVENTIONS, NUM_MODALITIES, parse_subset, subset_mask
 
 SIGNATURES = ("serving_default", "serving_samples", "segment_volume", "segment_raw")
 METADATA = "hved_export.json"       # in the export's assets/
@@ -105,6 +105,9 @@ class ServingModule(tf.Module):
         self.missing_landmarks = tf.constant([m in missing for m in MODALITIES])
         from hved_tf.models.hved import UHVED
         self.model = model
+        # Every weight tracked here, as Keras' own exporter does: a layer kept in a nested
+        # Python list (HeMIS' back-ends) is otherwise invisible to TensorFlow's tracking.
+        self.model_variables = list(model.variables)
         self.hved = isinstance(model, UHVED)
         self.multiple = 2 ** (int(getattr(model, "levels", 1)) - 1)
         self.label_values = tf.constant(LABEL_CONVENTIONS[label_convention], tf.int32)
@@ -233,13 +236,14 @@ class ServingModule(tf.Module):
                 "recon": _pad_with(out["recon"], channel, recon_min)}
 
 
-def check_signatures(path, multiple):
-    """Loads an export and calls each signature on a small random input; raises on failure."""
+def check_signatures(path, multiple, mask=(1.0, 0.0, 1.0, 1.0)):
+    """Loads an export and calls each signature on a small random input with `mask` (the
+    modalities present); raises on failure."""
     loaded = tf.saved_model.load(str(path))
-    size = 2 * multiple + 3
+    size = max(2 * multiple + 3, 11)       # odd, and at least the models' minimum of 8
     rng = np.random.default_rng(0)
     image = tf.constant(rng.normal(size=(1, size, size, size, NUM_MODALITIES)), tf.float32)
-    mask = tf.constant([[1.0, 0.0, 1.0, 1.0]])
+    mask = tf.constant([mask], tf.float32)
     missing = [s for s in SIGNATURES if s not in loaded.signatures]
     if missing:
         raise RuntimeError(f"The export lacks the signature(s) {missing}.")
@@ -291,7 +295,9 @@ def export_model(trained, export_dir, version=None, label_convention="brats2018"
             "serving_samples": module.serving_samples,
             "segment_volume": module.segment_volume,
             "segment_raw": module.segment_raw})
-        check_signatures(tmp, module.multiple)
+        subset = getattr(trained.model, "subset", None)       # a U-Net runs on its own only
+        check_signatures(tmp, module.multiple, tuple(subset_mask(parse_subset(subset)))
+                         if subset else (1.0, 0.0, 1.0, 1.0))
         os.rename(tmp, target)
     finally:
         for folder in (tmp, meta_dir):

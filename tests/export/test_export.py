@@ -294,3 +294,23 @@ def test_export_cli(tmp_path, tiny_run):
     assert "exported u_hved" in good.stdout
     assert (tmp_path / "models" / "1" / "saved_model.pb").is_file()
     assert sorted(p.name for p in (tmp_path / "models").iterdir()) == ["1"]   # no leftovers
+
+
+@pytest.mark.parametrize("name,options,mask", [
+    ("u_hemis", {}, (1, 0, 0, 1)),
+    ("unet", {"subset": "T1c+FLAIR"}, (0, 1, 0, 1)),
+    ("hemis", {}, (1, 1, 1, 0)),
+])
+def test_the_baselines_export_too(tmp_path, name, options, mask):
+    from conftest import make_run_dir
+
+    trained = load_trained(make_run_dir(tmp_path / name, name=name, **options))
+    path = export_model(trained, tmp_path / "models", options=OPTIONS)
+    loaded = tf.saved_model.load(str(path))
+    volume = np.random.default_rng(1).normal(size=(21, 19, 18, 4)).astype(np.float32)
+    mask = np.asarray(mask, np.float32)
+    out = loaded.signatures["segment_volume"](image=tf.constant(volume), mask=tf.constant(mask))
+    fallback = InferenceOptions(**{**OPTIONS.__dict__, "fallback_window": trained.window})
+    expected = segment(trained.model, volume, mask, fallback)
+    np.testing.assert_allclose(out["seg_probabilities"], expected["probabilities"], atol=1e-5)
+    assert float(tf.reduce_max(tf.abs(out["recon"]))) == 0.0       # no synthesis in these
