@@ -25,9 +25,9 @@ import pathlib
 import time
 
 import numpy as np
-from absl import app, flags
+from absl import flags
 
-from hved_tf.cli import absl_main
+from hved_tf.cli import run_program
 
 from hved_tf.modalities import MODALITIES, SUBSET_CODES, parse_subset, subset_code, subset_mask
 
@@ -211,10 +211,5 @@ def run():
     print(f"wrote {out_dir / 'results.csv'}, summary.json, table1.md", flush=True)
 
 
-main = absl_main(run)
-
-
 if __name__ == "__main__":
-    define_flags()
-    flags.mark_flags_as_required(["model", "out_dir"])
-    app.run(main)
+    run_program(define_flags, run, ["model", "out_dir"])

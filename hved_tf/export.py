@@ -43,9 +43,9 @@ import time
 
 import numpy as np
 import tensorflow as tf
-from absl import app, flags
+from absl import flags
 
-from hved_tf.cli import absl_main
+from hved_tf.cli import run_program
 
 from hved_tf.inference import GAUSSIAN_FLOOR, GAUSSIAN_SIGMA, InferenceOptions
 from hved_tf.modalities import LABEL_CONVENTIONS, NUM_MODALITIES, parse_subset, subset_mask
@@ -338,10 +338,5 @@ def run():
           f"signatures: {', '.join(SIGNATURES)}", flush=True)
 
 
-main = absl_main(run)
-
-
 if __name__ == "__main__":
-    define_flags()
-    flags.mark_flags_as_required(["model", "export_dir"])
-    app.run(main)
+    run_program(define_flags, run, ["model", "export_dir"])

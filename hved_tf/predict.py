@@ -32,9 +32,9 @@ import sys
 import time
 
 import numpy as np
-from absl import app, flags
+from absl import flags
 
-from hved_tf.cli import absl_main
+from hved_tf.cli import run_program
 
 from hved_tf.modalities import (CLASS_NAMES, LABEL_CONVENTIONS, MODALITIES, REGIONS,
                                 from_training_labels, subset_code)
@@ -310,10 +310,5 @@ def run():
               f"{sum(report['timings'].values()):.1f} s)", flush=True)
 
 
-main = absl_main(run)
-
-
 if __name__ == "__main__":
-    define_flags()
-    flags.mark_flags_as_required(["model", "out_dir"])
-    app.run(main)
+    run_program(define_flags, run, ["model", "out_dir"])
