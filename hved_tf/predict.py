@@ -5,10 +5,11 @@
 
 Inputs: `--t1/--t1c/--t2/--flair` files (any non-empty subset), or `--subject_dir` (one
 subject in any supported layout; missing modalities detected from the files present), or
-`--data_root` (every subject; one output subfolder each). The model: a training run folder or
-a `.keras` file (`hved_tf.loading`). Each subject is preprocessed as in training (crop, Nyúl
-landmarks, whitening), segmented by sliding windows (`hved_tf.inference`: 10 z samples for
-U-HVED by default) and written in the input's own geometry (shape, affine, orientation):
+`--data_root` (every subject; one output subfolder each). The model: a training run folder, a
+`.keras` file or an export of `hved_tf.export` (`hved_tf.loading`; an export runs its
+`segment_raw` signature with its own frozen settings). Each subject is preprocessed as in
+training (crop, Nyúl landmarks, whitening), segmented by sliding windows (`hved_tf.inference`:
+10 z samples for U-HVED by default) and written in the input's own geometry (shape, affine, orientation):
 
 - `seg.nii.gz`: labels in `--label_convention` (default: the layout's; files: brats2018);
 - `synth_<MODALITY>.nii.gz`: each missing sequence (`--synth_all`: all four), U-HVED only, in
@@ -217,7 +218,7 @@ FLAGS = flags.FLAGS
 
 def define_flags():
     """The CLI's flags (defined only when run as a program: tests import this module)."""
-    flags.DEFINE_string("model", None, "A training run folder or a .keras file.")
+    flags.DEFINE_string("model", None, "A training run folder, a .keras file or an export.")
     for _m in MODALITIES:
         flags.DEFINE_string(_m.lower(), "", f"The {_m} NIfTI file, if the patient has one.")
     flags.DEFINE_string("subject_dir", "", "One subject's folder (any supported layout).")
