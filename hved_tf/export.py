@@ -315,6 +315,7 @@ def define_flags():
     """The CLI's flags (defined only when run as a program: tests import this module)."""
     flags.DEFINE_string("model", None, "A training run folder or a .keras file.")
     flags.DEFINE_string("export_dir", None, "The model's base folder, e.g. models/hved.")
+    flags.DEFINE_string("hist_file", "", "Landmarks (hist.txt) when the model folder has none.")
     flags.DEFINE_integer("version", None, "Version folder (default: one more than the last).")
     flags.DEFINE_enum("label_convention", "brats2018", list(LABEL_CONVENTIONS),
                       "Label values of seg_labels.")
@@ -328,7 +329,7 @@ def run():
     start = time.time()
     if FLAGS.samples < 1:
         raise ValueError(f"--samples must be >= 1, got {FLAGS.samples}.")
-    trained = load_trained(FLAGS.model)
+    trained = load_trained(FLAGS.model, FLAGS.hist_file or None)
     options = InferenceOptions(overlap=FLAGS.overlap, blend=FLAGS.blend,
                                num_samples=FLAGS.samples)
     path = export_model(trained, FLAGS.export_dir, FLAGS.version, FLAGS.label_convention,
