@@ -93,11 +93,13 @@ def region_volumes_ml(labels, zooms):
             for name, classes in REGIONS.items()}
 
 
-def _run_network(trained, subject, options, progress):
-    """(full-grid RAS outputs, RAS image for the figure, geometry, timings, inference record).
+def _run_network(trained, subject, options, progress, want_probabilities, want_image):
+    """(full-grid RAS outputs, RAS image for the figure or None, geometry, timings, inference
+    record).
 
-    Outputs: "labels" (training classes), "probabilities", "entropy", and where the model
-    gives them "variance" and "recon"; a trained model runs through `hved_tf.inference` on the
+    Outputs: "labels" (training classes), "entropy", "probabilities" if wanted, and where the
+    model gives them "variance" and "recon" (full-grid copies are made only of what will be
+    written: a BraTS grid of 4 channels is 140 MB); a trained model runs through `hved_tf.inference` on the
     cropped, standardised volume (the crop undone after), an export through its `segment_raw`.
     """
     from hved_tf.inference import check_model_mask, segment
@@ -119,6 +121,7 @@ def _run_network(trained, subject, options, progress):
         labels = to_training_labels(out["seg_labels"], exported.label_convention)
         full = {"labels": labels, "probabilities": out["seg_probabilities"],
                 "entropy": out["uncertainty"]}
+        image = image if want_image else None
         if exported.meta["identity"]["model"] == "u_hved":   # the others export zeros
             full["recon"] = out["recon"]
             if exported.meta["inference"]["num_samples"] > 1:
@@ -135,11 +138,12 @@ def _run_network(trained, subject, options, progress):
     out = segment(trained.model, prepared.image, mask, options, prepared.minimum,
                   progress=progress)
     box = prepared.box
-    background = np.eye(out["probabilities"].shape[-1], dtype=np.float32)[0]
-    probs = np.broadcast_to(background, box.full_shape + background.shape).copy()
-    probs[box.slices] = out["probabilities"]
-    full = {"labels": uncrop(out["labels"], box), "probabilities": probs,
-            "entropy": uncrop(out["entropy"], box)}
+    full = {"labels": uncrop(out["labels"], box), "entropy": uncrop(out["entropy"], box)}
+    if want_probabilities:
+        background = np.eye(out["probabilities"].shape[-1], dtype=np.float32)[0]
+        probs = np.broadcast_to(background, box.full_shape + background.shape).copy()
+        probs[box.slices] = out["probabilities"]
+        full["probabilities"] = probs
     if "variance" in out:
         full["variance"] = uncrop(out["variance"], box)
     if "recon" in out:
@@ -149,7 +153,7 @@ def _run_network(trained, subject, options, progress):
         filled[box.slices] = recon
         full["recon"] = filled
     timings = {"load_and_preprocess_s": preprocess_s, "inference_s": out["seconds"]}
-    image = uncrop(prepared.image, box)
+    image = uncrop(prepared.image, box) if want_image else None
     record = {**dataclasses.asdict(options), "window_used": list(out["window"])}
     return full, image, prepared.geometry, timings, record
 
@@ -161,7 +165,8 @@ def predict_subject(trained, subject, out_dir, options, convention=None, synth_a
     from hved_tf.io.nifti import save_nifti
 
     mask = subject.available
-    out, image, geometry, timings, record = _run_network(trained, subject, options, progress)
+    out, image, geometry, timings, record = _run_network(trained, subject, options, progress,
+                                                         probabilities, figure)
     start = time.perf_counter()
     convention = convention or subject.label_convention
     out_dir = pathlib.Path(out_dir)
