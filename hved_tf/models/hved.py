@@ -62,9 +62,10 @@ class UHVED(HeteroModalModel):
         self.seg_decoder = Decoder(base_filters, levels, num_classes, name="decoder_seg")
 
     # ------------------------------------------------------------------ pieces
-    def encode(self, image):
+    def encode(self, image, training=None):
         """image [B, X, Y, Z, 4] -> per level (mean, logvar), each [B, 4, x, y, z, C_l]."""
-        per_modality = [enc(image[..., i:i + 1]) for i, enc in enumerate(self.encoders)]
+        per_modality = [enc(image[..., i:i + 1], training=training)
+                        for i, enc in enumerate(self.encoders)]
         levels = []
         for level in range(self.levels):
             stacked = tf.stack([skips[level] for skips in per_modality], axis=1)
@@ -77,12 +78,14 @@ class UHVED(HeteroModalModel):
                for fusion, (mean, logvar) in zip(self.fusions, posteriors)]
         return [o[0] for o in out], [o[1] for o in out], [o[2] for o in out]
 
-    def _decode(self, decoder, latents):
-        return tf.cast(decoder([tf.cast(z, self.compute_dtype) for z in latents]), tf.float32)
+    def _decode(self, decoder, latents, training=None):
+        return tf.cast(decoder([tf.cast(z, self.compute_dtype) for z in latents],
+                               training=training), tf.float32)
 
-    def decode_images(self, latents):
+    def decode_images(self, latents, training=None):
         """[B, X, Y, Z, 4] float32, the four modalities in order."""
-        return tf.concat([self._decode(d, latents) for d in self.image_decoders], axis=-1)
+        return tf.concat([self._decode(d, latents, training) for d in self.image_decoders],
+                         axis=-1)
 
     # ------------------------------------------------------------------ contract
     def call(self, inputs, training=None, z_mode=None, num_samples=None, recon_z="mean"):
@@ -166,10 +169,10 @@ class UHVED(HeteroModalModel):
     # ------------------------------------------------------------------ training
     def compute_loss_terms(self, image, labels, mask, available, training):
         image = masked_image(tf.cast(image, self.compute_dtype), available)
-        posteriors = self.encode(image)
+        posteriors = self.encode(image, training)
         zs, _, _ = self.fuse(posteriors, mask, "sample")
-        seg_logits = self._decode(self.seg_decoder, zs)
-        recon = self.decode_images(zs)
+        seg_logits = self._decode(self.seg_decoder, zs, training)
+        recon = self.decode_images(zs, training)
         terms = self._seg_terms(seg_logits, labels)
         terms["recon"] = losses_lib.reconstruction_loss(recon, image, available)
         terms["kl"] = losses_lib.kl_loss([p[0] for p in posteriors], [p[1] for p in posteriors],

@@ -52,7 +52,8 @@ class SubsetUNet(HeteroModalModel):
     def forward(self, image, mask, training=None):
         self._check_mask(mask)
         x = tf.gather(tf.cast(image, self.compute_dtype), self.indices, axis=-1)
-        logits = tf.cast(self.seg_decoder(self.encoder(x)), tf.float32)
+        logits = tf.cast(self.seg_decoder(self.encoder(x, training=training), training=training),
+                         tf.float32)
         return {"seg_logits": logits, "seg_probabilities": tf.nn.softmax(logits, axis=-1)}
 
     def draw_masks(self, available):
