@@ -27,7 +27,7 @@ import tensorflow as tf
 from hved_tf.figures import normalise, orthogonal_panels, overlay, tumour_centre
 from hved_tf.inference import InferenceOptions, ModelPredictor, segment
 from hved_tf.metrics import region_dice
-from hved_tf.modalities import MODALITIES, parse_subset, subset_mask
+from hved_tf.modalities import MODALITIES, REGION_SHORT, parse_subset, subset_mask
 from hved_tf.models.unet import SubsetUNet
 
 log = logging.getLogger(__name__)
@@ -133,8 +133,9 @@ class Validation(keras.callbacks.Callback):
         for region, value in full.items():
             logs[f"val_dice_{region}"] = value
         score = float(np.mean(list(full.values()))) if full else -1.0
-        line = " | ".join(f"{code}: " + " ".join(f"{r[:5]} {v:.3f}" for r, v in reg.items())
-                          for code, reg in results.items())
+        line = " | ".join(
+            f"{code}: " + " ".join(f"{REGION_SHORT.get(r, r)} {v:.3f}" for r, v in reg.items())
+            for code, reg in results.items())
         print(f"validation at step {step} (lr {lr:.2e}): {line}", flush=True)
         self.history.append({"step": step, **{c: r for c, r in results.items()}})
         if score > self.best:

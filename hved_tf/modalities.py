@@ -158,6 +158,7 @@ REGIONS: dict[str, tuple[int, ...]] = {
     "tumour_core": (1, 3),
     "enhancing": (3,),
 }
+REGION_SHORT = {"whole_tumour": "WT", "tumour_core": "TC", "enhancing": "ET"}
 
 
 def _convention(name: str) -> tuple[int, ...]:

@@ -22,10 +22,9 @@ import pathlib
 import numpy as np
 
 from hved_tf.metrics import wilcoxon_p
-from hved_tf.modalities import MODALITIES, REGIONS, SUBSET_CODES, parse_subset
+from hved_tf.modalities import MODALITIES, REGION_SHORT, REGIONS, SUBSET_CODES, parse_subset
 
 FIELDS = ("model", "subject", "subset", "target", "metric", "value")
-REGION_SHORT = {"whole_tumour": "WT", "tumour_core": "TC", "enhancing": "ET"}
 
 
 def write_text(path, text):
