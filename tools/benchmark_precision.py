@@ -9,6 +9,8 @@ For u_hved at size³ (batch 1, random data), float32 and mixed_bfloat16, each in
 - the summed op time by kind, from one profiled step (TF profiler): Conv3D forward and
   backward, the XLA-compiled code (fused norms and KL), and the rest. Op times overlap
   (two threads), so they explain the step without adding up to it;
+- the same model with the norms as plain autodiff ops ("plain_norm", what inference runs),
+  to measure what the fused training norms (hved_tf/models/norm_act.py) save;
 - two ablations, to bound what any work outside the convolutions can gain: the same step with
   every instance norm replaced by its affine part (no statistics, not the model), then also
   without the KL term. Their ratio is a floor for the ratio of the real step.
@@ -28,7 +30,7 @@ import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-VARIANTS = ("model", "no_norm_stats", "no_norm_stats_no_kl")
+VARIANTS = ("model", "plain_norm", "no_norm_stats", "no_norm_stats_no_kl")
 KINDS = {"_MklNativeConv3D": "conv forward", "_MklNativeConv3DBackpropInputV2": "conv backward",
          "_MklNativeConv3DBackpropFilterV2": "conv backward", "Conv3D": "conv forward",
          "Conv3DBackpropInputV2": "conv backward", "Conv3DBackpropFilterV2": "conv backward"}
@@ -41,6 +43,10 @@ def _ablate(variant):
     from hved_tf import losses
     from hved_tf.models import blocks
 
+    if variant == "plain_norm":
+        def plain(self, x, training=None):
+            return self.conv(blocks.leaky_relu(self.norm(x)))
+        blocks.ConvUnit.call = plain
     if variant in ("no_norm_stats", "no_norm_stats_no_kl"):
         def affine_only(self, x, training=None):
             gamma = tf.cast(self.norm.gamma, x.dtype)
