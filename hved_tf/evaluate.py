@@ -28,7 +28,6 @@ import numpy as np
 from absl import flags
 
 from hved_tf.cli import run_program
-
 from hved_tf.modalities import MODALITIES, SUBSET_CODES, parse_subset, subset_code, subset_mask
 
 FIGURE_SUBSETS = ("T1c+FLAIR", "T1+T1c+T2+FLAIR")
@@ -98,12 +97,12 @@ def evaluate(trained_models, names, subjects, subsets, cache_dir, options, figur
     from hved_tf.figures import save_png, subject_figure
     from hved_tf.inference import ModelPredictor, segment
     from hved_tf.io.nifti import read_geometry
+    from hved_tf.loading import ExportedModel
     from hved_tf.metrics import image_metrics, region_metrics
     from hved_tf.models.unet import SubsetUNet
     from hved_tf.preprocessing.cache import SubjectCache
     from hved_tf.preprocessing.crop import uncrop
 
-    from hved_tf.loading import ExportedModel
     for trained in trained_models:
         if isinstance(trained.model, ExportedModel):
             raise ValueError(f"{trained.identity['export']} is an export: evaluate a training "

@@ -17,19 +17,18 @@ these signatures (all float32 unless said; every spatial size dynamic):
 - `segment_volume`: `image` [X, Y, Z, 4] (a whole preprocessed volume, any size), `mask` [4] ->
   the same outputs without the batch axis, by the sliding windows of `hved_tf.inference`
   computed in the graph (same window choice, overlap, border and blending), so a client sends
-  one request per patient and gets what `hved_tf.predict` computes.
+  one request per patient and gets what `hved_tf.predict` computes;
+- `segment_raw`: `image` [X, Y, Z, 4] raw intensities in RAS voxel order (e.g. nibabel's
+  `as_closest_canonical`: the network was trained on RAS volumes and is not flip-invariant),
+  `mask` [4] -> the same outputs on that whole grid: the release's crop, the padding,
+  'mean_plus' foreground, Nyúl standardisation with the landmarks stored as constants,
+  whitening (`hved_tf.preprocessing.graph`, every step exact, hole filling included),
+  `segment_volume`, and the crop undone. A client needs no preprocessing code.
 
 Export writes into a temporary folder beside `<export_dir>/<version>`, loads it back with
 `tf.saved_model.load`, calls every signature on a small random input, and only then renames it
 to `<export_dir>/<version>` (the version: `--version`, else one more than the highest there).
 The graph holds no Python function ops (PyFunc/EagerPyFunc); tests scan for them.
-
-- `segment_raw`: `image` [X, Y, Z, 4] raw intensities in RAS voxel order (e.g. nibabel's
-  `as_closest_canonical`: the network was trained on RAS volumes and is not flip-invariant),
-  `mask` [4] -> the same outputs on that whole grid: the release's
-  crop, the padding, 'mean_plus' foreground, Nyúl standardisation with the landmarks stored
-  as constants, whitening (`hved_tf.preprocessing.graph`, every step exact, hole filling
-  included), `segment_volume`, and the crop undone. A client needs no preprocessing code.
 """
 from __future__ import annotations
 
@@ -46,9 +45,9 @@ import tensorflow as tf
 from absl import flags
 
 from hved_tf.cli import run_program
-
 from hved_tf.inference import GAUSSIAN_FLOOR, GAUSSIAN_SIGMA, InferenceOptions
-from hved_tf.modalities import LABEL_CONVENTIONS, NUM_MODALITIES, parse_subset, subset_mask
+from hved_tf.modalities import (LABEL_CONVENTIONS, MODALITIES, NUM_MODALITIES, parse_subset,
+                                subset_mask)
 
 SIGNATURES = ("serving_default", "serving_samples", "segment_volume", "segment_raw")
 METADATA = "hved_export.json"       # in the export's assets/
@@ -97,7 +96,6 @@ class ServingModule(tf.Module):
         if not landmarks:
             raise ValueError("The model has no histogram landmarks (no hist.txt in its run "
                              "folder), which segment_raw needs: give --hist_file.")
-        from hved_tf.modalities import MODALITIES
         missing = [m for m in MODALITIES if m not in landmarks]
         self.landmarks = tf.constant(np.stack([
             np.asarray(landmarks[m], np.float64) if m in landmarks else np.full(13, np.nan)
@@ -208,7 +206,6 @@ class ServingModule(tf.Module):
         total = inside(total)[..., None]
         return self._outputs(inside(probs) / total, inside(variance) / total,
                              inside(recon) / total)
-
 
     def _raw(self, image, mask):
         """Raw RAS intensities in: the crop, the intensity chain (hved_tf.preprocessing.graph),

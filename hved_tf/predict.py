@@ -9,7 +9,8 @@ subject in any supported layout; missing modalities detected from the files pres
 `.keras` file or an export of `hved_tf.export` (`hved_tf.loading`; an export runs its
 `segment_raw` signature with its own frozen settings). Each subject is preprocessed as in
 training (crop, Nyúl landmarks, whitening), segmented by sliding windows (`hved_tf.inference`:
-10 z samples for U-HVED by default) and written in the input's own geometry (shape, affine, orientation):
+10 z samples for U-HVED by default) and written in the input's own geometry (shape, affine,
+orientation):
 
 - `seg.nii.gz`: labels in `--label_convention` (default: the layout's; files: brats2018);
 - `synth_<MODALITY>.nii.gz`: each missing sequence (`--synth_all`: all four), U-HVED only, in
@@ -36,7 +37,6 @@ import numpy as np
 from absl import flags
 
 from hved_tf.cli import run_program
-
 from hved_tf.modalities import (CLASS_NAMES, LABEL_CONVENTIONS, MODALITIES, REGIONS,
                                 from_training_labels, subset_code)
 
@@ -99,8 +99,9 @@ def _run_network(trained, subject, options, progress, want_probabilities, want_i
 
     Outputs: "labels" (training classes), "entropy", "probabilities" if wanted, and where the
     model gives them "variance" and "recon" (full-grid copies are made only of what will be
-    written: a BraTS grid of 4 channels is 140 MB); a trained model runs through `hved_tf.inference` on the
-    cropped, standardised volume (the crop undone after), an export through its `segment_raw`.
+    written: a BraTS grid of 4 channels is 140 MB); a trained model runs through
+    `hved_tf.inference` on the cropped, standardised volume (the crop undone after), an export
+    through its `segment_raw`.
     """
     from hved_tf.inference import check_model_mask, segment
     from hved_tf.loading import ExportedModel
@@ -236,7 +237,8 @@ def define_flags():
                       "volume when it fits 200x200x160 voxels, else the training patch.")
     flags.DEFINE_float("overlap", 0.5, "Overlap of neighbouring windows, in [0, 1).")
     flags.DEFINE_integer("border", 0, "Voxels cut from each side of a window (the original: 10).")
-    flags.DEFINE_enum("blend", "gaussian", ["gaussian", "constant"], "Weights where windows overlap.")
+    flags.DEFINE_enum("blend", "gaussian", ["gaussian", "constant"],
+                      "Weights where windows overlap.")
     flags.DEFINE_integer("samples", 10, "z samples averaged for the segmentation (U-HVED).")
     flags.DEFINE_integer("batch_size", 1, "Windows per forward pass.")
     flags.DEFINE_bool("synth_all", False, "Synthesise all four sequences, not only missing ones.")

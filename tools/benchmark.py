@@ -78,8 +78,8 @@ def reference_conv_gflops(repeats):
     return flops / median / 1e9, median
 
 
-def run_one(name, size, repeats):
-    """One configuration in this process; returns a dict of figures."""
+def step_fixture(name, size):
+    """(model compiled with its Adam, image, labels, training batch) on random data, batch 1."""
     import numpy as np
     import tensorflow as tf
     from hved_tf.models import build_model
@@ -90,7 +90,14 @@ def run_one(name, size, repeats):
     rng = np.random.default_rng(0)
     image = tf.constant(rng.normal(size=(1, size, size, size, 4)).astype(np.float32))
     labels = tf.constant(rng.integers(0, 4, size=(1, size, size, size, 1)).astype(np.int32))
-    data = ({"image": image, "available": tf.ones((1, 4))}, labels)
+    return model, image, labels, ({"image": image, "available": tf.ones((1, 4))}, labels)
+
+
+def run_one(name, size, repeats):
+    """One configuration in this process; returns a dict of figures."""
+    import tensorflow as tf
+
+    model, image, labels, data = step_fixture(name, size)
     mask = tf.ones((1, 4))
 
     loss_fwd = tf.function(lambda: model.compute_loss_terms(image, labels, mask, mask, True))

@@ -22,11 +22,9 @@ import collections
 import glob
 import json
 import os
-import statistics
 import subprocess
 import sys
 import tempfile
-import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
@@ -89,29 +87,19 @@ def op_times(step, data, log_dir):
 
 def run_child(precision, variant, size, steps):
     import keras
-    import numpy as np
     import tensorflow as tf
-    from hved_tf.models import build_model
+
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    from benchmark import _timed, step_fixture
 
     keras.mixed_precision.set_global_policy(precision)
     _ablate(variant)
-    model = build_model("u_hved", seed=0)
-    model.compile(optimizer=model.default_optimizer(1e-3))
-    rng = np.random.default_rng(0)
-    image = tf.constant(rng.normal(size=(1, size, size, size, 4)).astype(np.float32))
-    labels = tf.constant(rng.integers(0, 4, size=(1, size, size, size, 1)).astype(np.int32))
-    data = ({"image": image, "available": tf.ones((1, 4))}, labels)
+    model, _, _, data = step_fixture("u_hved", size)
     step = tf.function(model.train_step)
-    for _ in range(2):
-        step(data)["loss"].numpy()
-    times = []
-    for _ in range(steps):
-        start = time.perf_counter()
-        step(data)["loss"].numpy()
-        times.append(time.perf_counter() - start)
+    median, times = _timed(lambda: step(data)["loss"].numpy(), steps, warmup=2)
     kinds = op_times(step, data, tempfile.mkdtemp(prefix="hved_prof_")) if variant == "model" \
         else {}
-    return {"step_s": statistics.median(times), "times": times, "op_s": kinds}
+    return {"step_s": median, "times": times, "op_s": kinds}
 
 
 def _child(args):
@@ -147,7 +135,8 @@ def main(argv=None):
     f32, bf16 = (results["model", p]["op_s"] for p in ("float32", "mixed_bfloat16"))
     for kind in sorted(set(f32) | set(bf16), key=lambda k: -f32.get(k, 0.0)):
         a, b = f32.get(kind, 0.0), bf16.get(kind, 0.0)
-        print(f"  {kind:16s} float32 {a:6.2f} | bf16 {b:6.2f} | x{b / a if a else float('nan'):.2f}")
+        ratio = b / a if a else float("nan")
+        print(f"  {kind:16s} float32 {a:6.2f} | bf16 {b:6.2f} | x{ratio:.2f}")
 
 
 if __name__ == "__main__":

@@ -24,7 +24,8 @@ MAX_MESSAGE = 1 << 30
 
 
 def build_request(model_name, image, mask, signature="segment_raw"):
-    """A tensorflow-serving-api PredictRequest for one preprocessed volume."""
+    """A tensorflow-serving-api PredictRequest for one volume (raw intensities for
+    `segment_raw`, preprocessed ones for the other signatures)."""
     import tensorflow as tf
     from tensorflow_serving.apis import predict_pb2
 
