@@ -7,7 +7,8 @@
   ``numerator_epsilon=1e-5`` gives NiftyNet 0.5.0's own variant.
 - ``reconstruction_loss``: MSE between the decoded and the input images over the modalities a
   subject has (all four when nothing is missing, as in the original, dropped ones included).
-- ``kl_normal``: elementwise closed-form KL(N1 || N2), with the release's 1e-7 in var2's denominator.
+- ``kl_normal``: elementwise closed-form KL(N1 || N2) (re-exported from `hved_tf.gaussian`, the
+  home of the Gaussian formulas: product of experts, KL, sampling).
 - ``kl_loss``: "original" (released code) or "paper" variant, averaged over the latent levels.
   The "original" one runs as one XLA-compiled function returning its value and analytic gradient
   (a departure from "no XLA by default": it compiles elementwise code only, see the comment at
@@ -23,11 +24,11 @@ import dataclasses
 
 import tensorflow as tf
 
+from hved_tf import gaussian
+from hved_tf.gaussian import KL_EPSILON, kl_normal, product_of_gaussians
 from hved_tf.modalities import NUM_CLASSES, subset_matrix
-from hved_tf.models.fusion import POE_EPSILON, product_of_gaussians
 
 DICE_EPSILON = 1e-5
-KL_EPSILON = 1e-7
 KL_VARIANTS = ("original", "paper")
 WEIGHT_DECAY = 1e-5
 
@@ -70,10 +71,16 @@ def dice_loss(logits, labels, numerator_epsilon=0.0, denominator_epsilon=DICE_EP
     return tf.reduce_mean(1.0 - tf.reduce_mean(dice, axis=-1))
 
 
+def segmentation_terms(logits, labels, numerator_epsilon=0.0):
+    """{"seg_ce": cross-entropy, "seg_dice": Dice loss}: the terms the models report."""
+    return {"seg_ce": cross_entropy(logits, labels),
+            "seg_dice": dice_loss(logits, labels, numerator_epsilon=numerator_epsilon)}
+
+
 def segmentation_loss(logits, labels, numerator_epsilon=0.0):
     """Cross-entropy + Dice (the release's segmentation loss)."""
-    return (cross_entropy(logits, labels)
-            + dice_loss(logits, labels, numerator_epsilon=numerator_epsilon))
+    terms = segmentation_terms(logits, labels, numerator_epsilon)
+    return terms["seg_ce"] + terms["seg_dice"]
 
 
 def reconstruction_loss(recon, image, available=None):
@@ -92,19 +99,6 @@ def reconstruction_loss(recon, image, available=None):
     voxels = tf.cast(tf.reduce_prod(tf.shape(sq)[1:-1]), tf.float32)
     total = tf.reduce_sum(tf.where(a > 0, sq, 0.0))
     return total / tf.maximum(tf.reduce_sum(a) * voxels, 1.0)
-
-
-def kl_normal(mean1, logvar1, mean2, logvar2, epsilon=KL_EPSILON):
-    """Elementwise KL(N(mean1, e^logvar1) || N(mean2, e^logvar2)) in nats.
-
-    0.5 · (logvar2 - logvar1 - 1 + (var1 + (mean1 - mean2)²) / (var2 + epsilon)); epsilon = 1e-7
-    as in the release (0 gives the exact closed form).
-    """
-    mean1, logvar1, mean2, logvar2 = (tf.cast(t, tf.float32)
-                                      for t in (mean1, logvar1, mean2, logvar2))
-    var1, var2 = tf.exp(logvar1), tf.exp(logvar2)
-    return 0.5 * (logvar2 - logvar1 - 1.0
-                  + (var1 + tf.square(mean1 - mean2)) / (var2 + epsilon))
 
 
 def _mean_per_sample(x):
@@ -159,30 +153,21 @@ def _subset_weights(available):
 def _kl_original_part(mean, logvar, mask, subsets, w_inter, w_prior):
     """Σ_s w_inter·KL(q_pi || q_s) + w_prior·KL(q_s || N(0, I)) over `subsets` [S, M], [B].
 
-    Written out rather than through `kl_normal` so that each subset costs one log per element:
-    with T_s = 1 + Σ_m S_sm / (e^logvar_m + 1e-7) the subset's total precision, its variance is
-    v_s = 1/T_s + 1e-7 (= exp of the PoE's logvar), its mean m_s = Σ_m S_sm mean_m /
-    (e^logvar_m + 1e-7) / T_s, and per element
-        KL(q_pi || q_s)    = ½ (log v_s - log v_pi - 1 + (v_pi + (m_pi - m_s)²) / (v_s + 1e-7))
-        KL(q_s || N(0, I)) = ½ (-log v_s - 1 + (v_s + m_s²) / (1 + 1e-7)),
-    the release's formulas with exp(log v) replaced by v. Each KL is a mean over elements.
+    q_pi is the product for each sample's drawn subset, q_s those of `subsets`, all from
+    `hved_tf.gaussian`; each KL is a mean over a sample's elements, averaged term by term
+    (`kl_divergence(..., reduce_mean=True)`), so that no [B, S, N] KL is materialised.
     """
-    precision = 1.0 / (tf.exp(logvar) + POE_EPSILON)                       # [B, M, N]
+    precision = gaussian.precisions(logvar)                                # [B, M, N]
     weighted = precision * mean                                            # [B, M, N]
-    m = mask[:, :, None]                                                   # [B, M, 1]
-    t_pi = 1.0 + tf.reduce_sum(m * precision, axis=1)                      # [B, N]
-    m_pi = tf.reduce_sum(m * weighted, axis=1) / t_pi                      # [B, N]
-    v_pi = 1.0 / t_pi + POE_EPSILON                                        # [B, N]
-    t_s = 1.0 + tf.einsum("sm,bmn->bsn", subsets, precision)               # [B, S, N]
-    m_s = tf.einsum("sm,bmn->bsn", subsets, weighted) / t_s                # [B, S, N]
-    v_s = 1.0 / t_s + POE_EPSILON                                          # [B, S, N]
-    log_v_s = tf.reduce_mean(tf.math.log(v_s), axis=-1)                    # [B, S]
-    log_v_pi = tf.reduce_mean(tf.math.log(v_pi), axis=-1, keepdims=True)   # [B, 1]
-    ratio = tf.reduce_mean((v_pi[:, None] + tf.square(m_pi[:, None] - m_s))
-                           / (v_s + KL_EPSILON), axis=-1)                  # [B, S]
-    second = tf.reduce_mean(v_s + tf.square(m_s), axis=-1) / (1.0 + KL_EPSILON)   # [B, S]
-    inter = 0.5 * (log_v_s - log_v_pi - 1.0 + ratio)                       # [B, S]
-    prior = 0.5 * (-log_v_s - 1.0 + second)                                # [B, S]
+    t_pi, m_pi = gaussian.fuse(precision, weighted, mask[:, :, None])       # [B, N]
+    v_pi = gaussian.posterior_variance(t_pi)
+    t_s, m_s = gaussian.fuse_subsets(precision, weighted, subsets)         # [B, S, N]
+    v_s = gaussian.posterior_variance(t_s)
+    log_v_s = tf.math.log(v_s)
+    inter = gaussian.kl_divergence(m_pi[:, None], v_pi[:, None], tf.math.log(v_pi)[:, None],
+                                   m_s, v_s, log_v_s, reduce_mean=True)    # [B, S]
+    prior = gaussian.kl_divergence(m_s, v_s, log_v_s, 0.0, 1.0, 0.0,
+                                   reduce_mean=True)                       # [B, S]
     return tf.reduce_sum(w_inter * inter + w_prior * prior, axis=-1)       # [B]
 
 
@@ -218,24 +203,20 @@ def _kl_original_value_and_grad(mean, logvar, mask, available):
     count = tf.cast(tf.shape(mean)[-1], tf.float32)
     c = 1.0 + KL_EPSILON
     e = tf.exp(logvar)                                                     # [B, M, N]
-    precision = 1.0 / (e + POE_EPSILON)                                    # [B, M, N]
+    precision = gaussian.precisions(logvar)                                # [B, M, N]
     weighted = precision * mean                                            # [B, M, N]
     msk = mask[:, :, None]                                                 # [B, M, 1]
-    t_pi = 1.0 + tf.reduce_sum(msk * precision, axis=1)                    # [B, N]
+    t_pi, m_pi = gaussian.fuse(precision, weighted, msk)                   # [B, N]
     r_pi = 1.0 / t_pi
-    m_pi = tf.reduce_sum(msk * weighted, axis=1) * r_pi                    # [B, N]
-    v_pi = r_pi + POE_EPSILON                                              # [B, N]
-    log_v_pi = tf.reduce_mean(tf.math.log(v_pi), axis=-1, keepdims=True)   # [B, 1]
-    r = 1.0 / (1.0 + tf.einsum("sm,bmn->bsn", S, precision))               # [B, 15, N] = 1/T_s
-    m_s = tf.einsum("sm,bmn->bsn", S, weighted) * r                        # [B, 15, N]
-    v_s = r + POE_EPSILON
+    v_pi = gaussian.posterior_variance(t_pi)                               # [B, N]
+    t_s, m_s = gaussian.fuse_subsets(precision, weighted, S)               # [B, 15, N]
+    r = 1.0 / t_s
+    v_s = gaussian.posterior_variance(t_s)
     inv_u = 1.0 / (v_s + KL_EPSILON)
     d = m_pi[:, None] - m_s                                                # [B, 15, N]
     q = (v_pi[:, None] + tf.square(d)) * inv_u                             # [B, 15, N]
-    log_v_s = tf.reduce_mean(tf.math.log(v_s), -1)                         # [B, 15]
-    inter = 0.5 * (log_v_s - log_v_pi - 1.0 + tf.reduce_mean(q, -1))      # [B, 15]
-    prior = 0.5 * (-log_v_s - 1.0 + tf.reduce_mean(v_s + tf.square(m_s), -1) / c)
-    total = tf.reduce_sum(a * inter + b * prior, -1)                       # [B]
+    # The value through the same formulas as the autodiff path (XLA merges the shared work).
+    total = _kl_original_part(mean, logvar, mask, S, a, b)                  # [B]
     a, b = a[:, :, None] / count, b[:, :, None] / count                    # d(mean)/d(element)
     d_v = 0.5 * ((a - b) / v_s - a * q * inv_u + b / c)                   # [B, 15, N]
     d_m = b * m_s / c - a * d * inv_u                                      # [B, 15, N]
@@ -319,6 +300,6 @@ def total_loss(terms, weights=LossWeights()):
     return tf.add_n(parts)
 
 
-__all__ = ["cross_entropy", "dice_loss", "segmentation_loss", "reconstruction_loss", "kl_normal",
+__all__ = ["cross_entropy", "dice_loss", "segmentation_terms", "segmentation_loss", "reconstruction_loss", "kl_normal",
            "kl_level", "kl_loss", "weight_decay", "conv_kernels", "total_loss", "LossWeights",
            "KL_VARIANTS", "NUM_CLASSES"]

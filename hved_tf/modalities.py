@@ -1,4 +1,4 @@
-"""Modality names and order, the 15 modality subsets, subset sampling, BraTS label conventions.
+"""Modality names and order, the 15 modality subsets, BraTS label conventions and regions.
 
 Pure Python/NumPy: imported by every layer of the package, imports nothing of it.
 
@@ -14,7 +14,6 @@ core, oedema, enhancing). A *label convention* says how a dataset writes them on
 from __future__ import annotations
 
 import itertools
-import math
 from typing import Iterable, Sequence
 
 import numpy as np
@@ -95,23 +94,6 @@ def subset_index(subset: Iterable[int]) -> int:
     return SUBSETS.index(tuple(sorted(subset)))
 
 
-def paper_subset_probabilities(available: Sequence[float] | None = None) -> np.ndarray:
-    """float64 [15]: the paper's draw, k uniform in 1..n, then a uniform subset of size k.
-
-    `available` ([4], 1 = the subject has the modality) restricts the draw to subsets of the
-    available modalities, n being their number.
-    """
-    avail = np.ones(NUM_MODALITIES) if available is None else np.asarray(available, float)
-    n = int(np.sum(avail > 0))
-    if n == 0:
-        raise ValueError("No modality available: cannot draw a modality subset.")
-    probs = np.zeros(NUM_SUBSETS)
-    for s, subset in enumerate(SUBSETS):
-        if all(avail[i] > 0 for i in subset):
-            probs[s] = 1.0 / (n * math.comb(n, len(subset)))
-    return probs
-
-
 def validate_subset_probabilities(probs: Sequence[float]) -> np.ndarray:
     """Checks an explicit probability table over the 15 subsets; returns it normalised."""
     p = np.asarray(probs, dtype=np.float64)
@@ -123,22 +105,6 @@ def validate_subset_probabilities(probs: Sequence[float]) -> np.ndarray:
         raise ValueError(
             f"Subset probabilities must be finite, non-negative and not all zero; got {p.tolist()}.")
     return p / p.sum()
-
-
-def sample_subset(rng: np.random.Generator, available: Sequence[float] | None = None,
-                  probs: Sequence[float] | None = None) -> tuple[int, ...]:
-    """Draws a subset on the host (NumPy). The training step draws in TF (models/subsets.py)."""
-    if probs is None:
-        p = paper_subset_probabilities(available)
-    else:
-        p = validate_subset_probabilities(probs).copy()
-        if available is not None:
-            avail = np.asarray(available) > 0
-            p *= [all(avail[i] for i in s) for s in SUBSETS]
-        if p.sum() <= 0:
-            raise ValueError("No subset of the available modalities has a positive probability.")
-        p /= p.sum()
-    return SUBSETS[int(rng.choice(NUM_SUBSETS, p=p))]
 
 
 # ---------------------------------------------------------------- labels and regions
@@ -204,8 +170,3 @@ def region_masks(training_label: np.ndarray) -> dict[str, np.ndarray]:
     """Boolean masks of the three regions from training labels 0..3."""
     label = np.asarray(training_label)
     return {name: np.isin(label, classes) for name, classes in REGIONS.items()}
-
-
-def region_masks_on_disk(label: np.ndarray, convention: str = "brats2018") -> dict[str, np.ndarray]:
-    """Boolean region masks from on-disk labels of a convention."""
-    return region_masks(to_training_labels(label, convention))

@@ -4,6 +4,9 @@ It reads weights by their ORIGINAL NiftyNet names, so a test that compares it wi
 after loading a checkpoint checks the name mapping and the architecture at once. Written from the
 facts of DESIGN.md §3, sharing no code with the package.
 """
+import itertools
+import math
+
 import numpy as np
 
 ORIG_MODS = ("T1", "T1c", "T2", "Flair")
@@ -129,3 +132,13 @@ def u_hemis_forward(image, w, present):
         feats = np.stack([per_mod[i][level] for i in range(4) if present[i]])
         fused.append(np.concatenate([feats.mean(0), feats.var(0)], axis=-1))
     return decoder(fused, w, "seg", "final_conv_seg")
+
+
+def paper_subset_probabilities(available=None):
+    """float64 [15]: the paper's draw (k uniform in 1..n, then a uniform subset of size k) over
+    the subsets of the available modalities: P(s) = 1 / (n C(n, |s|))."""
+    subsets = [s for k in range(1, 5) for s in itertools.combinations(range(4), k)]
+    avail = np.ones(4) if available is None else np.asarray(available, float)
+    n = int(np.sum(avail > 0))
+    return np.array([1.0 / (n * math.comb(n, len(s))) if all(avail[i] > 0 for i in s) else 0.0
+                     for s in subsets])

@@ -77,8 +77,11 @@ def test_checkpoint_loads_and_forward_matches_numpy(tmp_path, name):
         if name == "u_hved":
             out = model({"image": image, "mask": mask}, z_mode="mean")
             seg, recon = ref.u_hved_forward(image[0].astype(np.float64), w64, present)
+            # 1e-4 of the range: on CPUs with AVX-512/AMX, oneDNN's float32 convolutions round
+            # differently, and 2 voxels of 67,200 (near a leaky-ReLU kink) moved by 5e-5 of the
+            # range (1e-5 holds with TF_ENABLE_ONEDNN_OPTS=0).
             np.testing.assert_allclose(out["recon"][0], recon, rtol=1e-5,
-                                       atol=1e-5 * np.abs(recon).max())
+                                       atol=1e-4 * np.abs(recon).max())
         else:
             out = model({"image": image, "mask": mask})
             seg = ref.u_hemis_forward(image[0].astype(np.float64), w64, present)

@@ -25,28 +25,20 @@ def test_bad_subset_codes(bad):
         mod.parse_subset(bad)
 
 
-def test_paper_probabilities_closed_form():
-    p = mod.paper_subset_probabilities()
+def test_draw_weights_closed_form():
+    # The training step's draw weights (models/subsets.py), normalised: the paper's
+    # P(s) = 1 / (n C(n, |s|)), computed here by hand.
+    import tensorflow as tf
+
+    from hved_tf.models.subsets import subset_weights
+    w = subset_weights(tf.constant([[1, 1, 1, 1], [1, 0, 0, 1]], tf.float32)).numpy()
+    p, q = w[0] / w[0].sum(), w[1] / w[1].sum()
     for subset, prob in zip(mod.SUBSETS, p):
         assert prob == pytest.approx(1 / 4 / math.comb(4, len(subset)))
-    assert p.sum() == pytest.approx(1.0)
     # Restricted to T1 and FLAIR: {T1}, {FLAIR} 1/4 each, {T1, FLAIR} 1/2.
-    q = mod.paper_subset_probabilities([1, 0, 0, 1])
     assert q[mod.subset_index((0,))] == pytest.approx(0.25)
     assert q[mod.subset_index((0, 3))] == pytest.approx(0.5)
     assert q.sum() == pytest.approx(1.0)
-
-
-def test_host_sampling_frequencies():
-    rng = np.random.default_rng(0)
-    draws = [mod.sample_subset(rng) for _ in range(20000)]
-    sizes = np.bincount([len(d) for d in draws], minlength=5)[1:] / len(draws)
-    np.testing.assert_allclose(sizes, 0.25, atol=0.015)
-    probs = np.zeros(15)
-    probs[mod.subset_index((1, 3))] = 1.0
-    assert mod.sample_subset(rng, probs=probs) == (1, 3)
-    with pytest.raises(ValueError):
-        mod.sample_subset(rng, available=[1, 0, 0, 0], probs=probs)
 
 
 LABELS_2018 = np.array([0, 1, 2, 4, 4, 0])
@@ -68,7 +60,7 @@ def test_label_conventions_both_ways():
 
 def test_regions():
     for convention, label in (("brats2018", [0, 1, 2, 4]), ("brats2023", [0, 1, 2, 3])):
-        r = mod.region_masks_on_disk(np.array(label), convention)
+        r = mod.region_masks(mod.to_training_labels(np.array(label), convention))
         np.testing.assert_array_equal(r["whole_tumour"], [0, 1, 1, 1])
         np.testing.assert_array_equal(r["tumour_core"], [0, 1, 0, 1])
         np.testing.assert_array_equal(r["enhancing"], [0, 0, 0, 1])

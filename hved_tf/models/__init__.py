@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import inspect
 
-from hved_tf.models.base import HeteroModalModel
+from hved_tf.models.base import Capabilities, HeteroModalModel
 from hved_tf.models.hemis import HeMIS, UHeMIS
 from hved_tf.models.hved import UHVED
 from hved_tf.models.unet import SubsetUNet
 
-MODELS = {"u_hved": UHVED, "u_hemis": UHeMIS, "unet": SubsetUNet, "hemis": HeMIS}
+# The one list of model names: flags, configs, loading and reports read it.
+MODELS = {cls.kind: cls for cls in (UHVED, UHeMIS, SubsetUNet, HeMIS)}
 
 _COMMON_OPTIONS = ("num_classes", "loss_weights", "subset_probabilities",
                    "dice_numerator_epsilon", "seed", "name", "dtype")
@@ -47,4 +48,4 @@ def build_model(name, **options):
 
 
 __all__ = ["build_model", "model_options", "MODELS", "UHVED", "UHeMIS", "SubsetUNet", "HeMIS",
-           "HeteroModalModel"]
+           "HeteroModalModel", "Capabilities"]

@@ -12,6 +12,7 @@ of replicas (Keras 3 sums gradients across replicas in a custom step) and applie
 """
 from __future__ import annotations
 
+import dataclasses
 import zlib
 
 import keras
@@ -19,7 +20,8 @@ import numpy as np
 import tensorflow as tf
 
 from hved_tf import losses as losses_lib
-from hved_tf.modalities import NUM_CLASSES, NUM_MODALITIES, validate_subset_probabilities
+from hved_tf.modalities import (NUM_CLASSES, NUM_MODALITIES, subset_code,
+                                validate_subset_probabilities)
 from hved_tf.models.subsets import all_present, draw_subset_masks
 
 MIN_SPATIAL = 8
@@ -86,11 +88,38 @@ def masked_image(image, mask):
                                             tf.shape(m)[1:]], 0))
 
 
+@dataclasses.dataclass(frozen=True)
+class Capabilities:
+    """What a model can do, read by inference, callbacks, evaluation and export instead of its
+    class: `subset` the only modality subset it runs on (None: any), `synthesises` whether it
+    decodes the four sequences, `latent_samples` whether it draws z (Monte-Carlo samples and
+    their variance mean something), `multiple` the factor every spatial size must divide into
+    (its total pooling)."""
+    subset: str | None = None
+    synthesises: bool = False
+    latent_samples: bool = False
+    multiple: int = 1
+
+    def refuses(self, mask):
+        """A user-facing reason why the mask [4] cannot be run, or None."""
+        if self.subset is None:
+            return None
+        asked = subset_code(np.flatnonzero(np.asarray(mask) > 0))
+        if asked == self.subset:
+            return None
+        return (f"This U-Net was trained on {self.subset} and runs only on those modalities; "
+                f"the input has {asked}. Use a u_hved or u_hemis model for other subsets, or "
+                "give exactly its modalities.")
+
+
 class HeteroModalModel(keras.Model):
     """Base of the hved_tf models: input checks, subset drawing, train/test steps."""
 
+    kind = None                 # the registry name ("u_hved", ...): `hved_tf.models.MODELS`
     # Loss terms this model reports; subclasses narrow it.
     loss_terms = LOSS_TERMS
+    synthesises = False
+    latent_samples = False
 
     def __init__(self, num_classes=NUM_CLASSES, loss_weights=None, subset_probabilities=None,
                  dice_numerator_epsilon=0.0, seed=None, **kwargs):
@@ -112,6 +141,12 @@ class HeteroModalModel(keras.Model):
         self.seed = seed
         self.subset_seed = keras.random.SeedGenerator(seed, name="subset_seed")
         self._trackers = {name: keras.metrics.Mean(name=name) for name in self.loss_terms}
+
+    @property
+    def capabilities(self):
+        return Capabilities(subset=getattr(self, "subset", None), synthesises=self.synthesises,
+                            latent_samples=self.latent_samples,
+                            multiple=2 ** (int(getattr(self, "levels", 1)) - 1))
 
     # ------------------------------------------------------------------ keras plumbing
     @property
@@ -241,10 +276,7 @@ class HeteroModalModel(keras.Model):
         """Adam with TF1's epsilon (1e-8), as the release trained (the lr may be a schedule)."""
         return keras.optimizers.Adam(learning_rate=learning_rate, epsilon=1e-8)
 
-    def _seg_terms(self, logits, labels):
-        return {"seg_ce": losses_lib.cross_entropy(logits, labels),
-                "seg_dice": losses_lib.dice_loss(
-                    logits, labels, numerator_epsilon=self.dice_numerator_epsilon)}
-
-    def _decay(self):
-        return losses_lib.weight_decay(self, scale=self.loss_weights_.decay_scale)
+    def segmentation_terms(self, logits, labels):
+        """The release's segmentation loss terms and the weight decay of this model."""
+        return {**losses_lib.segmentation_terms(logits, labels, self.dice_numerator_epsilon),
+                "decay": losses_lib.weight_decay(self, scale=self.loss_weights_.decay_scale)}

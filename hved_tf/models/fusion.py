@@ -1,12 +1,7 @@
 """Fusion of the per-modality representations at one scale (DESIGN.md §3).
 
 U-HVED: each modality m gives a Gaussian N(mean_m, exp(logvar_m)) per latent element; the
-posterior of a subset is their product with the N(0, I) prior:
-
-    precision_m = 1 / (exp(logvar_m) + 1e-7)          for each present modality
-    T           = 1 + sum_m mask_m * precision_m      (1 = the prior's precision)
-    mean        = sum_m mask_m * precision_m * mean_m / T
-    logvar      = log(1 / T + 1e-7)
+posterior of a subset is their product with the N(0, I) prior (`hved_tf.gaussian`, eq. 4).
 
 U-HeMIS: mean and population variance of the features over the present modalities.
 
@@ -20,54 +15,11 @@ from __future__ import annotations
 import keras
 import tensorflow as tf
 
+from hved_tf.gaussian import (LOGVAR_CLIP, expand_mask, product_of_gaussians,
+                              reparameterise)
 from hved_tf.models.blocks import register
 
-LOGVAR_CLIP = 50.0
-POE_EPSILON = 1e-7
 Z_MODES = ("sample", "mean")
-
-
-def _expand_mask(mask, rank):
-    """[B, M] -> [B, M, 1, ..., 1] with `rank` dims in all."""
-    mask = tf.cast(mask, tf.float32)
-    return tf.reshape(mask, tf.concat([tf.shape(mask), tf.ones([rank - 2], tf.int32)], 0))
-
-
-def product_of_gaussians(mean, logvar, mask):
-    """Product of the masked experts' Gaussians and the N(0, I) prior.
-
-    mean, logvar: [B, M, *spatial, C] (float); mask: [B, M].
-    Returns (mean, logvar), each [B, *spatial, C], float32.
-    """
-    mean = tf.cast(mean, tf.float32)
-    logvar = tf.cast(logvar, tf.float32)
-    m = _expand_mask(mask, len(mean.shape))                           # [B, M, 1.., 1]
-    precision = m / (tf.exp(logvar) + POE_EPSILON)                     # [B, M, ..., C]
-    total = 1.0 + tf.reduce_sum(precision, axis=1)                     # [B, ..., C]
-    post_mean = tf.reduce_sum(precision * mean, axis=1) / total        # [B, ..., C]
-    post_logvar = tf.math.log(1.0 / total + POE_EPSILON)               # [B, ..., C]
-    return post_mean, post_logvar
-
-
-def product_of_gaussians_subsets(mean, logvar, subsets):
-    """Products of Gaussians for several fixed subsets at once.
-
-    mean, logvar: [B, M, *spatial, C]; subsets: [S, M] 0/1 (e.g. all 15 subsets).
-    Returns (mean, logvar), each [B, S, *spatial, C] float32: entry s equals
-    product_of_gaussians(mean, logvar, subsets[s] for every sample).
-    """
-    mean = tf.cast(mean, tf.float32)
-    logvar = tf.cast(logvar, tf.float32)
-    subsets = tf.cast(subsets, tf.float32)
-    shape = tf.shape(mean)
-    flat = tf.stack([shape[0], shape[1], -1])
-    precision = tf.reshape(1.0 / (tf.exp(logvar) + POE_EPSILON), flat)       # [B, M, N]
-    weighted = tf.reshape(mean, flat) * precision                            # [B, M, N]
-    total = 1.0 + tf.einsum("sm,bmn->bsn", subsets, precision)              # [B, S, N]
-    post_mean = tf.einsum("sm,bmn->bsn", subsets, weighted) / total          # [B, S, N]
-    post_logvar = tf.math.log(1.0 / total + POE_EPSILON)                     # [B, S, N]
-    out_shape = tf.concat([shape[:1], tf.shape(subsets)[:1], shape[2:]], 0)
-    return tf.reshape(post_mean, out_shape), tf.reshape(post_logvar, out_shape)
 
 
 def split_moments(features, clip=LOGVAR_CLIP):
@@ -85,7 +37,7 @@ def hemis_moments(features, mask):
     Returns [B, *spatial, 2C] float32.
     """
     f = tf.cast(features, tf.float32)
-    m = _expand_mask(mask, len(f.shape))                               # [B, M, 1.., 1]
+    m = expand_mask(mask, len(f.shape))                               # [B, M, 1.., 1]
     present = m > 0
     count = tf.reduce_sum(m, axis=1)                                   # [B, 1.., 1]
     # `where`, not a product, so that non-finite values of absent modalities cannot leak in.
@@ -97,9 +49,9 @@ def hemis_moments(features, mask):
 
 
 def sample_gaussian(mean, logvar, seed):
-    """Reparameterised draw mean + exp(logvar / 2) * eps, eps ~ N(0, I) (float32)."""
-    eps = keras.random.normal(tf.shape(mean), dtype="float32", seed=seed)
-    return mean + tf.exp(0.5 * logvar) * eps
+    """Reparameterised draw with noise from a Keras seed generator (float32)."""
+    return reparameterise(mean, logvar, keras.random.normal(tf.shape(mean), dtype="float32",
+                                                            seed=seed))
 
 
 @register

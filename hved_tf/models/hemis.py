@@ -29,6 +29,8 @@ SEG_TERMS = ("loss", "seg_dice", "seg_ce", "decay")
 class UHeMIS(HeteroModalModel):
     """U-Net with HeMIS fusion of the skip connections."""
 
+    kind = "u_hemis"
+
     loss_terms = SEG_TERMS
 
     def __init__(self, base_filters=8, levels=4, num_classes=NUM_CLASSES, **kwargs):
@@ -54,7 +56,7 @@ class UHeMIS(HeteroModalModel):
 
     def compute_loss_terms(self, image, labels, mask, available, training):
         logits = self.forward(masked_image(image, available), mask, training)["seg_logits"]
-        return {**self._seg_terms(logits, labels), "decay": self._decay()}
+        return self.segmentation_terms(logits, labels)
 
     def get_config(self):
         return {**super().get_config(), "base_filters": self.base_filters, "levels": self.levels}
@@ -68,6 +70,8 @@ def _conv2d(filters, size, name, activation=None):
 @register
 class HeMIS(HeteroModalModel):
     """Havaei et al.'s HeMIS, applied to each slice along the last spatial axis."""
+
+    kind = "hemis"
 
     loss_terms = SEG_TERMS
     levels = 1
@@ -107,7 +111,7 @@ class HeMIS(HeteroModalModel):
 
     def compute_loss_terms(self, image, labels, mask, available, training):
         logits = self.forward(masked_image(image, available), mask, training)["seg_logits"]
-        return {**self._seg_terms(logits, labels), "decay": self._decay()}
+        return self.segmentation_terms(logits, labels)
 
     def get_config(self):
         return {**super().get_config(), "backend_filters": self.backend_filters,

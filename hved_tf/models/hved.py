@@ -23,6 +23,7 @@ from __future__ import annotations
 import tensorflow as tf
 
 from hved_tf import losses as losses_lib
+from hved_tf.gaussian import reparameterise
 from hved_tf.modalities import MODALITIES, NUM_CLASSES
 from hved_tf.models.base import HeteroModalModel, check_inputs, masked_image
 from hved_tf.models.blocks import register
@@ -36,6 +37,10 @@ RECON_Z = ("mean", "sample")
 @register
 class UHVED(HeteroModalModel):
     """Hetero-modal variational encoder-decoder."""
+
+    kind = "u_hved"
+    synthesises = True
+    latent_samples = True
 
     def __init__(self, base_filters=8, levels=4, num_classes=NUM_CLASSES, kl_variant="original",
                  z_mode="sample", num_samples=1, seed=None, **kwargs):
@@ -107,11 +112,12 @@ class UHVED(HeteroModalModel):
             seg_logits = self._decode(self.seg_decoder, zs)
             seg_probs = tf.nn.softmax(seg_logits, axis=-1)
         else:
-            seg_probs = tf.nn.softmax(self._decode(self.seg_decoder, zs), axis=-1)
-            for _ in range(num_samples - 1):
-                draw = [f.sample(m, lv) for f, m, lv in zip(self.fusions, means, logvars)]
-                seg_probs += tf.nn.softmax(self._decode(self.seg_decoder, draw), axis=-1)
-            seg_probs /= float(num_samples)
+            def draw(i):     # the first draw is the fusion's own, then the layers' generators
+                latents = zs if i == 0 else [f.sample(m, lv) for f, m, lv
+                                             in zip(self.fusions, means, logvars)]
+                return tf.nn.softmax(self._decode(self.seg_decoder, latents), axis=-1)
+
+            seg_probs, _ = average_draws(draw, num_samples)
             # Logits whose softmax is the averaged probability.
             seg_logits = tf.math.log(tf.maximum(seg_probs, 1e-30))
         recon = self.decode_images(means if recon_z == "mean" else zs)
@@ -135,34 +141,19 @@ class UHVED(HeteroModalModel):
             probs = tf.nn.softmax(self._decode(self.seg_decoder, means), axis=-1)
             return probs, tf.zeros_like(probs[..., :1])
 
-        def decode_samples():
-            def draw(i):
-                latents = [m + tf.exp(0.5 * lv) * tf.random.stateless_normal(
-                    tf.shape(m), seed=tf.stack([seed, i * 64 + level]), dtype=m.dtype)
-                    for level, (m, lv) in enumerate(zip(means, logvars))]
-                return tf.nn.softmax(self._decode(self.seg_decoder, latents), axis=-1)
-
-            first = draw(tf.constant(0))
-
-            def body(i, total, squares):
-                probs = draw(i)
-                return i + 1, total + probs, squares + tf.square(probs)
-
-            _, total, squares = tf.while_loop(lambda i, *_: i < n, body,
-                                              (tf.constant(1), first, tf.square(first)))
-            count = tf.cast(n, tf.float32)
-            mean = total / count
-            variance = tf.reduce_sum(tf.maximum(squares / count - tf.square(mean), 0.0),
-                                     axis=-1, keepdims=True)
-            return mean, variance
+        def draw(i):
+            latents = [reparameterise(m, lv, tf.random.stateless_normal(
+                tf.shape(m), seed=tf.stack([seed, i * 64 + level]), dtype=m.dtype))
+                for level, (m, lv) in enumerate(zip(means, logvars))]
+            return tf.nn.softmax(self._decode(self.seg_decoder, latents), axis=-1)
 
         if isinstance(num_samples, int):
             check_int("num_samples", num_samples, 1)
-            n = tf.constant(num_samples)
-            probs, variance = decode_samples() if num_samples > 1 else decode_mean()
+            probs, variance = (average_draws(draw, tf.constant(num_samples))
+                               if num_samples > 1 else decode_mean())
         else:
             n = tf.cast(num_samples, tf.int32)
-            probs, variance = tf.cond(n > 1, decode_samples, decode_mean)
+            probs, variance = tf.cond(n > 1, lambda: average_draws(draw, n), decode_mean)
         return {"seg_probabilities": probs, "seg_variance": variance,
                 "recon": self.decode_images(means)}
 
@@ -173,17 +164,39 @@ class UHVED(HeteroModalModel):
         zs, _, _ = self.fuse(posteriors, mask, "sample")
         seg_logits = self._decode(self.seg_decoder, zs, training)
         recon = self.decode_images(zs, training)
-        terms = self._seg_terms(seg_logits, labels)
+        terms = self.segmentation_terms(seg_logits, labels)
         terms["recon"] = losses_lib.reconstruction_loss(recon, image, available)
         terms["kl"] = losses_lib.kl_loss([p[0] for p in posteriors], [p[1] for p in posteriors],
                                          mask, available, self.kl_variant)
-        terms["decay"] = self._decay()
         return terms
 
     def get_config(self):
         return {**super().get_config(), "base_filters": self.base_filters, "levels": self.levels,
                 "kl_variant": self.kl_variant, "z_mode": self.z_mode,
                 "num_samples": self.num_samples}
+
+
+def average_draws(draw, n):
+    """Monte-Carlo average of `draw(i)` for i in 0..n-1: (mean, variance summed over the last
+    axis, keepdims). `n` a Python int (a Python loop) or an int32 tensor (a tf.while_loop)."""
+    first = draw(0 if isinstance(n, int) else tf.constant(0))
+    if isinstance(n, int):
+        total, squares = first, tf.square(first)
+        for i in range(1, n):
+            probs = draw(i)
+            total, squares = total + probs, squares + tf.square(probs)
+    else:
+        def body(i, total, squares):
+            probs = draw(i)
+            return i + 1, total + probs, squares + tf.square(probs)
+
+        _, total, squares = tf.while_loop(lambda i, *_: i < n, body,
+                                          (tf.constant(1), first, tf.square(first)))
+    count = tf.cast(n, tf.float32)
+    mean = total / count
+    variance = tf.reduce_sum(tf.maximum(squares / count - tf.square(mean), 0.0), axis=-1,
+                             keepdims=True)
+    return mean, variance
 
 
 def check_int(name, value, minimum):

@@ -23,6 +23,8 @@ from hved_tf.models.hved import check_int
 class SubsetUNet(HeteroModalModel):
     """U-Net over the modalities of `subset` (a code like "T1c+FLAIR"; default all four)."""
 
+    kind = "unet"
+
     loss_terms = SEG_TERMS
 
     def __init__(self, subset="T1+T1c+T2+FLAIR", base_filters=8, levels=4,
@@ -66,7 +68,7 @@ class SubsetUNet(HeteroModalModel):
 
     def compute_loss_terms(self, image, labels, mask, available, training):
         logits = self.forward(image, mask, training)["seg_logits"]
-        return {**self._seg_terms(logits, labels), "decay": self._decay()}
+        return self.segmentation_terms(logits, labels)
 
     def build(self, input_shape=None):
         if self.built:

@@ -1,7 +1,6 @@
-"""Preprocessing of the release (NumPy/SciPy, no TensorFlow): crop, labels, Nyúl, whitening."""
+"""Preprocessing of the release (NumPy/SciPy, no TensorFlow): crop, Nyúl standardisation,
+whitening. The TensorFlow twin of this chain, for exports, is `hved_tf.serving.graph`."""
 from hved_tf.preprocessing.crop import CropBox, crop, crop_box, uncrop
-from hved_tf.preprocessing.labels import from_training_labels, to_training_labels
 from hved_tf.preprocessing.normalise import normalise_intensities
 
-__all__ = ["CropBox", "crop", "crop_box", "uncrop", "normalise_intensities",
-           "to_training_labels", "from_training_labels"]
+__all__ = ["CropBox", "crop", "crop_box", "uncrop", "normalise_intensities"]

@@ -6,6 +6,7 @@ import pytest
 import tensorflow as tf
 
 from hved_tf.modalities import SUBSETS, subset_mask, subset_matrix
+from hved_tf import gaussian
 from hved_tf.models import fusion
 
 
@@ -20,7 +21,7 @@ def test_one_modality_and_prior_closed_form():
     rng = np.random.default_rng(0)
     mean, logvar = _experts(rng)
     mask = np.array([[0, 0, 1, 0], [1, 0, 0, 0]], np.float32)
-    post_mean, post_logvar = fusion.product_of_gaussians(mean, logvar, mask)
+    post_mean, post_logvar = gaussian.product_of_gaussians(mean, logvar, mask)
     for b, i in ((0, 2), (1, 0)):
         v = np.exp(logvar[b, i].astype(np.float64))
         np.testing.assert_allclose(post_mean[b], mean[b, i] / (1 + v), rtol=1e-5, atol=1e-6)
@@ -31,7 +32,7 @@ def test_product_against_numpy_for_every_subset():
     rng = np.random.default_rng(1)
     mean, logvar = _experts(rng, batch=1)
     for subset in SUBSETS:
-        post_mean, post_logvar = fusion.product_of_gaussians(mean, logvar, subset_mask(subset)[None])
+        post_mean, post_logvar = gaussian.product_of_gaussians(mean, logvar, subset_mask(subset)[None])
         prec = 1 + sum(np.exp(-logvar[0, i].astype(np.float64)) for i in subset)
         mu = sum(mean[0, i] * np.exp(-logvar[0, i].astype(np.float64)) for i in subset) / prec
         np.testing.assert_allclose(post_mean[0], mu, rtol=1e-4, atol=1e-5)
@@ -42,16 +43,16 @@ def test_invariant_to_order_and_to_masked_values():
     rng = np.random.default_rng(2)
     mean, logvar = _experts(rng)
     mask = np.array([[1, 0, 1, 1], [0, 1, 1, 0]], np.float32)
-    base = [t.numpy() for t in fusion.product_of_gaussians(mean, logvar, mask)]
+    base = [t.numpy() for t in gaussian.product_of_gaussians(mean, logvar, mask)]
     for perm in itertools.permutations(range(4)):
         perm = list(perm)
-        out = fusion.product_of_gaussians(mean[:, perm], logvar[:, perm], mask[:, perm])
+        out = gaussian.product_of_gaussians(mean[:, perm], logvar[:, perm], mask[:, perm])
         for a, b in zip(base, out):
             np.testing.assert_allclose(a, b.numpy(), rtol=1e-6, atol=1e-6)
     garbage_mean, garbage_logvar = mean.copy(), logvar.copy()
     garbage_mean[mask == 0] = 1e6
     garbage_logvar[mask == 0] = -50  # the clip's lower end: a huge precision if it leaked in
-    out = fusion.product_of_gaussians(garbage_mean, garbage_logvar, mask)
+    out = gaussian.product_of_gaussians(garbage_mean, garbage_logvar, mask)
     for a, b in zip(base, out):
         np.testing.assert_array_equal(a, b.numpy())
 
@@ -59,9 +60,9 @@ def test_invariant_to_order_and_to_masked_values():
 def test_subset_products_equal_single_products():
     rng = np.random.default_rng(3)
     mean, logvar = _experts(rng)
-    all_mean, all_logvar = fusion.product_of_gaussians_subsets(mean, logvar, subset_matrix())
+    all_mean, all_logvar = gaussian.product_of_gaussians_subsets(mean, logvar, subset_matrix())
     for s, row in enumerate(subset_matrix()):
-        m, lv = fusion.product_of_gaussians(mean, logvar, np.tile(row, (2, 1)))
+        m, lv = gaussian.product_of_gaussians(mean, logvar, np.tile(row, (2, 1)))
         np.testing.assert_allclose(all_mean[:, s], m, rtol=1e-6, atol=1e-7)
         np.testing.assert_allclose(all_logvar[:, s], lv, rtol=1e-6, atol=1e-7)
 

@@ -7,9 +7,10 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from hved_tf.modalities import SUBSETS, paper_subset_probabilities, subset_index, subset_mask
+from hved_tf.modalities import SUBSETS, subset_index, subset_mask
 from hved_tf.models import build_model
 from hved_tf.models.subsets import draw_subset_masks
+from numpy_reference import paper_subset_probabilities
 
 SMALL = dict(base_filters=4, levels=3)
 SHAPE = (12, 12, 12)
