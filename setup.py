@@ -30,6 +30,8 @@ setup(
         # Google's own package rather than hand-written protos; the tests run it against a
         # gRPC test double.
         "serving": ["tensorflow-serving-api>=2.16"],
-        "test": ["pytest>=7", "tensorflow-serving-api>=2.16"],
+        # import-linter checks the package's layering contract (.importlinter) from the test
+        # suite: a well-kept tool for exactly that, rather than our own import-graph walker.
+        "test": ["pytest>=7", "tensorflow-serving-api>=2.16", "import-linter>=2.1"],
     },
 )

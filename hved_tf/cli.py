@@ -1,13 +1,22 @@
-"""What the command-line programs share: `absl_main(run)` makes the `main` given to
-`absl.app.run`, which refuses positional arguments and turns a ValueError (bad input, said in
-the user's terms) into `error: ...` on stderr and exit status 2; `run_program` defines the
-flags (only when run as a program, so that tests can import the modules), marks the required
-ones and runs."""
+"""What the command-line programs share.
+
+`run_program(define_flags, run, required)` defines the flags (only when run as a program, so
+that tests can import the modules), marks the required ones and runs `run` under absl: a
+positional argument is refused, and a ValueError (bad input, said in the user's terms) becomes
+`error: ...` on stderr and exit status 2.
+
+`define_inference_flags()` / `inference_options()`: the sliding-window flags of predict,
+evaluate and export, turned into one validated `InferenceOptions` (one set of bounds for all).
+"""
 from __future__ import annotations
 
 import sys
 
 from absl import app, flags
+
+from hved_tf.config import BLENDS, InferenceOptions
+
+FLAGS = flags.FLAGS
 
 
 def absl_main(run):
@@ -27,3 +36,31 @@ def run_program(define_flags, run, required):
     define_flags()
     flags.mark_flags_as_required(list(required))
     app.run(absl_main(run))
+
+
+def define_inference_flags(samples_help="z samples averaged for the segmentation (U-HVED)."):
+    flags.DEFINE_list("window", ["auto"], "Sliding window X,Y,Z, or auto: the whole cropped "
+                      "volume when it fits 200x200x160 voxels, else the training patch.")
+    flags.DEFINE_float("overlap", 0.5, "Overlap of neighbouring windows, in [0, 1).")
+    flags.DEFINE_integer("border", 0, "Voxels cut from each side of a window (the original: 10).")
+    flags.DEFINE_enum("blend", "gaussian", list(BLENDS), "Weights where windows overlap.")
+    flags.DEFINE_integer("samples", 10, samples_help)
+    flags.DEFINE_integer("batch_size", 1, "Windows per forward pass.")
+
+
+def parse_window(values):
+    """None for ["auto"] (or nothing), else three integers."""
+    if not values or list(values) == ["auto"]:
+        return None
+    try:
+        return tuple(int(w) for w in values)
+    except ValueError:
+        raise ValueError(f"--window must be 'auto' or three integers, got "
+                         f"{','.join(values)}.") from None
+
+
+def inference_options(f=FLAGS):
+    """The validated InferenceOptions of the inference flags."""
+    return InferenceOptions(window=parse_window(f.window), border=f.border, overlap=f.overlap,
+                            blend=f.blend, batch_size=f.batch_size,
+                            num_samples=f.samples).validate()

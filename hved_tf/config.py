@@ -1,23 +1,44 @@
-"""Typed configuration of a training run, with validation that speaks the user's language.
+"""The one configuration tree of hved_tf, and the vocabularies its options take.
 
-`TrainConfig` gathers `DataConfig`, `ModelConfig` and `OptimConfig` and the run's own settings;
-`validate()` raises ValueError naming the flag and what is expected. `to_dict`/`from_dict` give
-the resolved config written into the run folder (run_config.json). No TensorFlow here.
+`TrainConfig` holds everything a training run is made of, as typed dataclasses that each
+check themselves (`validate()` raises ValueError naming the flag and what is expected):
+
+    TrainConfig
+      data:       DataConfig        where the subjects come from, split, cache, landmarks
+      model:      ModelConfig       which network (a name of the registry) and its options
+      optim:      OptimConfig       Adam's rate and schedule, and `loss` (losses.LossWeights)
+      pipeline:   PipelineConfig    training windows: size, sampler, augmentation, batch
+      validation: InferenceOptions  how validation and the end-of-training test segment
+      + the run's own settings (folder, steps, cadence, subsets, checkpoints, strategy, ...)
+
+`InferenceOptions` is also what predict, evaluate and export build from their flags: one
+definition and one set of bounds for every entry point. Each vocabulary is defined once here
+(or, for the model names and KL variants, in the registry and the losses, read here) and used
+by the flags, the validation and the code.
+
+`to_dict` / `from_dict` give the resolved config written into a run folder (run_config.json);
+`from_dict` also reads the flat layout of run folders written before the tree existed.
 """
 from __future__ import annotations
 
 import dataclasses
-import json
+import math
 import pathlib
 
-from hved_tf.modalities import SUBSET_CODES, parse_subset, subset_code
+from hved_tf.io.atomic import write_json
+from hved_tf.losses import KL_VARIANTS, LossWeights
+from hved_tf.modalities import LABEL_CONVENTIONS, SUBSET_CODES, parse_subset, subset_code
+from hved_tf.models import MODELS, model_options
 
-MODEL_NAMES = ("u_hved", "u_hemis", "unet", "hemis")
-KL_VARIANTS = ("original", "paper")
+MODEL_NAMES = tuple(MODELS)
 SAMPLERS = ("uniform", "balanced")
+BLENDS = ("constant", "gaussian")
 STRATEGIES = ("default", "mirrored", "multi_worker")
 PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
+ON_BAD_SUBJECT = ("skip", "fail")
+CONVENTIONS = tuple(LABEL_CONVENTIONS)
 DEMO_ROOT = "demo"
+WHOLE_VOLUME_MAX_VOXELS = 200 * 200 * 160   # u_hved with 10 samples: about 5 GB, 20 s on 2 cores
 
 
 def _positive_int(name, value):
@@ -25,9 +46,16 @@ def _positive_int(name, value):
         raise ValueError(f"--{name} must be a positive integer, got {value!r}.")
 
 
-def _non_negative(name, value):
-    if not isinstance(value, (int, float)) or value != value or value < 0:
-        raise ValueError(f"--{name} must be a non-negative number, got {value!r}.")
+def _choice(name, value, choices):
+    if value not in choices:
+        raise ValueError(f"--{name} must be one of {', '.join(choices)}, got {value!r}.")
+
+
+def _sizes(name, value, minimum, example="112,112,112"):
+    if (len(value) != 3 or any(isinstance(v, bool) or not isinstance(v, int) or v < minimum
+                               for v in value)):
+        raise ValueError(f"--{name} must be three integers >= {minimum}, e.g. {example}; got "
+                         f"{tuple(value)}.")
 
 
 @dataclasses.dataclass
@@ -37,7 +65,7 @@ class DataConfig:
     naming: str = ""                   # the release's corresponding_naming.csv, with its splits
     fold: int = 0                      # without a split file: fold of a seeded 70/10/20 split
     folds: int = 3
-    cache_dir: str = ""                # default: <run_dir>/../cache or ~/.cache/hved_tf
+    cache_dir: str = ""                # default: <run_dir>/../cache
     hist_file: str = ""                # NiftyNet hist.txt; empty: train landmarks, keep in run dir
     demo_subjects: int = 24
     demo_shape: tuple = (64, 64, 64)
@@ -58,48 +86,46 @@ class DataConfig:
         _positive_int("demo_subjects", self.demo_subjects)
         if self.demo_subjects < 5:
             raise ValueError("--demo_subjects must be at least 5 (train, validation, test).")
-        if len(self.demo_shape) != 3 or any(int(s) < 32 for s in self.demo_shape):
-            raise ValueError(f"--demo_shape must be three sizes >= 32, got {self.demo_shape}.")
-        if self.on_bad_subject not in ("skip", "fail"):
-            raise ValueError("--on_bad_subject must be 'skip' or 'fail'.")
+        _sizes("demo_shape", tuple(self.demo_shape), 32, "64,64,64")
+        _choice("on_bad_subject", self.on_bad_subject, ON_BAD_SUBJECT)
+        return self
 
 
 @dataclasses.dataclass
 class ModelConfig:
-    name: str = "u_hved"
-    subset: str = ""                   # unet only: the modalities it is trained on
+    name: str = "u_hved"               # a name of the registry (hved_tf.models.MODELS)
+    subset: str = ""                   # models with a fixed subset (unet): their modalities
     base_filters: int = 8
     levels: int = 4
     kl_variant: str = "original"
     seed: int = 0
 
     def validate(self):
-        if self.name not in MODEL_NAMES:
-            raise ValueError(f"--model must be one of {', '.join(MODEL_NAMES)}, got {self.name!r}.")
-        if self.name == "unet":
+        _choice("model", self.name, MODEL_NAMES)
+        options = model_options(self.name)
+        if "subset" in options:
             if not self.subset:
-                raise ValueError("--model=unet needs --subset, e.g. --subset=T1c+FLAIR.")
+                raise ValueError(f"--model={self.name} needs --subset, e.g. "
+                                 "--subset=T1c+FLAIR.")
             try:
                 self.subset = subset_code(parse_subset(self.subset))
             except ValueError as err:
                 raise ValueError(f"--subset: {err}") from None
         elif self.subset:
-            raise ValueError(f"--subset is for --model=unet only (got --model={self.name}).")
+            raise ValueError(f"--subset is for models with a fixed subset only (got "
+                             f"--model={self.name}).")
         _positive_int("base_filters", self.base_filters)
         _positive_int("levels", self.levels)
-        if self.kl_variant not in KL_VARIANTS:
-            raise ValueError(f"--kl_variant must be one of {', '.join(KL_VARIANTS)}, "
-                             f"got {self.kl_variant!r}.")
+        _choice("kl_variant", self.kl_variant, KL_VARIANTS)
+        return self
 
     def build_options(self):
-        options = {"seed": self.seed}
-        if self.name != "hemis":
-            options.update(base_filters=self.base_filters, levels=self.levels)
-        if self.name == "unet":
-            options["subset"] = self.subset
-        if self.name == "u_hved":
-            options["kl_variant"] = self.kl_variant
-        return options
+        """The options of `build_model(self.name, ...)` that this model takes."""
+        accepted = model_options(self.name)
+        candidates = {"seed": self.seed, "base_filters": self.base_filters,
+                      "levels": self.levels, "kl_variant": self.kl_variant,
+                      "subset": self.subset}
+        return {k: v for k, v in candidates.items() if k in accepted and v != ""}
 
 
 @dataclasses.dataclass
@@ -107,12 +133,7 @@ class OptimConfig:
     learning_rate: float = 1e-3
     lr_decay_factor: float = 0.25      # multiply the lr by this ...
     lr_decay_steps: int = 10_000       # ... every this many steps (the paper: /4 every 10k)
-    dice_weight: float = 1.0
-    ce_weight: float = 1.0
-    kl_weight: float = 0.1
-    recon_weight: float = 0.1
-    decay_weight: float = 1.0
-    weight_decay: float = 1e-5
+    loss: LossWeights = dataclasses.field(default_factory=LossWeights)
 
     def validate(self):
         if not self.learning_rate > 0:
@@ -120,14 +141,83 @@ class OptimConfig:
         if not 0 < self.lr_decay_factor <= 1:
             raise ValueError(f"--lr_decay_factor must be in (0, 1], got {self.lr_decay_factor}.")
         _positive_int("lr_decay_steps", self.lr_decay_steps)
-        for name in ("dice_weight", "ce_weight", "kl_weight", "recon_weight", "decay_weight",
-                     "weight_decay"):
-            _non_negative(name, getattr(self, name))
+        for flag, field in _FLAT_LOSS.items():
+            value = getattr(self.loss, field)
+            if not isinstance(value, (int, float)) or value != value or value < 0:
+                raise ValueError(f"--{flag} must be a non-negative number, got {value!r}.")
+        return self
 
-    def loss_weights(self):
-        return {"dice": self.dice_weight, "ce": self.ce_weight, "kl": self.kl_weight,
-                "recon": self.recon_weight, "decay": self.decay_weight,
-                "decay_scale": self.weight_decay}
+
+@dataclasses.dataclass(frozen=True)
+class PipelineConfig:
+    """Training windows. `seed` is set by the training app from --seed and the worker."""
+    window: tuple = (112, 112, 112)
+    windows_per_volume: int = 32
+    sampler: str = "uniform"
+    batch_size: int = 1
+    flip_axes: tuple = (0, 1, 2)
+    rotation_degrees: float = 0.0
+    scaling: float = 0.1
+    seed: int = 0
+    cycle_length: int = 4
+    prefetch: int = 2
+
+    def validate(self):
+        _sizes("patch", tuple(self.window), 8)
+        for name in ("windows_per_volume", "batch_size", "cycle_length", "prefetch"):
+            _positive_int(name, getattr(self, name))
+        _choice("sampler", self.sampler, SAMPLERS)
+        if any(a not in (0, 1, 2) for a in self.flip_axes):
+            raise ValueError(f"--flip_axes must be among 0, 1, 2, got {self.flip_axes}.")
+        if not 0 <= self.rotation_degrees <= 45:
+            raise ValueError(f"--rotation must be in [0, 45] degrees, got {self.rotation_degrees}.")
+        if not 0 <= self.scaling < 0.5:
+            raise ValueError(f"--scaling must be in [0, 0.5), got {self.scaling}.")
+        return self
+
+    @property
+    def margin(self):
+        """Voxels added on each side of a window so that rotation/zoom never look outside."""
+        if not (self.rotation_degrees or self.scaling):
+            return (0, 0, 0)
+        theta = math.radians(self.rotation_degrees)
+        grow = (1.0 + self.scaling) * (math.cos(theta) + 2 * math.sin(theta)) - 1.0
+        return tuple(int(math.ceil(w * max(grow, 0.0) / 2)) + 1 for w in self.window)
+
+
+@dataclasses.dataclass(frozen=True)
+class InferenceOptions:
+    """Sliding-window settings (hved_tf.inference). `window=None` ("auto"): the whole volume in
+    one window when it holds at most `max_voxels` voxels (once padded to the network's
+    multiple), else windows of `fallback_window` (the training patch)."""
+    window: tuple | None = None
+    border: int = 0
+    overlap: float = 0.5
+    blend: str = "gaussian"
+    batch_size: int = 1
+    num_samples: int = 10
+    max_voxels: int = WHOLE_VOLUME_MAX_VOXELS
+    fallback_window: tuple = (112, 112, 112)
+
+    def validate(self):
+        if self.window is not None:
+            _sizes("window", tuple(self.window), 8, "'auto' or 128,128,128")
+        _sizes("fallback_window", tuple(self.fallback_window), 8)
+        if isinstance(self.border, bool) or not isinstance(self.border, int) or self.border < 0:
+            raise ValueError(f"--border must be an integer >= 0, got {self.border!r}.")
+        if not (isinstance(self.overlap, (int, float)) and 0.0 <= self.overlap < 1.0):
+            raise ValueError(f"--overlap must be in [0, 1), got {self.overlap!r}.")
+        _choice("blend", self.blend, BLENDS)
+        for name in ("batch_size", "num_samples", "max_voxels"):
+            _positive_int({"num_samples": "samples"}.get(name, name), getattr(self, name))
+        return self
+
+
+def validation_options(patch):
+    """Validation's settings: windows of the training patch, no overlap, the posterior mean
+    (fast and repeatable)."""
+    return InferenceOptions(window=tuple(patch), overlap=0.0, blend="constant", num_samples=1,
+                            fallback_window=tuple(patch))
 
 
 @dataclasses.dataclass
@@ -135,14 +225,9 @@ class TrainConfig:
     data: DataConfig = dataclasses.field(default_factory=DataConfig)
     model: ModelConfig = dataclasses.field(default_factory=ModelConfig)
     optim: OptimConfig = dataclasses.field(default_factory=OptimConfig)
+    pipeline: PipelineConfig = dataclasses.field(default_factory=PipelineConfig)
+    validation: InferenceOptions | None = None     # None: `validation_options(patch)`
     run_dir: str = "runs/demo"
-    patch: tuple = (112, 112, 112)
-    batch_size: int = 1
-    windows_per_volume: int = 32
-    sampler: str = "uniform"
-    flip_axes: tuple = (0, 1, 2)
-    rotation_degrees: float = 0.0
-    scaling: float = 0.1
     steps: int = 60_000
     validation_every: int = 1000
     validation_subsets: tuple = ("T1+T1c+T2+FLAIR", "T1c", "FLAIR", "T1+T2")
@@ -151,25 +236,18 @@ class TrainConfig:
     strategy: str = "default"
     precision: str = "float32"
 
+    @property
+    def patch(self):
+        return tuple(self.pipeline.window)
+
     def validate(self):
-        self.data.validate()
-        self.model.validate()
-        self.optim.validate()
-        if len(self.patch) != 3 or any(isinstance(p, bool) or not isinstance(p, int) or p < 8
-                                       for p in self.patch):
-            raise ValueError(f"--patch must be three integers >= 8, e.g. 112,112,112; "
-                             f"got {self.patch}.")
-        for name in ("batch_size", "windows_per_volume", "steps", "validation_every",
-                     "keep_checkpoints"):
+        for part in (self.data, self.model, self.optim, self.pipeline):
+            part.validate()
+        if self.validation is None:
+            self.validation = validation_options(self.patch)
+        self.validation.validate()
+        for name in ("steps", "validation_every", "keep_checkpoints"):
             _positive_int(name, getattr(self, name))
-        if self.sampler not in SAMPLERS:
-            raise ValueError(f"--sampler must be one of {', '.join(SAMPLERS)}, got {self.sampler!r}.")
-        if any(a not in (0, 1, 2) for a in self.flip_axes):
-            raise ValueError(f"--flip_axes must be among 0, 1, 2, got {self.flip_axes}.")
-        if not 0 <= self.rotation_degrees <= 45:
-            raise ValueError(f"--rotation must be in [0, 45] degrees, got {self.rotation_degrees}.")
-        if not 0 <= self.scaling < 0.5:
-            raise ValueError(f"--scaling must be in [0, 0.5), got {self.scaling}.")
         codes = []
         for code in self.validation_subsets:
             try:
@@ -180,14 +258,12 @@ class TrainConfig:
         self.validation_subsets = tuple(codes)
         if self.early_stopping_patience < 0:
             raise ValueError("--early_stopping_patience must be >= 0.")
-        if self.strategy not in STRATEGIES:
-            raise ValueError(f"--strategy must be one of {', '.join(STRATEGIES)}.")
+        _choice("strategy", self.strategy, STRATEGIES)
         if self.strategy == "multi_worker" and self.early_stopping_patience:
             raise ValueError("--early_stopping_patience is decided on the chief alone and would "
                              "leave the other workers waiting: leave it at 0 with "
                              "--strategy=multi_worker.")
-        if self.precision not in PRECISIONS:
-            raise ValueError(f"--precision must be one of {', '.join(PRECISIONS)}.")
+        _choice("precision", self.precision, PRECISIONS)
         if not self.run_dir:
             raise ValueError("--run_dir is empty.")
         return self
@@ -197,15 +273,42 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, d):
-        d = dict(d)
+        d = _nested(dict(d))
         data = d.pop("data")
         data = DataConfig(**{**data, "demo_shape": tuple(data["demo_shape"])})
         model = ModelConfig(**d.pop("model"))
-        optim = OptimConfig(**d.pop("optim"))
-        for key in ("patch", "flip_axes", "validation_subsets"):
-            d[key] = tuple(d[key])
-        return cls(data=data, model=model, optim=optim, **d)
+        optim = dict(d.pop("optim"))
+        optim = OptimConfig(**{**optim, "loss": LossWeights(**optim.get("loss", {}))})
+        pipeline = d.pop("pipeline")
+        pipeline = PipelineConfig(**{**pipeline, "window": tuple(pipeline["window"]),
+                                     "flip_axes": tuple(pipeline["flip_axes"])})
+        validation = d.pop("validation", None)
+        if validation is not None:
+            validation = InferenceOptions(**{
+                **validation, "fallback_window": tuple(validation["fallback_window"]),
+                "window": None if validation["window"] is None else tuple(validation["window"])})
+        d["validation_subsets"] = tuple(d["validation_subsets"])
+        return cls(data=data, model=model, optim=optim, pipeline=pipeline,
+                   validation=validation, **d)
 
     def write(self, path):
-        path = pathlib.Path(path)
-        path.write_text(json.dumps(self.to_dict(), indent=1, sort_keys=True))
+        write_json(path, self.to_dict(), sort_keys=True)
+
+
+_FLAT_PIPELINE = {"patch": "window", "batch_size": "batch_size",
+                  "windows_per_volume": "windows_per_volume", "sampler": "sampler",
+                  "flip_axes": "flip_axes", "rotation_degrees": "rotation_degrees",
+                  "scaling": "scaling"}
+_FLAT_LOSS = {"dice_weight": "dice", "ce_weight": "ce", "kl_weight": "kl",
+              "recon_weight": "recon", "decay_weight": "decay", "weight_decay": "decay_scale"}
+
+
+def _nested(d):
+    """A run_config.json of the flat layout (before the config tree) in the tree's layout."""
+    if "pipeline" not in d:
+        d["pipeline"] = {new: d.pop(old) for old, new in _FLAT_PIPELINE.items() if old in d}
+    optim = dict(d.get("optim", {}))
+    if "loss" not in optim:
+        optim["loss"] = {new: optim.pop(old) for old, new in _FLAT_LOSS.items() if old in optim}
+    d["optim"] = optim
+    return d

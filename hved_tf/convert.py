@@ -24,8 +24,6 @@ import re
 import numpy as np
 import tensorflow as tf
 
-from hved_tf.models.hemis import UHeMIS
-from hved_tf.models.hved import UHVED
 
 ORIGINAL_MODALITY_NAMES = ("T1", "T1c", "T2", "Flair")
 UHVED_HEADS = ("T1", "T1c", "T2", "Flair", "seg")
@@ -58,18 +56,21 @@ def _decoder_names(decoder, head, final_name):
     return names
 
 
+RELEASED = ("u_hved", "u_hemis")          # the models the release has checkpoints of
+
+
 def niftynet_name_map(model):
     """{original NiftyNet variable name: Keras variable} for a built UHVED or UHeMIS."""
     if not model.built:
         model.build()
-    if not isinstance(model, (UHVED, UHeMIS)):
+    if model.kind not in RELEASED:
         raise ValueError(
             f"The original release has checkpoints for U-HVED and U-HeMIS only; got "
             f"{type(model).__name__}.")
     names = {}
     for encoder, modality in zip(model.encoders, ORIGINAL_MODALITY_NAMES):
         names.update(_encoder_names(encoder, modality))
-    if isinstance(model, UHVED):
+    if model.capabilities.synthesises:          # U-HVED: four image decoders, then seg
         decoders = list(model.image_decoders) + [model.seg_decoder]
         for k, (decoder, head) in enumerate(zip(decoders, UHVED_HEADS)):
             final = "final_conv_seg" if k == 0 else f"final_conv_seg_{k}"

@@ -10,10 +10,12 @@ synthesised one (beside its real one when known), the prediction overlay and the
 """
 from __future__ import annotations
 
-import os
 import pathlib
 
 import numpy as np
+from PIL import Image
+
+from hved_tf.io.atomic import atomic_path
 
 from hved_tf.modalities import MODALITIES
 
@@ -106,15 +108,6 @@ def subject_figure(image, mask, labels, recon=None, truth_labels=None, truth_ima
 
 def save_png(path, rgb):
     """Writes an RGB uint8 array as PNG, atomically."""
-    from PIL import Image
-
-    path = pathlib.Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.partial{os.getpid()}.png")
-    try:
-        Image.fromarray(np.asarray(rgb, np.uint8), mode="RGB").save(tmp)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-    return path
+    with atomic_path(path) as tmp:
+        Image.fromarray(np.asarray(rgb, np.uint8), mode="RGB").save(tmp, format="PNG")
+    return pathlib.Path(path)

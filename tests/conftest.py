@@ -46,7 +46,7 @@ def make_run_dir(folder, name="u_hved", **options):
     model: enough to exercise inference plumbing."""
     import numpy as np
 
-    from hved_tf.config import ModelConfig, TrainConfig
+    from hved_tf.config import ModelConfig, PipelineConfig, TrainConfig
     from hved_tf.data.synthetic import make_phantom
     from hved_tf.models import build_model
     from hved_tf.modalities import MODALITIES
@@ -55,7 +55,8 @@ def make_run_dir(folder, name="u_hved", **options):
     folder = pathlib.Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     config = TrainConfig(model=ModelConfig(name=name, base_filters=4, levels=3, **options),
-                         run_dir=str(folder), patch=(32, 32, 32)).validate()
+                         run_dir=str(folder),
+                         pipeline=PipelineConfig(window=(32, 32, 32))).validate()
     config.write(folder / "run_config.json")
     model = build_model(name, **config.model.build_options())
     model.save_weights(folder / "model.weights.h5")
@@ -70,3 +71,12 @@ def make_run_dir(folder, name="u_hved", **options):
 @pytest.fixture(scope="session")
 def tiny_run(tmp_path_factory):
     return make_run_dir(tmp_path_factory.mktemp("tiny_run") / "run")
+
+
+def segment(model, image, mask, options):
+    """The one segmentation path over a preprocessed volume, as a dict (tests' shorthand)."""
+    from hved_tf.inference.segmenter import KerasSegmenter, whole_box
+
+    seg = KerasSegmenter(model, options).segment_prepared_image(image, mask,
+                                                                whole_box(image.shape[:3]))
+    return {**seg.outputs, "window": tuple(seg.settings["window_used"])}

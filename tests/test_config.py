@@ -7,15 +7,17 @@ import pytest
 from absl import flags as absl_flags
 
 from conftest import REPO
-from hved_tf import flags as hv_flags
+from hved_tf.training import flags as hv_flags
 from hved_tf.config import TrainConfig
-from hved_tf.train import check_run_dir
+from hved_tf.training.app import check_run_dir
 
 
 @pytest.fixture
 def parse(monkeypatch, tmp_path):
     monkeypatch.chdir(REPO)
     fv = absl_flags.FLAGS
+    if "data_root" not in fv:
+        hv_flags.define_flags()
 
     def _parse(*args):
         fv.unparse_flags()
@@ -34,9 +36,10 @@ def test_every_config_validates(parse, tmp_path, name):
     assert isinstance(config, TrainConfig)
     if name == "brats18.cfg":
         assert config.patch == (112, 112, 112) and config.steps == 60000
-        assert config.windows_per_volume == 32 and config.scaling == pytest.approx(0.1)
+        assert config.pipeline.windows_per_volume == 32
+        assert config.pipeline.scaling == pytest.approx(0.1)
         assert config.optim.lr_decay_steps == 10000 and config.optim.lr_decay_factor == 0.25
-        assert (config.optim.kl_weight, config.optim.recon_weight) == (0.1, 0.1)
+        assert (config.optim.loss.kl, config.optim.loss.recon) == (0.1, 0.1)
     if name == "unet_subset.cfg":
         assert config.model.subset == "T1c+FLAIR"
     if name == "demo.cfg":

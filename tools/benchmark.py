@@ -124,9 +124,9 @@ def run_one(name, size, repeats):
 def _data_setup(work_dir, n_subjects):
     """Phantoms and their cache under work_dir (reused when already there)."""
     import pathlib
+    from hved_tf.data.cache import SubjectCache, load_subject_image
     from hved_tf.data.synthetic import write_phantom_dataset
     from hved_tf.io.datasets import discover_subjects
-    from hved_tf.preprocessing.cache import SubjectCache, load_subject_image
     from hved_tf.preprocessing.histogram import (read_niftynet_landmarks, train_landmarks,
                                                  write_niftynet_landmarks)
 
@@ -150,7 +150,8 @@ def _data_setup(work_dir, n_subjects):
 
 
 def run_data(work_dir, n_subjects, patches):
-    from hved_tf.data.pipeline import PipelineConfig, make_training_dataset
+    from hved_tf.config import PipelineConfig
+    from hved_tf.data.pipeline import make_training_dataset
 
     cache, subjects = _data_setup(work_dir, n_subjects)
     prepared = [cache.get(s) for s in subjects]
@@ -196,7 +197,8 @@ def cmd_data(args):
 def run_loop(work_dir, n_subjects, steps, precision):
     """Seconds per step of model.fit over the real pipeline (u_hved, 112³, the paper's recipe)."""
     import keras
-    from hved_tf.data.pipeline import PipelineConfig, make_training_dataset
+    from hved_tf.config import PipelineConfig
+    from hved_tf.data.pipeline import make_training_dataset
     from hved_tf.models import build_model
 
     keras.mixed_precision.set_global_policy(precision)
@@ -273,11 +275,11 @@ def run_predict(work_dir, samples, repeats, window):
     import numpy as np
     import tensorflow as tf
 
-    from hved_tf.config import TrainConfig
-    from hved_tf.inference import InferenceOptions, choose_window, plan_windows
-    from hved_tf.loading import load_trained
+    from hved_tf.config import InferenceOptions, TrainConfig
+    from hved_tf.inference.loading import keras_segmenter, load_trained
+    from hved_tf.inference.windows import choose_window, plan_windows
     from hved_tf.models import build_model
-    from hved_tf.predict import predict_subject
+    from hved_tf.prediction.app import predict_subject
 
     cache, subjects = _data_setup(work_dir, 1)
     run_dir = pathlib.Path(work_dir) / "predict_run"
@@ -290,13 +292,14 @@ def run_predict(work_dir, samples, repeats, window):
     options = InferenceOptions(window=window, overlap=0.5, blend="gaussian",
                                num_samples=samples)
     out_dir = pathlib.Path(work_dir) / "predict_out"
-    reports = [predict_subject(trained, subjects[0], out_dir, options, synth_all=True)
+    segmenter = keras_segmenter(trained, options)
+    reports = [predict_subject(segmenter, subjects[0], out_dir, synth_all=True)
                for _ in range(repeats + 1)]
     walls = [sum(r["timings"].values()) for r in reports[1:]]
     k = int(np.argsort(walls)[len(walls) // 2])
     report = reports[1:][k]
     box = cache.get(subjects[0]).box
-    used = choose_window(box.shape, options, 8)
+    used = tuple(int(w) for w in choose_window(box.shape, options, 8).numpy())
     windows = plan_windows(box.shape, used, 0, options.overlap, 8).count
     model = trained.model
     encode = tf.function(lambda x: model.encode(x))
@@ -323,7 +326,7 @@ def cmd_predict(args):
           f"  wall {r['wall_s']:.1f} s (median of {args.repeats}: "
           f"{', '.join(f'{w:.1f}' for w in r['wall_runs_s'])}; first run {r['first_run_s']:.1f} s "
           f"with tracing) (target <= 60 s) | peak RSS {r['peak_rss_gb']:.2f} GB (target <= 8)\n"
-          f"  read + preprocess {t['load_and_preprocess_s']:.1f} s | encoders "
+          f"  read + preprocess {t['load_s'] + t['preprocess_s']:.1f} s | encoders "
           f"{r['encoders_s']:.1f} s | decoders (10 seg + 4 images per window) and stitching "
           f"{r['decoders_s']:.1f} s | write {t['write_s']:.1f} s", flush=True)
 

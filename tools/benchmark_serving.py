@@ -61,11 +61,10 @@ def main(argv=None):
     from benchmark import _data_setup
 
     from hved_tf.config import TrainConfig
-    from hved_tf.export import export_model
-    from hved_tf.loading import load_trained
+    from hved_tf.data.cache import load_subject_image
+    from hved_tf.inference.loading import load_trained
     from hved_tf.models import build_model
-
-    from hved_tf.preprocessing.cache import load_subject_image
+    from hved_tf.serving.export import export_model
 
     cache, subjects = _data_setup(work, 1)
     np.save(work / "volume.npy", np.asarray(cache.get(subjects[0]).image))

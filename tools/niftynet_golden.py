@@ -1,4 +1,4 @@
-"""Regenerates tests/data/niftynet_golden.npz: NiftyNet 0.5.0's own intensity chain on test volumes.
+"""Regenerates tests/fixtures/niftynet_golden.npz: NiftyNet 0.5.0's own intensity chain on test volumes.
 
     pip download --no-deps niftynet==0.5.0 -d /tmp/nn && cd /tmp/nn && \\
         python -m zipfile -e NiftyNet-0.5.0-py2.py3-none-any.whl src
@@ -19,7 +19,7 @@ import sys
 import numpy as np
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
-GOLDEN = REPO / "tests" / "data" / "niftynet_golden.npz"
+GOLDEN = REPO / "tests" / "fixtures" / "niftynet_golden.npz"
 MODALITIES_NN = ["T1", "T1c", "T2", "Flair"]
 
 

@@ -20,6 +20,12 @@ import urllib.request
 
 import numpy as np
 
+from hved_tf.data.cache import load_subject_image
+from hved_tf.io.datasets import subject_from_files
+from hved_tf.io.nifti import save_nifti
+from hved_tf.modalities import MODALITIES
+from hved_tf.prediction.app import check_out_dir
+
 MAX_MESSAGE = 1 << 30
 
 
@@ -64,11 +70,6 @@ def predict_rest(url, model_name, image, mask, timeout=600.0):
 
 
 def run(args):
-    from hved_tf.io.nifti import save_nifti
-    from hved_tf.modalities import MODALITIES
-    from hved_tf.predict import check_out_dir, subject_from_files
-    from hved_tf.preprocessing.cache import load_subject_image
-
     subject = subject_from_files({m: getattr(args, m.lower()) for m in MODALITIES})
     out_dir = pathlib.Path(args.out_dir)
     check_out_dir(out_dir, args.overwrite)

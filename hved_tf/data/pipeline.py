@@ -18,55 +18,14 @@ Everything random is derived from `seed` and the visit number: the stream is rep
 """
 from __future__ import annotations
 
-import dataclasses
-import math
 import mmap
 
 import numpy as np
 import tensorflow as tf
 
+from hved_tf.config import PipelineConfig
 from hved_tf.data import augment
 from hved_tf.modalities import NUM_MODALITIES
-
-SAMPLERS = ("uniform", "balanced")
-
-
-@dataclasses.dataclass(frozen=True)
-class PipelineConfig:
-    window: tuple = (112, 112, 112)
-    windows_per_volume: int = 32
-    sampler: str = "uniform"
-    batch_size: int = 1
-    flip_axes: tuple = (0, 1, 2)
-    rotation_degrees: float = 0.0
-    scaling: float = 0.0
-    seed: int = 0
-    cycle_length: int = 4
-    prefetch: int = 2
-
-    def validate(self):
-        if len(self.window) != 3 or any(int(w) < 1 for w in self.window):
-            raise ValueError(f"window must be three positive integers, got {self.window}.")
-        if self.sampler not in SAMPLERS:
-            raise ValueError(f"sampler must be one of {SAMPLERS}, got {self.sampler!r}.")
-        for name in ("windows_per_volume", "batch_size", "cycle_length"):
-            if int(getattr(self, name)) < 1:
-                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}.")
-        if any(a not in (0, 1, 2) for a in self.flip_axes):
-            raise ValueError(f"flip_axes must be among 0, 1, 2, got {self.flip_axes}.")
-        if not 0 <= self.rotation_degrees <= 180 or not 0 <= self.scaling < 1:
-            raise ValueError("rotation_degrees must be in [0, 180] and scaling in [0, 1).")
-        return self
-
-    @property
-    def margin(self):
-        """Voxels added on each side of a window so that rotation/zoom never look outside."""
-        if not (self.rotation_degrees or self.scaling):
-            return (0, 0, 0)
-        theta = math.radians(self.rotation_degrees)
-        grow = (1.0 + self.scaling) * (math.cos(theta) + 2 * math.sin(theta)) - 1.0
-        return tuple(int(math.ceil(w * max(grow, 0.0) / 2)) + 1 for w in self.window)
-
 
 # ------------------------------------------------------------------ samplers (NumPy)
 

@@ -10,16 +10,14 @@ from __future__ import annotations
 
 import logging
 import pathlib
-import shutil
-import tempfile
 import time
 
-
 from hved_tf.config import DEMO_ROOT
+from hved_tf.data.cache import SubjectCache, load_subject_image
 from hved_tf.data.synthetic import write_phantom_dataset
 from hved_tf.io import datasets
+from hved_tf.io.atomic import atomic_directory
 from hved_tf.modalities import MODALITIES
-from hved_tf.preprocessing.cache import SubjectCache, load_subject_image
 from hved_tf.preprocessing.histogram import (read_niftynet_landmarks, train_landmarks,
                                              write_niftynet_landmarks)
 
@@ -38,21 +36,12 @@ def demo_root(data_config, cache_dir, seed=0):
     root = pathlib.Path(cache_dir) / name
     if root.is_dir():
         return root
-    root.parent.mkdir(parents=True, exist_ok=True)
-    tmp = pathlib.Path(tempfile.mkdtemp(prefix=f".{name}.", dir=root.parent))
     start = time.time()
     log.info("Generating %d demo phantoms of %s into %s", data_config.demo_subjects, shape, root)
-    try:
+    # Another process (another worker) finishing the same folder first wins.
+    with atomic_directory(root) as tmp:
         write_phantom_dataset(tmp, data_config.demo_subjects, shape, seed=seed,
                               layout="brats2020")
-        try:
-            tmp.rename(root)
-        except OSError:
-            if not root.is_dir():     # not another process's (e.g. another worker's) finished copy
-                raise
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
     log.info("Demo phantoms ready in %.0f s", time.time() - start)
     return root
 

@@ -19,6 +19,7 @@ import pathlib
 import numpy as np
 from scipy import ndimage
 
+from hved_tf.io.nifti import write_nifti
 from hved_tf.modalities import LABEL_CONVENTIONS, MODALITIES
 
 # Mean intensity of each tissue in each sequence (arbitrary units, before scaling).
@@ -127,8 +128,6 @@ def write_phantom_dataset(out, n, shape=(96, 96, 80), seed=0, layout="brats2020"
 
     Subject i uses seed (seed, i); every `lps_every`-th subject is stored in LPS orientation.
     """
-    from hved_tf.io.nifti import write_nifti
-
     if layout not in _NAMING:
         raise ValueError(f"Unknown layout {layout!r}: expected one of {', '.join(_NAMING)}.")
     if n < 1:

@@ -69,6 +69,23 @@ class Subject:
         return None
 
 
+def subject_from_files(paths):
+    """A Subject from {modality: path}; refuses none and a file given twice."""
+    paths = {canonical_modality(m): pathlib.Path(p) for m, p in paths.items() if p}
+    if not paths:
+        raise ValueError("No modality given: pass at least one of --t1, --t1c, --t2, --flair "
+                         "(or --subject_dir / --data_root).")
+    seen = {}
+    for modality, path in paths.items():
+        key = path.resolve()
+        if key in seen:
+            raise ValueError(f"{path} is given as both {seen[key]} and {modality}; each "
+                             "modality needs its own file.")
+        seen[key] = modality
+    ordered = {m: paths[m] for m in MODALITIES if m in paths}
+    return Subject(ordered[next(iter(ordered))].name.split(".")[0], ordered, None, "files")
+
+
 def _match(name):
     for layout, pattern in LAYOUTS.items():
         m = pattern.match(name)

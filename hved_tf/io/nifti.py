@@ -9,12 +9,13 @@ the same folder and renamed when complete, so a killed run never leaves a half-w
 from __future__ import annotations
 
 import dataclasses
-import os
 import pathlib
 
 import nibabel as nib
 import numpy as np
 from nibabel import orientations as ornt_lib
+
+from hved_tf.io.atomic import atomic_path
 
 AFFINE_TOLERANCE = 1e-3
 
@@ -121,16 +122,8 @@ def check_same_grid(geometries):
 
 
 def _atomic_save(img, path):
-    path = pathlib.Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    suffix = ".nii.gz" if path.name.endswith(".nii.gz") else ".nii"
-    tmp = path.with_name(f".{path.name[:-len(suffix)]}.partial{os.getpid()}{suffix}")
-    try:
+    with atomic_path(path) as tmp:
         nib.save(img, str(tmp))
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
 
 
 def write_nifti(path, array, affine, kind="image"):

@@ -16,12 +16,12 @@ Pure NumPy/SciPy.
 """
 from __future__ import annotations
 
-import os
 import pathlib
 
 import numpy as np
 from scipy import ndimage
 
+from hved_tf.io.atomic import write_text
 from hved_tf.modalities import MODALITIES, canonical_modality
 
 PERCENTILES_INNER = (0.1, 0.2, 0.25, 0.3, 0.4, 0.5, 0.6, 0.7, 0.75, 0.8, 0.9)
@@ -107,10 +107,7 @@ def write_niftynet_landmarks(path, landmarks):
         canonical = canonical_modality(name)
         values = _check_landmarks(canonical, values)
         lines.append(" ".join([NIFTYNET_NAMES[canonical]] + [repr(float(v)) for v in values]))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    tmp.write_text("\n".join(lines) + "\n")
-    os.replace(tmp, path)
+    write_text(path, "\n".join(lines) + "\n")
 
 
 def train_landmarks(images, masks=None, cutoff=DEFAULT_CUTOFF):

@@ -15,6 +15,7 @@ from __future__ import annotations
 import numpy as np
 
 from hved_tf.modalities import MODALITIES
+from hved_tf.preprocessing.crop import CropBox, crop, crop_box
 from hved_tf.preprocessing.histogram import DEFAULT_CUTOFF, apply_landmarks, mean_plus_mask
 
 WHITENING_MIN_STD = 1e-5
@@ -67,3 +68,12 @@ def normalise_intensities(image, landmarks, cutoff=DEFAULT_CUTOFF, padding=10):
     if p:
         out = out[p:-p, p:-p, p:-p]
     return out.astype(np.float32)
+
+
+def prepare_image(image, landmarks, cutoff=DEFAULT_CUTOFF, padding=10, do_crop=True):
+    """The release's chain on a raw RAS image [X, Y, Z, 4] (missing modalities zeros): the crop
+    to the non-zero box, then `normalise_intensities`. Returns (float32 image, CropBox)."""
+    image = np.asarray(image, np.float32)
+    shape = tuple(int(s) for s in image.shape[:3])
+    box = crop_box(image) if do_crop else CropBox((0, 0, 0), shape, shape)
+    return normalise_intensities(crop(image, box), landmarks, cutoff, padding), box

@@ -6,7 +6,7 @@ import sys
 import numpy as np
 
 from conftest import REPO
-from hved_tf import tables
+from hved_tf.evaluation import tables
 from hved_tf.data.synthetic import write_phantom_dataset
 from hved_tf.modalities import SUBSET_CODES
 

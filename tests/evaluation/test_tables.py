@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from hved_tf import tables
+from hved_tf.evaluation import tables
 from hved_tf.modalities import SUBSET_CODES
 
 

@@ -8,7 +8,7 @@ from hved_tf.modalities import MODALITIES
 from hved_tf.preprocessing import histogram, normalise_intensities
 from conftest import REPO
 
-GOLDEN = REPO / "tests" / "data" / "niftynet_golden.npz"
+GOLDEN = REPO / "tests" / "fixtures" / "niftynet_golden.npz"
 
 
 def _golden_tool():

@@ -9,10 +9,11 @@ import pytest
 
 from conftest import REPO, make_run_dir
 from hved_tf.data.synthetic import make_phantom
-from hved_tf.inference import InferenceOptions
-from hved_tf.loading import load_trained
+from hved_tf.config import InferenceOptions
+from hved_tf.inference.loading import keras_segmenter, load_trained, open_segmenter
 from hved_tf.modalities import MODALITIES
-from hved_tf.predict import check_out_dir, predict_subject, subject_from_files
+from hved_tf.io.datasets import subject_from_files
+from hved_tf.prediction.app import check_out_dir, predict_subject
 
 SHAPE = (33, 38, 35)
 OPTIONS = InferenceOptions(window=(32, 32, 32), overlap=0.5, num_samples=1)
@@ -55,9 +56,9 @@ def test_non_ras_input_gives_the_same_segmentation_in_its_own_geometry(tmp_path,
     affine, transform = lps_permuted()
     odd_paths = write_case(tmp_path / "odd", affine, transform)
     assert nib.aff2axcodes(affine) != ("R", "A", "S")
-    r1 = predict_subject(trained, subject_from_files(ras_paths), tmp_path / "o1", OPTIONS,
+    r1 = predict_subject(keras_segmenter(trained, OPTIONS), subject_from_files(ras_paths), tmp_path / "o1",
                          synth_all=True)
-    r2 = predict_subject(trained, subject_from_files(odd_paths), tmp_path / "o2", OPTIONS,
+    r2 = predict_subject(keras_segmenter(trained, OPTIONS), subject_from_files(odd_paths), tmp_path / "o2",
                          synth_all=True, convention="brats2023")
     ref = nib.load(str(odd_paths["T1"]))
     for name in ("seg.nii.gz", "uncertainty.nii.gz", "synth_T1.nii.gz"):
@@ -88,7 +89,7 @@ def test_non_ras_input_gives_the_same_segmentation_in_its_own_geometry(tmp_path,
 def test_missing_modalities_are_synthesised_with_uncertainty(tmp_path, trained):
     paths = write_case(tmp_path / "in", ras_affine(), modalities=("T1c", "FLAIR"))
     options = InferenceOptions(window=(32, 32, 32), overlap=0.0, num_samples=3)
-    report = predict_subject(trained, subject_from_files(paths), tmp_path / "out", options,
+    report = predict_subject(keras_segmenter(trained, options), subject_from_files(paths), tmp_path / "out",
                              probabilities=True, figure=True)
     assert report["subset"] == "T1c+FLAIR" and report["synthesised"] == ["T1", "T2"]
     names = {p.name for p in (tmp_path / "out").iterdir()}
@@ -114,8 +115,9 @@ def test_bad_inputs_are_refused(tmp_path, trained):
     other.parent.mkdir()
     nib.save(nib.Nifti1Image(np.ones((33, 38, 34), np.float32), ras_affine()), str(other))
     with pytest.raises(ValueError, match="co-registered"):
-        predict_subject(trained, subject_from_files({"T1": paths["T1"], "T2": other}),
-                        tmp_path / "o", OPTIONS)
+        predict_subject(keras_segmenter(trained, OPTIONS),
+                        subject_from_files({"T1": paths["T1"], "T2": other}),
+                        tmp_path / "o")
     (tmp_path / "earlier").mkdir()
     (tmp_path / "earlier" / "seg.nii.gz").write_bytes(b"x")
     with pytest.raises(ValueError, match="--overwrite"):
@@ -127,7 +129,7 @@ def test_unet_refuses_another_subset(tmp_path):
     run = make_run_dir(tmp_path / "unet", name="unet", subset="T1c+FLAIR")
     paths = write_case(tmp_path / "in", ras_affine(), modalities=("T1", "T1c", "FLAIR"))
     with pytest.raises(ValueError, match="trained on T1c\\+FLAIR"):
-        predict_subject(load_trained(run), subject_from_files(paths), tmp_path / "o", OPTIONS)
+        predict_subject(keras_segmenter(load_trained(run), OPTIONS), subject_from_files(paths), tmp_path / "o")
 
 
 def test_model_files_that_are_not_ours(tmp_path):

@@ -12,6 +12,9 @@ sensitivity and specificity; `image_metrics` gives PSNR and SSIM of a synthesise
 from __future__ import annotations
 
 import numpy as np
+from scipy.spatial import cKDTree
+from scipy.stats import wilcoxon
+from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
 from hved_tf.modalities import region_masks
 
@@ -57,8 +60,6 @@ def hd95(pred, truth, spacing=(1.0, 1.0, 1.0)):
 
     Both empty: 0. One empty: `empty_penalty` (the grid's diagonal).
     """
-    from scipy.spatial import cKDTree
-
     pred = np.asarray(pred, bool)
     truth = np.asarray(truth, bool)
     if pred.shape != truth.shape:
@@ -106,8 +107,6 @@ def image_metrics(synthesised, truth, foreground):
     The data range is the real volume's range inside `foreground`; PSNR is taken inside the
     foreground, SSIM over the volume (a 7-voxel 3-D window).
     """
-    from skimage.metrics import peak_signal_noise_ratio, structural_similarity
-
     synthesised = np.asarray(synthesised, np.float64)
     truth = np.asarray(truth, np.float64)
     foreground = np.asarray(foreground, bool)
@@ -127,8 +126,6 @@ def image_metrics(synthesised, truth, foreground):
 def wilcoxon_p(a, b):
     """Two-sided Wilcoxon signed-rank p-value of paired samples; 1.0 when all pairs are equal
     and NaN with fewer than two pairs."""
-    from scipy.stats import wilcoxon
-
     a, b = np.asarray(a, float), np.asarray(b, float)
     if a.shape != b.shape:
         raise ValueError(f"Paired samples differ in size: {a.shape} and {b.shape}.")

@@ -6,7 +6,7 @@ from scipy import ndimage
 
 from hved_tf.data.synthetic import make_phantom
 from hved_tf.modalities import MODALITIES
-from hved_tf.preprocessing import graph
+from hved_tf.serving import graph
 from hved_tf.preprocessing.crop import crop_box
 from hved_tf.preprocessing.histogram import mean_plus_mask, train_landmarks
 from hved_tf.preprocessing.normalise import normalise_intensities

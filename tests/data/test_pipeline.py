@@ -4,7 +4,7 @@ import pytest
 import tensorflow as tf
 
 from hved_tf.data import augment, pipeline
-from hved_tf.preprocessing.cache import PreparedSubject, _class_indices
+from hved_tf.data.cache import PreparedSubject, _class_indices
 from hved_tf.preprocessing.crop import CropBox
 
 

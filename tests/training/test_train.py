@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from conftest import REPO
-from hved_tf.config import DataConfig, ModelConfig, TrainConfig
+from hved_tf.config import DataConfig, ModelConfig, PipelineConfig, TrainConfig
 
 TINY = ["--data_root=demo", "--demo_subjects=6", "--demo_shape=32,32,32", "--patch=32,32,32",
         "--base_filters=4", "--levels=3", "--windows_per_volume=2", "--validation_every=2",
@@ -23,7 +23,7 @@ def _tiny_config(run_dir, steps=4, **kw):
         data=DataConfig(root="demo", demo_subjects=6, demo_shape=(32, 32, 32),
                         cache_dir=str(pathlib.Path(run_dir).parent / "cache")),
         model=ModelConfig(base_filters=4, levels=3, **kw), run_dir=str(run_dir),
-        patch=(32, 32, 32), windows_per_volume=2, steps=steps, validation_every=2,
+        pipeline=PipelineConfig(window=(32, 32, 32), windows_per_volume=2), steps=steps, validation_every=2,
         validation_subsets=("T1+T1c+T2+FLAIR", "T1c"), keep_checkpoints=2).validate()
 
 
@@ -36,7 +36,7 @@ def _events(folder):
 
 
 def test_tiny_run_writes_everything(tmp_path):
-    from hved_tf.train import run
+    from hved_tf.training.app import run
     run_dir = tmp_path / "run"
     summary = run(_tiny_config(run_dir))
     assert summary["steps"] == 4
@@ -61,8 +61,8 @@ def test_tiny_run_writes_everything(tmp_path):
 
 def test_nan_loss_stops_with_message_and_keeps_last_backup(tmp_path, monkeypatch):
     import tensorflow as tf
-    from hved_tf import train
-    from hved_tf.callbacks import NonFiniteLossError
+    from hved_tf.training import app as train
+    from hved_tf.training.callbacks import NonFiniteLossError
     from hved_tf.data import pipeline
 
     real = pipeline.make_training_dataset
@@ -76,7 +76,7 @@ def test_nan_loss_stops_with_message_and_keeps_last_backup(tmp_path, monkeypatch
             return {"image": x["image"] + bad, "available": x["available"]}, y
         return ds.map(poison)
 
-    monkeypatch.setattr(pipeline, "make_training_dataset", poisoned)
+    monkeypatch.setattr(train, "make_training_dataset", poisoned)
     run_dir = tmp_path / "run"
     with pytest.raises(NonFiniteLossError, match="The loss became nan at step"):
         train.run(_tiny_config(run_dir, steps=6))
@@ -109,7 +109,7 @@ def test_sigkill_then_rerun_ends_at_the_same_step(tmp_path):
 
 def test_mixed_float16_on_a_cpu_is_refused(tmp_path):
     import tensorflow as tf
-    from hved_tf.train import run
+    from hved_tf.training.app import run
     if tf.config.list_physical_devices("GPU"):
         pytest.skip("a GPU is present: mixed_float16 is allowed")
     config = _tiny_config(tmp_path / "run")

@@ -1,4 +1,4 @@
-"""A trained model with what inference needs: `load_trained(path, hist_file=None)`.
+"""Trained models and their segmenters from disk: `load_trained`, `open_segmenter`.
 
 `path` is a training run folder (its `run_config.json` rebuilds the model, `best.weights.h5`
 or else `model.weights.h5` fills it, its `hist.txt` or the run's `--hist_file` gives the
@@ -7,9 +7,9 @@ identity recorded in reports: the source, the model's name and options, the weig
 its SHA-256. Anything else (a folder without a finished model, a file that is not one of our
 models) is refused with a message saying what was expected.
 
-An exported SavedModel (`hved_tf.export`) loads as an `ExportedModel`: its `segment_raw`
-signature does the preprocessing and inference with the settings frozen at export (recorded in
-its assets/hved_export.json, with the identity of the model it came from).
+`open_segmenter(path, hist_file, options)` gives the Segmenter of any of them and of an export
+(`hved_tf.inference.exported`: the settings frozen at export, recorded in its
+assets/hved_export.json with the identity of the model it came from).
 """
 from __future__ import annotations
 
@@ -18,7 +18,12 @@ import hashlib
 import json
 import pathlib
 
-from hved_tf.config import TrainConfig
+import keras
+
+from hved_tf.config import InferenceOptions, TrainConfig
+from hved_tf.inference.exported import ExportSegmenter
+from hved_tf.inference.segmenter import KerasSegmenter
+from hved_tf.models import MODELS, build_model
 from hved_tf.preprocessing.histogram import read_niftynet_landmarks
 
 DEFAULT_WINDOW = (112, 112, 112)
@@ -54,8 +59,6 @@ def _landmarks(candidates, hist_file):
 
 
 def _from_run_dir(run_dir, hist_file):
-    from hved_tf.models import build_model
-
     config_path = run_dir / "run_config.json"
     if not config_path.is_file():
         raise ValueError(f"{run_dir} is not a training run folder of hved_tf (no "
@@ -80,69 +83,52 @@ def _from_run_dir(run_dir, hist_file):
 
 
 def _from_keras_file(path, hist_file):
-    import keras
-
-    from hved_tf.models import HeteroModalModel
-
     try:
         model = keras.saving.load_model(path, compile=False)
     except Exception as err:  # Keras raises many kinds for a foreign or damaged file
         raise ValueError(f"{path} is not a model saved by hved_tf ({type(err).__name__}: "
                          f"{str(err).splitlines()[0] if str(err) else ''}).") from None
-    if not isinstance(model, HeteroModalModel):
+    if getattr(model, "kind", None) not in MODELS:
         raise ValueError(f"{path} holds a {type(model).__name__}, not one of hved_tf's models "
-                         "(u_hved, u_hemis, unet, hemis).")
+                         f"({', '.join(MODELS)}).")
     landmarks, source = _landmarks([path.parent / "hist.txt"], hist_file)
     window = DEFAULT_WINDOW
     config_path = path.parent / "run_config.json"
     if config_path.is_file():
-        window = tuple(json.loads(config_path.read_text()).get("patch", DEFAULT_WINDOW))
-    name = {"UHVED": "u_hved", "UHeMIS": "u_hemis", "SubsetUNet": "unet",
-            "HeMIS": "hemis"}.get(type(model).__name__, type(model).__name__)
-    identity = {"source": str(path.resolve()), "model": name, "options": {},
+        window = TrainConfig.from_dict(json.loads(config_path.read_text())).patch
+    identity = {"source": str(path.resolve()), "model": model.kind, "options": {},
                 "weights": str(path.resolve()), "sha256": _sha256(path), "landmarks": source}
     return TrainedModel(model, landmarks, window, identity)
 
 
-class ExportedModel:
-    """An hved_tf export, run through its `segment_raw` signature."""
-
-    def __init__(self, path):
-        import tensorflow as tf
-
-        from hved_tf.export import METADATA
-        meta_path = pathlib.Path(path) / "assets" / METADATA
-        if not meta_path.is_file():
-            raise ValueError(f"{path} is a SavedModel but not an hved_tf export (no "
-                             f"assets/{METADATA}).")
-        self.meta = json.loads(meta_path.read_text())
-        self.loaded = tf.saved_model.load(str(path))
-        self.subset = self.meta.get("subset")
-        self.label_convention = self.meta["label_convention"]
-
-    def segment_raw(self, image, mask):
-        """{output: ndarray} of raw RAS intensities [X, Y, Z, 4] and a mask [4]."""
-        import numpy as np
-        import tensorflow as tf
-
-        out = self.loaded.signatures["segment_raw"](
-            image=tf.constant(np.asarray(image, np.float32)),
-            mask=tf.constant(np.asarray(mask, np.float32)))
-        return {k: v.numpy() for k, v in out.items()}
+def is_export(path):
+    return pathlib.Path(path, "saved_model.pb").is_file()
 
 
 def load_trained(path, hist_file=None):
     """A `TrainedModel` from a run folder or a .keras file (see the module docstring)."""
     path = pathlib.Path(path)
+    if is_export(path):
+        raise ValueError(f"{path} is an export: give the training run folder or the .keras "
+                         "file it was made from.")
     if path.is_dir():
-        if (path / "saved_model.pb").is_file():
-            exported = ExportedModel(path)
-            identity = {**exported.meta["identity"], "export": str(path.resolve())}
-            return TrainedModel(exported, None, tuple(exported.meta["inference"][
-                "fallback_window"]), identity)
         return _from_run_dir(path, hist_file)
     if path.is_file():
         if path.suffix != ".keras":
             raise ValueError(f"{path}: expected a training run folder or a .keras file.")
         return _from_keras_file(path, hist_file)
     raise ValueError(f"--model {path}: no such file or folder.")
+
+
+def keras_segmenter(trained, options=InferenceOptions(), synthesise=True):
+    """A KerasSegmenter over a TrainedModel, its training patch as the fallback window."""
+    options = dataclasses.replace(options, fallback_window=tuple(trained.window))
+    return KerasSegmenter(trained.model, options, trained.landmarks, trained.identity,
+                          synthesise)
+
+
+def open_segmenter(path, hist_file=None, options=InferenceOptions()):
+    """The Segmenter of a run folder, a .keras file or an export (whose settings are its own)."""
+    if is_export(path):
+        return ExportSegmenter(path)
+    return keras_segmenter(load_trained(path, hist_file), options)

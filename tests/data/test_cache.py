@@ -7,7 +7,7 @@ import pytest
 from hved_tf.data.synthetic import write_phantom_dataset
 from hved_tf.io.datasets import discover_subjects
 from hved_tf.modalities import MODALITIES
-from hved_tf.preprocessing import cache as cache_lib
+from hved_tf.data import cache as cache_lib
 from hved_tf.preprocessing.histogram import train_landmarks
 
 SHAPE = (40, 36, 34)

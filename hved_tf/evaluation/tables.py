@@ -16,24 +16,15 @@ import csv
 import io
 import json
 import math
-import os
 import pathlib
 
 import numpy as np
 
-from hved_tf.metrics import wilcoxon_p
+from hved_tf.evaluation.metrics import wilcoxon_p
+from hved_tf.io.atomic import write_text
 from hved_tf.modalities import MODALITIES, REGION_SHORT, REGIONS, SUBSET_CODES, parse_subset
 
 FIELDS = ("model", "subject", "subset", "target", "metric", "value")
-
-
-def write_text(path, text):
-    path = pathlib.Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.partial{os.getpid()}")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-    return path
 
 
 def write_csv(path, rows):

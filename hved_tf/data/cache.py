@@ -20,16 +20,15 @@ import json
 import logging
 import os
 import pathlib
-import shutil
-import tempfile
 
 import numpy as np
 
 from hved_tf.io.nifti import check_same_grid, load_nifti
 from hved_tf.modalities import MODALITIES, NUM_CLASSES, to_training_labels
-from hved_tf.preprocessing.crop import CropBox, crop, crop_box
+from hved_tf.io.atomic import atomic_directory
+from hved_tf.preprocessing.crop import CropBox, crop
 from hved_tf.preprocessing.histogram import DEFAULT_CUTOFF
-from hved_tf.preprocessing.normalise import normalise_intensities
+from hved_tf.preprocessing.normalise import prepare_image
 
 log = logging.getLogger(__name__)
 CACHE_VERSION = 3
@@ -78,19 +77,16 @@ def load_subject_image(subject):
 def prepare_subject(subject, landmarks, cutoff=DEFAULT_CUTOFF, padding=10, do_crop=True):
     """Loads and prepares one subject (see the module docstring)."""
     image, geometries = load_subject_image(subject)
-    shape = image.shape[:3]
     label = None
     if subject.label_path is not None:
         raw, geometry = load_nifti(subject.label_path, kind="label")
         check_same_grid([geometries[0], geometry])
         label = to_training_labels(raw, subject.label_convention, source=str(subject.label_path))
-    box = crop_box(image) if do_crop else CropBox((0, 0, 0), tuple(shape), tuple(shape))
-    image = crop(image, box)
-    label = None if label is None else np.ascontiguousarray(crop(label, box))
     try:
-        image = normalise_intensities(image, landmarks, cutoff=cutoff, padding=padding)
+        image, box = prepare_image(image, landmarks, cutoff, padding, do_crop)
     except ValueError as err:
         raise ValueError(f"Subject {subject.id}: {err}") from None
+    label = None if label is None else np.ascontiguousarray(crop(label, box))
     indices = None if label is None else _class_indices(label, np.random.default_rng(0))
     return PreparedSubject(subject.id, image, label, subject.available, box, indices,
                            subject.label_convention, image.reshape(-1, image.shape[-1]).min(0),
@@ -134,9 +130,9 @@ class SubjectCache:
         return self._load(entry)
 
     def _store(self, prepared, entry):
-        self.folder.mkdir(parents=True, exist_ok=True)
-        tmp = pathlib.Path(tempfile.mkdtemp(prefix=f".{entry.name}.", dir=self.folder))
-        try:
+        # A concurrent process's finished entry of the same key wins (atomic_directory); a
+        # folder without meta.json is no entry (an older version's leftover) and is replaced.
+        with atomic_directory(entry, replace=not (entry / "meta.json").is_file()) as tmp:
             np.save(tmp / "image.npy", prepared.image)
             meta = {"id": prepared.id, "available": prepared.available.tolist(),
                     "box": prepared.box.to_dict(), "has_label": prepared.label is not None,
@@ -148,14 +144,6 @@ class SubjectCache:
                 for c, idx in enumerate(prepared.class_indices):
                     np.save(tmp / f"class_{c}.npy", idx)
             (tmp / "meta.json").write_text(json.dumps(meta))   # last: marks the entry complete
-            try:
-                os.rename(tmp, entry)
-            except OSError:
-                if not (entry / "meta.json").is_file():   # not another process's finished entry
-                    raise
-        finally:
-            if tmp.exists():
-                shutil.rmtree(tmp, ignore_errors=True)
 
     @staticmethod
     def _load(entry):

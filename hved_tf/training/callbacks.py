@@ -9,15 +9,14 @@
   and a list of subsets, TensorBoard scalars and images, the best weights, early stopping.
 - `StepCheckpoints`: weights at every validation, the last N kept.
 - `AtomicBackupAndRestore`: Keras' resume backups, never left half-written by a kill.
-Validation segments whole volumes with the sliding windows of `hved_tf.inference` (windows of
-the training patch, no overlap, the posterior mean of z: fast and repeatable).
+Validation segments whole volumes through the one segmentation path (a `KerasSegmenter` over the
+model being trained) with the run's validation settings (by default windows of the training
+patch, no overlap, the posterior mean of z: fast and repeatable).
 """
 from __future__ import annotations
 
-import json
 import logging
 import math
-import os
 import pathlib
 
 import keras
@@ -25,10 +24,10 @@ import numpy as np
 import tensorflow as tf
 
 from hved_tf.figures import normalise, orthogonal_panels, overlay, tumour_centre
-from hved_tf.inference import InferenceOptions, ModelPredictor, segment
-from hved_tf.metrics import region_dice
+from hved_tf.evaluation.metrics import region_dice
+from hved_tf.inference.segmenter import KerasSegmenter
+from hved_tf.io.atomic import atomic_path, write_json, write_text
 from hved_tf.modalities import MODALITIES, REGION_SHORT, parse_subset, subset_mask
-from hved_tf.models.unet import SubsetUNet
 
 log = logging.getLogger(__name__)
 
@@ -59,28 +58,19 @@ class NonFiniteLoss(keras.callbacks.Callback):
                 "data (hist file, intensities), or use --precision=float32.")
 
 
-def validation_options(patch):
-    """Sliding windows of the training patch, no overlap, the posterior mean (fast, repeatable)."""
-    return InferenceOptions(window=tuple(patch), border=0, overlap=0.0, blend="constant",
-                            num_samples=1)
-
-
-def evaluate_subjects(model, subjects, subsets, patch, predictor=None):
+def evaluate_subjects(segmenter, subjects, subsets):
     """{subset code: {region: mean Dice}} over subjects that have the subset's modalities."""
-    predictor = predictor or ModelPredictor(model, num_samples=1, synthesise=False)
-    options = validation_options(patch)
     results = {}
     for code in subsets:
         mask = subset_mask(parse_subset(code))
-        if isinstance(model, SubsetUNet) and code != model.subset:
+        if segmenter.capabilities.refuses(mask):
             continue
         scores = []
         for subject in subjects:
             if subject.label is None or np.any(mask > subject.available):
                 continue
-            out = segment(model, subject.image, mask, options, subject.minimum,
-                          predictor=predictor)
-            scores.append(region_dice(out["labels"], np.asarray(subject.label)))
+            labels = segmenter.segment_prepared(subject, mask).labels
+            scores.append(region_dice(labels, np.asarray(subject.label)))
         if scores:
             results[code] = {r: float(np.mean([s[r] for s in scores])) for r in scores[0]}
     return results
@@ -89,16 +79,16 @@ def evaluate_subjects(model, subjects, subsets, patch, predictor=None):
 class Validation(keras.callbacks.Callback):
     """Validation Dice, TensorBoard scalars/images, best weights, early stopping."""
 
-    def __init__(self, subjects, subsets, patch, run_dir, patience=0, image_subset=None):
+    def __init__(self, subjects, subsets, options, run_dir, patience=0, image_subset=None):
         super().__init__()
         self.subjects = [s for s in subjects if s.label is not None]
         self.subsets = list(subsets)
-        self.patch = tuple(patch)
+        self.options = options
         self.run_dir = pathlib.Path(run_dir)
         self.patience = int(patience)
         self.image_subset = image_subset or "T1c+FLAIR"
         self.writer = None
-        self.predictor = self.image_predictor = None
+        self.segmenter = self.image_segmenter = None
         self.best = -1.0
         self.wait = 0
         self.history = []
@@ -106,8 +96,8 @@ class Validation(keras.callbacks.Callback):
     def on_train_begin(self, logs=None):
         self.writer = tf.summary.create_file_writer(str(self.run_dir / "logs" / "eval"))
         # One traced function for the whole run (labels only, and labels with the images).
-        self.predictor = ModelPredictor(self.model, num_samples=1, synthesise=False)
-        self.image_predictor = ModelPredictor(self.model, num_samples=1, synthesise=True)
+        self.segmenter = KerasSegmenter(self.model, self.options, synthesise=False)
+        self.image_segmenter = KerasSegmenter(self.model, self.options, synthesise=True)
         state = self.run_dir / "best.txt"
         if state.is_file():                      # resumed: keep the best score so far
             self.best = float(state.read_text().split()[0])
@@ -119,8 +109,7 @@ class Validation(keras.callbacks.Callback):
         lr = float(lr(step) if callable(lr) else lr)
         if not self.subjects:
             return
-        results = evaluate_subjects(self.model, self.subjects, self.subsets, self.patch,
-                                    self.predictor)
+        results = evaluate_subjects(self.segmenter, self.subjects, self.subsets)
         full = results.get(self.subsets[0], {})
         # record_if(True): Keras' TensorBoard callback may leave a step-gated record_if active.
         with self.writer.as_default(step=step), tf.summary.record_if(True):
@@ -140,10 +129,9 @@ class Validation(keras.callbacks.Callback):
         self.history.append({"step": step, **{c: r for c, r in results.items()}})
         if score > self.best:
             self.best, self.wait = score, 0
-            tmp = self.run_dir / ".best.partial.weights.h5"
-            self.model.save_weights(tmp)
-            os.replace(tmp, self.run_dir / "best.weights.h5")
-            (self.run_dir / "best.txt").write_text(f"{score} {step}\n")
+            with atomic_path(self.run_dir / "best.weights.h5") as tmp:
+                self.model.save_weights(tmp)
+            write_text(self.run_dir / "best.txt", f"{score} {step}\n")
         else:
             self.wait += 1
             if self.patience and self.wait >= self.patience:
@@ -154,16 +142,12 @@ class Validation(keras.callbacks.Callback):
         subject = self.subjects[0]
         label = np.asarray(subject.label)
         image = np.asarray(subject.image)
-        if isinstance(self.model, SubsetUNet):
-            code = self.model.subset
-        else:
-            code = self.image_subset
+        code = self.model.capabilities.subset or self.image_subset
         mask = subset_mask(parse_subset(code)) * subject.available
         if not mask.any():
             mask = subject.available
-        out = segment(self.model, image, mask, validation_options(self.patch), subject.minimum,
-                      predictor=self.image_predictor)
-        labels, recon = out["labels"], out.get("recon")
+        out = self.image_segmenter.segment_prepared(subject, mask)
+        labels, recon = out.labels, out.outputs.get("recon")
         centre = tumour_centre(label)
         columns = [normalise(image[..., i]) for i in range(4) if mask[i]]
         base = columns[-1]                       # the last input sequence, under the overlays
@@ -192,17 +176,10 @@ class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
     """
 
     def _save_model(self):
-        folder = pathlib.Path(self.backup_dir)
-        folder.mkdir(parents=True, exist_ok=True)
-        weights = pathlib.Path(self._weights_path)
-        metadata = pathlib.Path(self._training_metadata_path)
-        tmp_weights = weights.with_name(f".partial.{weights.name}")
-        tmp_metadata = metadata.with_name(f".partial.{metadata.name}")
-        self.model.save_weights(str(tmp_weights), overwrite=True)
-        tmp_metadata.write_text(json.dumps({"epoch": self._current_epoch,
-                                            "batch": self._last_batch_seen}))
-        os.replace(tmp_weights, weights)
-        os.replace(tmp_metadata, metadata)
+        with atomic_path(self._weights_path) as tmp:
+            self.model.save_weights(str(tmp), overwrite=True)
+        write_json(self._training_metadata_path, {"epoch": self._current_epoch,
+                                                  "batch": self._last_batch_seen}, indent=None)
 
 
 class StepCheckpoints(keras.callbacks.Callback):
@@ -216,9 +193,7 @@ class StepCheckpoints(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         self.folder.mkdir(parents=True, exist_ok=True)
         step = int(self.model.optimizer.iterations.numpy())
-        path = self.folder / f"step_{step:08d}.weights.h5"
-        tmp = self.folder / f".step_{step:08d}.partial.weights.h5"
-        self.model.save_weights(tmp)
-        os.replace(tmp, path)
+        with atomic_path(self.folder / f"step_{step:08d}.weights.h5") as tmp:
+            self.model.save_weights(tmp)
         for old in sorted(self.folder.glob("step_*.weights.h5"))[:-self.keep]:
             old.unlink()

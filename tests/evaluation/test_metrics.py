@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from hved_tf import metrics
+from hved_tf.evaluation import metrics
 
 
 def test_dice_by_hand():
@@ -27,7 +27,7 @@ def test_region_dice():
 # ------------------------------------------------------------------ HD95 and friends
 from scipy import ndimage  # noqa: E402
 
-from hved_tf.metrics import (empty_penalty, hd95, image_metrics, region_metrics,  # noqa: E402
+from hved_tf.evaluation.metrics import (empty_penalty, hd95, image_metrics, region_metrics,  # noqa: E402
                              sensitivity, specificity, surface, wilcoxon_p)
 
 

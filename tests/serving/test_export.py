@@ -14,9 +14,10 @@ import pytest
 import tensorflow as tf
 
 from conftest import REPO
-from hved_tf.export import SIGNATURES, export_model
-from hved_tf.inference import InferenceOptions, segment
-from hved_tf.loading import load_trained
+from hved_tf.serving.export import SIGNATURES, export_model
+from hved_tf.config import InferenceOptions
+from conftest import segment
+from hved_tf.inference.loading import keras_segmenter, load_trained, open_segmenter
 from hved_tf.modalities import LABEL_CONVENTIONS
 
 # Forces several 32^3 windows (the tiny run's patch) on a 37x29x33 volume.
@@ -86,7 +87,8 @@ def test_fresh_process_matches_hved_tf_inference(exported, tmp_path):
 
     from hved_tf.data.synthetic import make_phantom
     from hved_tf.modalities import MODALITIES
-    from hved_tf.predict import predict_subject, subject_from_files
+    from hved_tf.io.datasets import subject_from_files
+    from hved_tf.prediction.app import predict_subject
     phantoms, _ = make_phantom((41, 36, 38), seed=[6, 1])
     rmask = np.array([0, 1, 1, 1], np.float32)
     raw = np.stack([phantoms[m] * rmask[i] for i, m in enumerate(MODALITIES)], -1)
@@ -115,7 +117,7 @@ def test_fresh_process_matches_hved_tf_inference(exported, tmp_path):
     np.testing.assert_allclose(out["volume/variance"], expected["variance"], atol=1e-5)
     np.testing.assert_allclose(out["volume/recon"], expected["recon"], atol=1e-5)
 
-    predict_subject(trained, subject_from_files(files), tmp_path / "pred", options,
+    predict_subject(keras_segmenter(trained, options), subject_from_files(files), tmp_path / "pred",
                     probabilities=True)
     read = lambda name: np.asanyarray(nib.load(str(tmp_path / "pred" / name)).dataobj)  # noqa
     np.testing.assert_array_equal(out["raw/seg_labels"], read("seg.nii.gz"))
@@ -203,7 +205,8 @@ def test_serving_client_against_a_grpc_test_double(exported, tmp_path):
     from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
 
     from hved_tf.data.synthetic import make_phantom
-    from hved_tf.predict import predict_subject, subject_from_files
+    from hved_tf.io.datasets import subject_from_files
+    from hved_tf.prediction.app import predict_subject
 
     trained, path = exported
     loaded = tf.saved_model.load(str(path))
@@ -241,7 +244,7 @@ def test_serving_client_against_a_grpc_test_double(exported, tmp_path):
     finally:
         server.stop(None)
     options = InferenceOptions(**{**OPTIONS.__dict__, "fallback_window": trained.window})
-    predict_subject(trained, subject_from_files(files), tmp_path / "local", options)
+    predict_subject(keras_segmenter(trained, options), subject_from_files(files), tmp_path / "local")
     for name in ("seg.nii.gz", "uncertainty.nii.gz", "synth_T1.nii.gz", "synth_T2.nii.gz"):
         served = nib.load(str(tmp_path / "served" / name))
         local = nib.load(str(tmp_path / "local" / name))
@@ -255,10 +258,11 @@ def test_predict_accepts_an_export(exported, tmp_path):
     import nibabel as nib
 
     from hved_tf.data.synthetic import make_phantom
-    from hved_tf.predict import predict_subject, subject_from_files
+    from hved_tf.io.datasets import subject_from_files
+    from hved_tf.prediction.app import predict_subject
 
     trained, path = exported
-    from_export = load_trained(path)
+    from_export = open_segmenter(path)
     assert from_export.identity["sha256"] == trained.identity["sha256"]
     phantoms, _ = make_phantom((35, 40, 33), seed=[8, 3])
     files = {}
@@ -266,10 +270,10 @@ def test_predict_accepts_an_export(exported, tmp_path):
         files[m] = tmp_path / f"{m}.nii.gz"
         nib.save(nib.Nifti1Image(phantoms[m], np.diag([1.0, -1.0, 1.0, 1.0])), str(files[m]))
     options = InferenceOptions(**{**OPTIONS.__dict__, "fallback_window": trained.window})
-    predict_subject(trained, subject_from_files(files), tmp_path / "run", options,
+    predict_subject(keras_segmenter(trained, options), subject_from_files(files), tmp_path / "run",
                     convention="brats2023", probabilities=True)
     report = predict_subject(from_export, subject_from_files(files), tmp_path / "export",
-                             options, convention="brats2023", probabilities=True)
+                             convention="brats2023", probabilities=True)
     assert report["synthesised"] == ["T1c"] and report["label_convention"] == "brats2023"
     for name in ("seg.nii.gz", "uncertainty.nii.gz", "variance.nii.gz", "synth_T1c.nii.gz",
                  "prob_oedema.nii.gz"):

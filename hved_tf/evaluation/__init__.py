@@ -1,0 +1,1 @@
+"""Evaluation: metrics (`metrics`), tables (`tables`) and the evaluate app (`app`)."""

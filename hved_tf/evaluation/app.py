@@ -1,0 +1,190 @@
+"""Reproduce Table 1 (the library behind `python -m hved_tf.evaluate`).
+
+For every subject of a split and every modality subset (the 15, or `--subsets`), each model
+segments the subject from that subset (its Segmenter, `hved_tf.inference.segmenter`), and the prediction is scored on the
+subject's full grid against its labels: Dice, HD95 (mm; an empty prediction against a non-empty
+truth scores the grid's diagonal, see `hved_tf.evaluation.metrics.hd95`), sensitivity and specificity for
+whole tumour, core and enhancing; U-HVED's synthesised sequences are scored against the real
+ones with PSNR and SSIM (scikit-image) in the network's normalised intensities, inside the real
+sequence's brain (voxels above its background value). A model that runs on one subset only (its
+capabilities say so: the U-Net) is scored on that subset only.
+
+The subjects: `--data_root` (every labelled subject, or the test part of `--split`; a split
+file of ids keeps those ids), else the held-out test subjects of the first model's training
+run (its data root, split and seed; the demo's phantoms included).
+
+Outputs in `--out_dir`: `results.csv` (long format: model, subject, subset, target, metric,
+value), `summary.json`, `table1.md` (`hved_tf.evaluation.tables`), and with `--figures N` PNG panels of
+the first N subjects under `figures/`. An output folder holding results is refused unless
+`--overwrite`.
+"""
+from __future__ import annotations
+
+import json
+import pathlib
+import time
+
+import numpy as np
+
+from hved_tf.config import DEMO_ROOT, TrainConfig
+from hved_tf.data.cache import SubjectCache
+from hved_tf.data.prepare import default_cache_dir, demo_root, split_subjects
+from hved_tf.evaluation import tables
+from hved_tf.evaluation.metrics import image_metrics, region_metrics
+from hved_tf.figures import save_png, subject_figure
+from hved_tf.inference.loading import open_segmenter
+from hved_tf.io import datasets
+from hved_tf.io.atomic import write_text
+from hved_tf.io.nifti import read_geometry
+from hved_tf.modalities import MODALITIES, SUBSET_CODES, parse_subset, subset_code, subset_mask
+from hved_tf.preprocessing.crop import uncrop
+
+FIGURE_SUBSETS = ("T1c+FLAIR", "T1+T1c+T2+FLAIR")
+
+
+def parse_subsets(value):
+    """["all"] or subset codes -> canonical codes in the paper's order."""
+    if not value or list(value) == ["all"]:
+        return list(SUBSET_CODES)
+    try:
+        codes = {subset_code(parse_subset(v)) for v in value}
+    except ValueError as err:
+        raise ValueError(f"--subsets: {err} Known codes: {', '.join(SUBSET_CODES)}.") from None
+    return [c for c in SUBSET_CODES if c in codes]
+
+
+def model_names(segmenters):
+    """Column names: the model kinds, made unique with the run folders' names."""
+    trained_models = segmenters
+    names = [t.identity["model"] for t in trained_models]
+    if len(set(names)) < len(names):
+        names = [f"{t.identity['model']}:{pathlib.Path(t.identity['source']).name}"
+                 for t in trained_models]
+    if len(set(names)) < len(names):
+        names = [f"{n}#{k + 1}" for k, n in enumerate(names)]
+    return names
+
+
+def subjects_to_evaluate(data_root, split, first_trained):
+    """(subjects with labels, cache folder) as described in the module docstring."""
+    if data_root:
+        subjects = datasets.discover_subjects(data_root)
+        if split:
+            text = pathlib.Path(split).read_text()
+            if "," in text:
+                subjects = datasets.apply_split(
+                    subjects, datasets.read_release_split(split), source=split)["test"]
+            else:
+                keep = set(datasets.read_id_list(split))
+                subjects = [s for s in subjects if s.id in keep]
+        cache = None
+    else:
+        run_dir = pathlib.Path(first_trained.identity["source"])
+        config_path = run_dir / "run_config.json"
+        if not config_path.is_file():
+            raise ValueError("Without --data_root the subjects are the test split of the first "
+                             "model's training run, but it is not a run folder: give "
+                             "--data_root.")
+        config = TrainConfig.from_dict(json.loads(config_path.read_text()))
+        cache = pathlib.Path(config.data.cache_dir or default_cache_dir(run_dir))
+        root = (demo_root(config.data, cache, config.model.seed)
+                if config.data.root == DEMO_ROOT else config.data.root)
+        subjects = split_subjects(datasets.discover_subjects(root), config.data,
+                                  config.model.seed)["test"]
+    labelled = [s for s in subjects if s.label_path is not None]
+    if not labelled:
+        raise ValueError("No labelled subject to evaluate (the split's test part is empty or "
+                         "has no label files).")
+    return labelled, cache
+
+
+def _check_segmenters(segmenters):
+    for segmenter in segmenters:
+        if segmenter.landmarks is None:
+            where = segmenter.identity.get("export") or segmenter.identity.get("source")
+            raise ValueError(f"{where} has no histogram landmarks to prepare the subjects "
+                             "with: give --hist_file, or for an export evaluate the training "
+                             "run folder or .keras file it was made from (an export's "
+                             "settings are frozen).")
+
+
+def _score(segmentation, prepared, truth, mask, spacing, base):
+    """Long-format rows of one segmentation: regions, then synthesised sequences."""
+    rows = []
+    pred = segmentation.full("labels")
+    for region, values in region_metrics(pred, truth, spacing).items():
+        rows += [{**base, "target": region, "metric": m, "value": v}
+                 for m, v in values.items()]
+    if "recon" in segmentation:
+        recon = segmentation.outputs["recon"]
+        for i in np.flatnonzero((mask == 0) & (prepared.available > 0)):
+            real = np.asarray(prepared.image[..., i])
+            scores = image_metrics(recon[..., i], real, real > prepared.minimum[i])
+            rows += [{**base, "target": MODALITIES[i], "metric": m, "value": v}
+                     for m, v in scores.items()]
+    return rows
+
+
+def evaluate(segmenters, names, subjects, subsets, cache_dir, figures=0, figure_dir=None,
+             log=print):
+    """Scores every segmenter on every subject and subset; returns the long-format rows."""
+    _check_segmenters(segmenters)
+    rows = []
+    start = time.time()
+    for k, subject in enumerate(subjects):
+        spacing = read_geometry(next(iter(subject.paths.values()))).ras_zooms
+        for segmenter, name in zip(segmenters, names):
+            prepared = SubjectCache(cache_dir / "subjects", segmenter.landmarks).get(subject)
+            truth = uncrop(np.asarray(prepared.label), prepared.box)
+            for code in subsets:
+                mask = subset_mask(parse_subset(code))
+                if np.any(mask > prepared.available) or segmenter.capabilities.refuses(mask):
+                    continue
+                seg = segmenter.segment_prepared(prepared, mask)
+                rows += _score(seg, prepared, truth, mask, spacing,
+                               {"model": name, "subject": subject.id, "subset": code})
+                if k < figures and code in FIGURE_SUBSETS:
+                    rgb, _ = subject_figure(prepared.image, mask, seg.labels,
+                                            seg.outputs.get("recon"),
+                                            truth_labels=prepared.label,
+                                            truth_image=prepared.image)
+                    save_png(figure_dir / name.replace(":", "_") / f"{subject.id}_{code}.png",
+                             rgb)
+        log(f"[{k + 1}/{len(subjects)}] {subject.id} ({time.time() - start:.0f} s)")
+    return rows
+
+
+RESULT_FILES = ("results.csv", "summary.json", "table1.md")
+
+
+def check_out_dir(out_dir, overwrite):
+    earlier = [out_dir / n for n in RESULT_FILES if (out_dir / n).exists()]
+    if earlier and not overwrite:
+        raise ValueError(f"--out_dir {out_dir} holds earlier results ({earlier[0].name}); use "
+                         "another folder or --overwrite.")
+
+
+def run_evaluation(models, out_dir, options, data_root="", split="", subsets=("all",),
+                   cache_dir="", hist_file=None, figures=0, overwrite=False, log=print):
+    """The whole of `python -m hved_tf.evaluate`: loads, scores, writes; returns the table."""
+    out_dir = pathlib.Path(out_dir)
+    check_out_dir(out_dir, overwrite)
+    if figures < 0:
+        raise ValueError("--figures must be >= 0.")
+    subsets = parse_subsets(subsets)
+    segmenters = [open_segmenter(m, hist_file, options) for m in models]
+    names = model_names(segmenters)
+    subjects, cache = subjects_to_evaluate(data_root, split, segmenters[0])
+    cache = pathlib.Path(cache_dir) if cache_dir else (cache or out_dir / "cache")
+    log(f"evaluating {', '.join(names)} on {len(subjects)} subjects x {len(subsets)} subsets")
+    start = time.time()
+    rows = evaluate(segmenters, names, subjects, subsets, cache, figures, out_dir / "figures",
+                    log=log)
+    tables.write_csv(out_dir / "results.csv", rows)
+    tables.write_summary(out_dir / "summary.json", rows, names, {
+        "subjects": [s.id for s in subjects], "subsets": subsets,
+        "models": {n: t.identity for n, t in zip(names, segmenters)},
+        "seconds": time.time() - start})
+    markdown = tables.table1_markdown(rows, names, subsets)
+    write_text(out_dir / "table1.md", markdown)
+    return markdown

@@ -1,0 +1,87 @@
+"""A Segmenter over an hved_tf export (a SavedModel written by `hved_tf.serving.export`).
+
+`ExportSegmenter(path)` reads the export's `assets/hved_export.json` (who made it, its label
+convention, its inference settings, its model's capabilities) and runs its signatures:
+`segment_raw` for raw RAS volumes (the intensity chain and the crop are inside the graph) and
+`segment_volume` for prepared ones. Its settings were frozen at export; `landmarks` is None
+(they are constants of the graph). Exports written before the capabilities were recorded get
+them from the registry's model class.
+"""
+from __future__ import annotations
+
+import json
+import pathlib
+import time
+
+import numpy as np
+import tensorflow as tf
+
+from hved_tf.inference.segmenter import finish, whole_box
+from hved_tf.modalities import to_training_labels
+from hved_tf.models import MODELS, Capabilities
+
+EXPORT_METADATA = "hved_export.json"     # in the export's assets/
+
+
+def read_export_metadata(path):
+    """The metadata of an hved_tf export, or a ValueError saying what `path` is instead."""
+    meta_path = pathlib.Path(path) / "assets" / EXPORT_METADATA
+    if not meta_path.is_file():
+        raise ValueError(f"{path} is a SavedModel but not an hved_tf export (no "
+                         f"assets/{EXPORT_METADATA}).")
+    return json.loads(meta_path.read_text())
+
+
+def export_capabilities(meta):
+    recorded = meta.get("capabilities")
+    if recorded:
+        return Capabilities(**recorded)
+    cls = MODELS[meta["identity"]["model"]]
+    return Capabilities(subset=meta.get("subset"), synthesises=cls.synthesises,
+                        latent_samples=cls.latent_samples)
+
+
+class ExportSegmenter:
+    landmarks = None                   # frozen inside the graph
+
+    def __init__(self, path):
+        self.path = pathlib.Path(path)
+        self.meta = read_export_metadata(path)
+        self.loaded = tf.saved_model.load(str(path))
+        self.capabilities = export_capabilities(self.meta)
+        self.label_convention = self.meta["label_convention"]
+        self.identity = {**self.meta["identity"], "export": str(self.path.resolve())}
+        self.options = self.meta["inference"]
+        self.window = tuple(self.options["fallback_window"])
+
+    def refuse(self, mask):
+        reason = self.capabilities.refuses(mask)
+        if reason:
+            raise ValueError(reason)
+
+    def _run(self, signature, image, mask, box):
+        self.refuse(mask)
+        start = time.perf_counter()
+        out = self.loaded.signatures[signature](
+            image=tf.constant(np.asarray(image, np.float32)),
+            mask=tf.constant(np.asarray(mask, np.float32)))
+        out = {k: v.numpy() for k, v in out.items()}
+        extra = {"variance": (out["variance"] if self.capabilities.latent_samples
+                              and self.options["num_samples"] > 1 else None),
+                 "recon": out["recon"] if self.capabilities.synthesises else None}
+        result = finish(out["seg_probabilities"], extra, box,
+                        {"preprocess_and_inference_s": time.perf_counter() - start},
+                        {"export": self.options})
+        # The export's own argmax and entropy, in its label convention.
+        result.outputs["labels"] = to_training_labels(out["seg_labels"], self.label_convention)
+        result.outputs["entropy"] = out["uncertainty"]
+        return result
+
+    def segment_raw(self, image, mask, progress=None):
+        image = np.asarray(image, np.float32)
+        result = self._run("segment_raw", image, mask, whole_box(image.shape[:3]))
+        result.outputs["image"] = image
+        return result
+
+    def segment_prepared(self, prepared, mask, progress=None):
+        return self._run("segment_volume", prepared.image, mask, prepared.box)

@@ -1,0 +1,51 @@
+"""One of our models as a window predictor for `sliding_window`, with Monte-Carlo z samples.
+
+`ModelPredictor(model, num_samples).for_mask(mask)` maps windows [B, x, y, z, 4] (NumPy) to
+{"probabilities", ["variance"], ["recon"]} (NumPy); one traced function serves every mask. What
+it returns follows the model's capabilities, not its class: a model that draws latents gives the
+mean of `num_samples` draws of the segmentation and, when more than one, their variance
+(`UHVED.infer`: the encoders once, stateless draws keyed by (seed, sample, level), so every
+window of every run uses the same noise for a given `seed`); a model that synthesises gives the
+four reconstructions from the posterior mean (if `synthesise`); the others the probabilities.
+"""
+from __future__ import annotations
+
+import numpy as np
+import tensorflow as tf
+
+
+class ModelPredictor:
+    def __init__(self, model, num_samples=10, synthesise=True, seed=0):
+        if isinstance(num_samples, bool) or not isinstance(num_samples, int) or num_samples < 1:
+            raise ValueError(f"num_samples must be an integer >= 1, got {num_samples!r}.")
+        self.model, self.num_samples = model, num_samples
+        capabilities = model.capabilities
+        self.capabilities = capabilities
+        self.variance = capabilities.latent_samples and num_samples > 1
+        self.synthesise = bool(synthesise) and capabilities.synthesises
+
+        @tf.function(reduce_retracing=True)
+        def forward(image, masks):
+            out = model.infer({"image": image, "mask": masks}, num_samples=num_samples,
+                              seed=seed)
+            result = {"probabilities": out["seg_probabilities"]}
+            if self.variance:
+                result["variance"] = out["seg_variance"]
+            if self.synthesise:
+                result["recon"] = out["recon"]
+            return result
+
+        self._forward = forward
+
+    def for_mask(self, mask):
+        mask = np.asarray(mask, np.float32).reshape(-1)
+        reason = self.capabilities.refuses(mask)
+        if reason:
+            raise ValueError(reason)
+
+        def predict(windows):
+            masks = np.repeat(mask[None], len(windows), axis=0)
+            out = self._forward(tf.constant(windows), tf.constant(masks))
+            return {k: v.numpy() for k, v in out.items()}
+
+        return predict

@@ -1,0 +1,145 @@
+"""The one segmentation path: a `Segmenter` takes a subject's volumes and the modalities present
+and returns every output, whatever model it runs.
+
+    segmentation = segmenter.segment_raw(image, mask)            # raw RAS intensities
+    segmentation = segmenter.segment_prepared(prepared, mask)    # a prepared (cached) subject
+    segmentation.full("labels")                                  # on the input's whole grid
+
+Two implementations share the interface: `KerasSegmenter` (here) over one of our Keras models
+(the release's preprocessing, `sliding_window` over a `ModelPredictor`, the crop undone), and
+`ExportSegmenter` (`hved_tf.inference.exported`) over an export's `segment_raw` and
+`segment_volume` signatures. predict, evaluate, validation during training, the benchmarks and
+the serving checks use them; none asks which kind it holds, they read `capabilities` (the
+model's: a fixed subset or any, synthesis, latent samples) and `landmarks` (None when the
+intensity chain is frozen inside, as in an export).
+
+A `Segmentation` holds the outputs on the prepared (cropped) grid and the `box` placing it in
+the input's grid: "labels" (training classes, uint8), "entropy" (nats), "probabilities"
+[..., C], and where the model gives them "variance" (across z samples) and "recon" [..., 4]
+(the four sequences, in the network's normalised units); `segment_raw` adds "image" (the
+preprocessed input). `full(name)` returns an output on the input's whole grid (outside the box:
+background, zero uncertainty, each synthesised sequence's minimum, a zero image).
+"""
+from __future__ import annotations
+
+import dataclasses
+import time
+
+import numpy as np
+
+from hved_tf.config import InferenceOptions
+from hved_tf.inference.predictor import ModelPredictor
+from hved_tf.inference.windows import choose_window, entropy, sliding_window
+from hved_tf.preprocessing.crop import CropBox, uncrop
+from hved_tf.preprocessing.normalise import prepare_image
+
+
+@dataclasses.dataclass
+class Segmentation:
+    outputs: dict                # name -> array on the box's grid
+    box: CropBox                 # where that grid sits in the input's grid
+    timings: dict                # seconds, by stage
+    settings: dict               # how it was computed (inference options, window used)
+
+    @property
+    def labels(self):
+        return self.outputs["labels"]
+
+    def __contains__(self, name):
+        return name in self.outputs
+
+    def full(self, name):
+        """Output `name` on the input's whole grid."""
+        value = self.outputs[name]
+        if tuple(value.shape[:3]) == tuple(self.box.full_shape):
+            return value
+        if value.ndim == 3 or name == "image":
+            return uncrop(value, self.box)
+        if name == "probabilities":
+            fill = np.eye(value.shape[-1], dtype=np.float32)[0]      # certain background
+        else:
+            fill = value.reshape(-1, value.shape[-1]).min(0)        # each channel's minimum
+        out = np.broadcast_to(fill.astype(value.dtype), self.box.full_shape + value.shape[-1:])
+        out = out.copy()
+        out[self.box.slices] = value
+        return out
+
+
+def whole_box(shape):
+    shape = tuple(int(s) for s in shape)
+    return CropBox((0, 0, 0), shape, shape)
+
+
+def finish(probabilities, extra, box, timings, settings):
+    """A Segmentation from the stitched probabilities and the other outputs."""
+    outputs = {"probabilities": probabilities,
+               "labels": np.argmax(probabilities, axis=-1).astype(np.uint8),
+               "entropy": entropy(probabilities).numpy()}
+    outputs.update({k: v for k, v in extra.items() if v is not None})
+    return Segmentation(outputs, box, timings, settings)
+
+
+class KerasSegmenter:
+    """A Segmenter over one of our Keras models (see the module docstring).
+
+    `landmarks` ({modality: 13 values}) are needed by `segment_raw` only; `identity` is what
+    reports record about the model; `synthesise=False` skips the image decoders.
+    """
+
+    label_convention = None          # the caller's: outputs are training classes
+
+    def __init__(self, model, options=InferenceOptions(), landmarks=None, identity=None,
+                 synthesise=True, seed=0):
+        self.model = model
+        self.options = options.validate()
+        self.landmarks = landmarks
+        self.identity = identity or {}
+        self.capabilities = model.capabilities
+        self.predictor = ModelPredictor(model, options.num_samples, synthesise, seed)
+
+    def refuse(self, mask):
+        reason = self.capabilities.refuses(mask)
+        if reason:
+            raise ValueError(reason)
+
+    def segment_raw(self, image, mask, progress=None):
+        """Raw RAS intensities [X, Y, Z, 4] (missing modalities: anything) and the mask [4]."""
+        self.refuse(mask)
+        if self.landmarks is None:
+            raise ValueError("The model has no histogram landmarks (no hist.txt in its run "
+                             "folder): give --hist_file.")
+        start = time.perf_counter()
+        prepared, box = prepare_image(_present(image, mask), self.landmarks)
+        preprocess_s = time.perf_counter() - start
+        result = self.segment_prepared_image(prepared, mask, box, progress=progress)
+        result.timings = {"preprocess_s": preprocess_s, **result.timings}
+        result.outputs["image"] = prepared
+        return result
+
+    def segment_prepared(self, prepared, mask, progress=None):
+        """A prepared subject (`hved_tf.data.cache.PreparedSubject`) segmented from `mask`."""
+        return self.segment_prepared_image(prepared.image, mask, prepared.box, prepared.minimum,
+                                           progress)
+
+    def segment_prepared_image(self, image, mask, box, pad_value=None, progress=None):
+        self.refuse(mask)
+        image = np.asarray(image, np.float32)
+        if pad_value is None:
+            pad_value = image.reshape(-1, image.shape[-1]).min(0)
+        start = time.perf_counter()
+        o = self.options
+        multiple = self.capabilities.multiple
+        window = tuple(int(w) for w in choose_window(image.shape[:3], o, multiple).numpy())
+        out = sliding_window(self.predictor.for_mask(mask), image, window, o.border, o.overlap,
+                             o.blend, o.batch_size, pad_value, multiple, progress)
+        extra = {"variance": out["variance"][..., 0] if "variance" in out else None,
+                 "recon": out.get("recon")}
+        settings = {**dataclasses.asdict(o), "window_used": list(window)}
+        return finish(out["probabilities"], extra, box,
+                      {"inference_s": time.perf_counter() - start}, settings)
+
+
+def _present(image, mask):
+    """The image with the channels of absent modalities zeroed (they may hold anything)."""
+    image = np.asarray(image, np.float32)
+    return image * (np.asarray(mask, np.float32).reshape(1, 1, 1, -1) > 0)

@@ -1,0 +1,1 @@
+"""Prediction: segmenting subjects and writing their outputs (`app`)."""

@@ -1,0 +1,258 @@
+"""SavedModel export for TF Serving: `python -m hved_tf.export --model M --export_dir D`.
+
+The export holds the network, its label convention and the inference settings as constants, and
+these signatures (all float32 unless said; every spatial size dynamic):
+
+- `serving_default`: `image` [B, X, Y, Z, 4] (preprocessed intensities, the channels T1, T1c, T2,
+  FLAIR; a missing one may be anything, it is masked), `mask` [B, 4] (1 = present) ->
+  `seg_probabilities` [B, X, Y, Z, C], `seg_labels` int32 [B, X, Y, Z] (label values of the
+  export's convention), `uncertainty` [B, X, Y, Z] (entropy, nats), `variance` [B, X, Y, Z]
+  (across the z samples), `recon` [B, X, Y, Z, 4] (U-HVED; zeros for the other models). The
+  input is one window: sizes that are not a multiple of the network's pooling are padded at
+  the end with each channel's minimum and the outputs cropped back. The export's default
+  number of z samples is used;
+- `serving_samples`: the same with `num_samples` int32 [] (TF Serving needs every input of a
+  signature in each request, so the sample count gets a signature of its own rather than an
+  optional input);
+- `segment_volume`: `image` [X, Y, Z, 4] (a whole preprocessed volume, any size), `mask` [4] ->
+  the same outputs without the batch axis, by the sliding windows of `hved_tf.inference.windows`
+  computed in the graph (same window choice, overlap, border and blending), so a client sends
+  one request per patient and gets what `hved_tf.predict` computes;
+- `segment_raw`: `image` [X, Y, Z, 4] raw intensities in RAS voxel order (e.g. nibabel's
+  `as_closest_canonical`: the network was trained on RAS volumes and is not flip-invariant),
+  `mask` [4] -> the same outputs on that whole grid: the release's crop, the padding,
+  'mean_plus' foreground, Nyúl standardisation with the landmarks stored as constants,
+  whitening (`hved_tf.preprocessing.graph`, every step exact, hole filling included),
+  `segment_volume`, and the crop undone. A client needs no preprocessing code.
+
+Export writes into a temporary folder beside `<export_dir>/<version>`, loads it back with
+`tf.saved_model.load`, calls every signature on a small random input, and only then renames it
+to `<export_dir>/<version>` (the version: `--version`, else one more than the highest there).
+The graph holds no Python function ops (PyFunc/EagerPyFunc); tests scan for them.
+"""
+from __future__ import annotations
+
+import dataclasses
+import pathlib
+
+import numpy as np
+import tensorflow as tf
+
+from hved_tf.config import InferenceOptions
+from hved_tf.inference.exported import EXPORT_METADATA
+from hved_tf.inference.windows import (axis_starts, blend_weights, choose_window, entropy,
+                                       fit_window)
+from hved_tf.io.atomic import atomic_directory, write_json
+from hved_tf.modalities import (LABEL_CONVENTIONS, MODALITIES, NUM_MODALITIES, parse_subset,
+                                subset_mask)
+from hved_tf.serving import graph
+
+SIGNATURES = ("serving_default", "serving_samples", "segment_volume", "segment_raw")
+
+
+def _pad_with(x, paddings, value):
+    """tf.pad with a per-channel value (broadcast), leaving the inside bit-exact."""
+    inside = tf.pad(tf.ones_like(x, tf.bool), paddings, constant_values=False)
+    return tf.where(inside, tf.pad(x, paddings), value)
+
+
+class ServingModule(tf.Module):
+    """The exported functions over one trained model (see the module docstring)."""
+
+    def __init__(self, model, label_convention="brats2018", options=InferenceOptions(),
+                 seed=0, landmarks=None):
+        super().__init__()
+        if not landmarks:
+            raise ValueError("The model has no histogram landmarks (no hist.txt in its run "
+                             "folder), which segment_raw needs: give --hist_file.")
+        missing = [m for m in MODALITIES if m not in landmarks]
+        self.landmarks = tf.constant(np.stack([
+            np.asarray(landmarks[m], np.float64) if m in landmarks else np.full(13, np.nan)
+            for m in MODALITIES]), tf.float64)
+        self.missing_landmarks = tf.constant([m in missing for m in MODALITIES])
+        self.model = model
+        # Every weight tracked here, as Keras' own exporter does: a layer kept in a nested
+        # Python list (HeMIS' back-ends) is otherwise invisible to TensorFlow's tracking.
+        self.model_variables = list(model.variables)
+        self.capabilities = model.capabilities
+        self.multiple = self.capabilities.multiple
+        self.label_values = tf.constant(LABEL_CONVENTIONS[label_convention], tf.int32)
+        self.options = options
+        self.seed = int(seed)
+        image = tf.TensorSpec([None, None, None, None, NUM_MODALITIES], tf.float32, "image")
+        mask = tf.TensorSpec([None, NUM_MODALITIES], tf.float32, "mask")
+        self.serving_default = tf.function(
+            lambda image, mask: self._window(image, mask, options.num_samples),
+            input_signature=[image, mask])
+        self.serving_samples = tf.function(
+            lambda image, mask, num_samples: self._window(image, mask, num_samples),
+            input_signature=[image, mask, tf.TensorSpec([], tf.int32, "num_samples")])
+        volume = [tf.TensorSpec([None, None, None, NUM_MODALITIES], tf.float32, "image"),
+                  tf.TensorSpec([NUM_MODALITIES], tf.float32, "mask")]
+        self.segment_volume = tf.function(self._volume, input_signature=volume)
+        self.segment_raw = tf.function(self._raw, input_signature=volume)
+
+    # ------------------------------------------------------------------ pieces
+    def _infer(self, image, mask, num_samples):
+        out = self.model.infer({"image": image, "mask": mask}, num_samples=num_samples,
+                               seed=self.seed)
+        probs = out["seg_probabilities"]
+        variance = out.get("seg_variance", tf.zeros_like(probs[..., :1]))
+        return probs, variance, out.get("recon", tf.zeros_like(image))
+
+    def _outputs(self, probs, variance, recon):
+        labels = tf.gather(self.label_values, tf.argmax(probs, axis=-1, output_type=tf.int32))
+        return {"seg_probabilities": probs, "seg_labels": labels,
+                "uncertainty": entropy(probs), "variance": variance[..., 0], "recon": recon}
+
+    def _window(self, image, mask, num_samples):
+        shape = tf.shape(image)
+        size = shape[1:4]
+        padded = (size + self.multiple - 1) // self.multiple * self.multiple
+        minimum = tf.reduce_min(image, axis=[1, 2, 3], keepdims=True)
+        pads = tf.stack([tf.zeros([3], tf.int32), padded - size], axis=1)
+        full = _pad_with(image, tf.concat([[[0, 0]], pads, [[0, 0]]], 0), minimum)
+        probs, variance, recon = self._infer(full, mask, num_samples)
+        crop = (lambda t: t[:, :size[0], :size[1], :size[2]])
+        return self._outputs(crop(probs), crop(variance), crop(recon))
+
+    def _plan(self, size):
+        """(window [3], interior [3], starts per axis): the planning of hved_tf.inference."""
+        o, m = self.options, self.multiple
+        window = fit_window(size, choose_window(size, o, m), o.border, m)
+        interior = window - 2 * o.border
+        starts = [axis_starts(size[i], interior[i], o.overlap) for i in range(3)]
+        return window, interior, starts
+
+    def _volume(self, image, mask):
+        o = self.options
+        b = o.border
+        size = tf.shape(image)[:3]
+        window, interior, starts = self._plan(size)
+        counts = tf.stack([tf.shape(s)[0] for s in starts])
+        pad_after = tf.maximum(0, tf.stack([s[-1] for s in starts]) + interior - size)
+        padded_size = size + 2 * b + pad_after
+        minimum = tf.reduce_min(tf.reshape(image, [-1, NUM_MODALITIES]), axis=0)
+        pads = tf.stack([tf.fill([3], b), b + pad_after], axis=1)
+        volume = _pad_with(image, tf.concat([pads, [[0, 0]]], 0), minimum)
+        weights = blend_weights(interior, o.blend)
+        batch_mask = mask[None]
+        classes = int(self.model.num_classes)
+
+        def body(k, probs_sum, var_sum, recon_sum, total):
+            idx = tf.unravel_index(k, counts)
+            corner = tf.stack([starts[i][idx[i]] for i in range(3)])
+            part = tf.slice(volume, tf.concat([corner, [0]], 0),
+                            tf.concat([window, [NUM_MODALITIES]], 0))
+            part = tf.ensure_shape(part, [None, None, None, NUM_MODALITIES])
+            probs, variance, recon = self._infer(part[None], batch_mask, o.num_samples)
+            inner = tf.concat([[0], tf.fill([3], b), [0]], 0)
+            extent = tf.concat([[1], interior, [-1]], 0)
+            place = tf.stack([corner + b, padded_size - corner - b - interior], axis=1)
+            place = tf.concat([place, [[0, 0]]], 0)
+
+            def add(acc, t):
+                t = tf.slice(t, inner, extent)[0] * weights[..., None]
+                return tf.ensure_shape(acc + tf.pad(t, place), acc.shape)
+
+            return (k + 1, add(probs_sum, probs), add(var_sum, variance),
+                    add(recon_sum, recon), total + tf.pad(weights, place[:3]))
+
+        zeros = lambda c: tf.zeros(tf.concat([padded_size, [c]], 0), tf.float32)  # noqa: E731
+        _, probs, variance, recon, total = tf.while_loop(
+            lambda k, *_: k < tf.reduce_prod(counts), body,
+            (tf.constant(0), zeros(classes), zeros(1), zeros(NUM_MODALITIES),
+             tf.zeros(padded_size, tf.float32)))
+        inside = (lambda t: t[b:b + size[0], b:b + size[1], b:b + size[2]])
+        total = inside(total)[..., None]
+        return self._outputs(inside(probs) / total, inside(variance) / total,
+                             inside(recon) / total)
+
+    def _raw(self, image, mask):
+        """Raw RAS intensities in: the crop, the intensity chain (hved_tf.preprocessing.graph),
+        segment_volume, and the crop undone."""
+        present = mask > 0
+        tf.debugging.assert_equal(
+            tf.reduce_any(present & self.missing_landmarks), False,
+            message="segment_raw: a present modality has no landmarks in this export.")
+        image = image * tf.cast(present, tf.float32)
+        lo, hi = graph.crop_box(image)
+        cropped = tf.slice(image, tf.concat([lo, [0]], 0), tf.concat([hi - lo, [-1]], 0))
+        cropped = tf.ensure_shape(cropped, [None, None, None, NUM_MODALITIES])
+        normalised = graph.normalise_intensities(cropped, present, self.landmarks)
+        out = self._volume(normalised, mask)
+        pads = tf.stack([lo, tf.shape(image)[:3] - hi], axis=1)
+        channel = tf.concat([pads, [[0, 0]]], 0)
+        probs = out["seg_probabilities"]
+        background = tf.one_hot(0, tf.shape(probs)[-1])
+        recon_min = tf.reduce_min(tf.reshape(out["recon"], [-1, NUM_MODALITIES]), axis=0)
+        return {"seg_probabilities": _pad_with(probs, channel, background),
+                "seg_labels": tf.pad(out["seg_labels"], pads),
+                "uncertainty": tf.pad(out["uncertainty"], pads),
+                "variance": tf.pad(out["variance"], pads),
+                "recon": _pad_with(out["recon"], channel, recon_min)}
+
+
+def check_signatures(path, multiple, mask=(1.0, 0.0, 1.0, 1.0)):
+    """Loads an export and calls each signature on a small random input with `mask` (the
+    modalities present); raises on failure."""
+    loaded = tf.saved_model.load(str(path))
+    size = max(2 * multiple + 3, 11)       # odd, and at least the models' minimum of 8
+    rng = np.random.default_rng(0)
+    image = tf.constant(rng.normal(size=(1, size, size, size, NUM_MODALITIES)), tf.float32)
+    mask = tf.constant([mask], tf.float32)
+    missing = [s for s in SIGNATURES if s not in loaded.signatures]
+    if missing:
+        raise RuntimeError(f"The export lacks the signature(s) {missing}.")
+    outs = [loaded.signatures["serving_default"](image=image, mask=mask),
+            loaded.signatures["serving_samples"](image=image, mask=mask,
+                                                 num_samples=tf.constant(2)),
+            loaded.signatures["segment_volume"](image=image[0], mask=mask[0]),
+            loaded.signatures["segment_raw"](image=tf.abs(image[0]) * 100.0, mask=mask[0])]
+    for name, out in zip(SIGNATURES, outs):
+        for key, value in out.items():
+            if not bool(tf.reduce_all(tf.math.is_finite(tf.cast(value, tf.float32)))):
+                raise RuntimeError(f"Signature {name} gave non-finite values in {key}.")
+    return loaded
+
+
+def next_version(export_dir):
+    existing = [int(p.name) for p in pathlib.Path(export_dir).glob("*") if p.name.isdigit()]
+    return max(existing, default=0) + 1
+
+
+def export_model(trained, export_dir, version=None, label_convention="brats2018",
+                 options=InferenceOptions(), seed=0):
+    """Writes `<export_dir>/<version>` (see the module docstring); returns its path."""
+    export_dir = pathlib.Path(export_dir)
+    version = next_version(export_dir) if version is None else int(version)
+    if version < 1:
+        raise ValueError(f"--version must be a positive integer, got {version}.")
+    target = export_dir / str(version)
+    if target.exists():
+        raise ValueError(f"{target} exists already: TF Serving versions are immutable; give "
+                         "another --version or leave it out.")
+    options = dataclasses.replace(options.validate(), fallback_window=tuple(trained.window))
+    module = ServingModule(trained.model, label_convention, options, seed, trained.landmarks)
+    capabilities = trained.model.capabilities
+    with atomic_directory(target) as tmp:
+        # Who made the export and how it segments, for `hved_tf.predict --model <export>` and
+        # for people (TF Serving ignores assets it does not use). Written beside the export,
+        # copied into its assets/ by the save, then removed.
+        meta = write_json(tmp / EXPORT_METADATA, {
+            "identity": trained.identity, "label_convention": label_convention,
+            "inference": {**dataclasses.asdict(options), "seed": int(seed)},
+            "subset": capabilities.subset,
+            "capabilities": dataclasses.asdict(capabilities),
+            "signatures": list(SIGNATURES)})
+        module.metadata = tf.saved_model.Asset(str(meta))
+        tf.saved_model.save(module, str(tmp), signatures={
+            "serving_default": module.serving_default,
+            "serving_samples": module.serving_samples,
+            "segment_volume": module.segment_volume,
+            "segment_raw": module.segment_raw})
+        meta.unlink()
+        check_signatures(tmp, module.multiple,
+                         tuple(subset_mask(parse_subset(capabilities.subset)))
+                         if capabilities.subset else (1.0, 0.0, 1.0, 1.0))
+    return target

@@ -1,0 +1,2 @@
+"""Training: the train app (`app`), its flags (`flags`), callbacks (`callbacks`) and the
+distribution strategy (`distribute`)."""

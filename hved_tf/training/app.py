@@ -1,0 +1,152 @@
+"""The training application (the library behind `python -m hved_tf.train`).
+
+`run(config)` runs the paper's recipe from one `TrainConfig`: data preparation (cached), the
+tf.data pipeline, the model's own train_step under Keras `fit`, validation with TensorBoard
+scalars and images, the best weights, backups to resume after a crash or a kill
+(`BackupAndRestore` at every validation: re-running the same command continues from the last
+one, with the step count, optimiser state and lr schedule), and at the end `model.weights.h5`
+and `model.keras` in the run folder plus the test-split Dice.
+
+Steps are counted as in the original: a Keras "epoch" is only the validation cadence, and
+`StopAtStep` ends the run after exactly `steps` optimiser steps, resumed or not.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import pathlib
+import sys
+import time
+
+import keras
+
+from hved_tf.config import TrainConfig
+from hved_tf.data.pipeline import make_training_dataset
+from hved_tf.data.prepare import prepare_data
+from hved_tf.inference.segmenter import KerasSegmenter
+from hved_tf.io.atomic import atomic_path, write_json
+from hved_tf.models import build_model
+from hved_tf.training.callbacks import (AtomicBackupAndRestore, NonFiniteLoss, StepCheckpoints,
+                                        StopAtStep, Validation, evaluate_subjects)
+from hved_tf.training.distribute import (check_precision, make_strategy, unsharded,
+                                         worker_role)
+
+IDENTITY_KEYS = ("name", "subset", "base_filters", "levels")
+
+
+def check_run_dir(run_dir, config):
+    """Refuses a run folder that holds another model's run."""
+    previous = run_dir / "run_config.json"
+    if not previous.is_file():
+        return
+    try:
+        old = json.loads(previous.read_text())["model"]
+    except (ValueError, KeyError):
+        raise ValueError(f"{previous} is not a readable run config; use another --run_dir.")
+    new = config.to_dict()["model"]
+    diff = [k for k in IDENTITY_KEYS if old.get(k) != new.get(k)]
+    if diff:
+        raise ValueError(
+            f"--run_dir {run_dir} holds the checkpoints of another model ("
+            + ", ".join(f"{k}={old.get(k)!r}" for k in diff) + "); this run asks for "
+            + ", ".join(f"{k}={new.get(k)!r}" for k in diff) + ". Use another --run_dir.")
+
+
+def _save_final(model, run_dir):
+    for name, save in (("model.weights.h5", model.save_weights), ("model.keras", model.save)):
+        with atomic_path(run_dir / name) as tmp:
+            save(tmp)
+
+
+def _build(config, strategy):
+    with strategy.scope():
+        model = build_model(config.model.name, loss_weights=config.optim.loss,
+                            **config.model.build_options())
+        schedule = keras.optimizers.schedules.ExponentialDecay(
+            config.optim.learning_rate, config.optim.lr_decay_steps,
+            config.optim.lr_decay_factor, staircase=True)
+        model.compile(optimizer=model.default_optimizer(schedule))
+    return model
+
+
+def _callbacks(config, data, run_dir, own_dir, chief):
+    callbacks = [NonFiniteLoss(), StopAtStep(config.steps)]
+    if chief:
+        callbacks += [
+            Validation(data["validation"] or data["train"][:2], config.validation_subsets,
+                       config.validation, run_dir, config.early_stopping_patience),
+            StepCheckpoints(run_dir, config.keep_checkpoints),
+            keras.callbacks.TensorBoard(str(run_dir / "logs"), update_freq="epoch",
+                                        write_graph=False)]
+    # Last: it saves the epoch's backup after the callbacks above have run.
+    callbacks.append(AtomicBackupAndRestore(str(own_dir / "backup"), delete_checkpoint=False))
+    return callbacks
+
+
+def _test(model, config, data, run_dir, steps, start):
+    """Scores the test split with the best validated weights; writes test_results.json."""
+    best = run_dir / "best.weights.h5"
+    if best.is_file():
+        # The file also holds the optimiser state of that moment, hence `steps` read before.
+        model.load_weights(best)
+    segmenter = KerasSegmenter(model, config.validation, synthesise=False)
+    results = evaluate_subjects(segmenter, data["test"], config.validation_subsets)
+    summary = {"steps": steps, "test": results, "seconds": time.time() - start,
+               "weights": best.name if best.is_file() else "model.weights.h5"}
+    write_json(run_dir / "test_results.json", summary)
+    for code, regions in results.items():
+        print(f"test Dice ({len(data['test'])} held-out subjects, {code}): "
+              + ", ".join(f"{r} {v:.3f}" for r, v in regions.items()), flush=True)
+    return summary
+
+
+def run(config: TrainConfig):
+    """Trains as configured; returns the test-split results."""
+    start = time.time()
+    run_dir = pathlib.Path(config.run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    check_run_dir(run_dir, config)
+    strategy = make_strategy(config.strategy)
+    chief, worker, index, workers = worker_role(strategy)
+    # Keras 3's callbacks know nothing of multi-worker runs (tf.keras 2's did): every worker
+    # would write the same TensorBoard events, checkpoints and backup files. So only the chief
+    # writes into the run folder; every other worker keeps its own backup (synchronous training
+    # makes it identical to the chief's, and a resumed worker needs one to restore from) and its
+    # final weights under <run_dir>/workers/<task>/.
+    own_dir = run_dir if chief else run_dir / "workers" / worker
+    own_dir.mkdir(parents=True, exist_ok=True)
+    if chief:
+        config.write(run_dir / "run_config.json")
+    if config.pipeline.batch_size % strategy.num_replicas_in_sync:
+        raise ValueError(f"--batch_size={config.pipeline.batch_size} does not split over "
+                         f"{strategy.num_replicas_in_sync} replicas; use a multiple of it.")
+    check_precision(config.precision)
+    keras.mixed_precision.set_global_policy(config.precision)
+
+    def progress(i, n, sid):
+        if i == n or i % 10 == 0:
+            print(f"  prepared {i}/{n} subjects ({time.time() - start:.0f} s)", flush=True)
+
+    data = prepare_data(config.data, run_dir, seed=config.model.seed, progress=progress)
+    print(f"data: {len(data['train'])} training, {len(data['validation'])} validation, "
+          f"{len(data['test'])} test subjects ({time.time() - start:.0f} s)", flush=True)
+    pipeline = dataclasses.replace(config.pipeline, seed=config.model.seed + 1000 * index)
+    dataset = make_training_dataset(data["train"], pipeline)
+    if workers > 1:
+        dataset = unsharded(dataset)
+    model = _build(config, strategy)
+    model.fit(dataset, epochs=math.ceil(config.steps / config.validation_every),
+              steps_per_epoch=config.validation_every,
+              callbacks=_callbacks(config, data, run_dir, own_dir, chief),
+              verbose=1 if sys.stdout.isatty() and chief else 2)
+    steps = int(model.optimizer.iterations.numpy())
+    if not chief:
+        with atomic_path(own_dir / "model.weights.h5") as tmp:
+            model.save_weights(tmp)
+        print(f"{worker} done after {steps} steps ({time.time() - start:.0f} s)", flush=True)
+        return {"steps": steps, "worker": worker}
+    _save_final(model, run_dir)
+    summary = _test(model, config, data, run_dir, steps, start)
+    print(f"done in {time.time() - start:.0f} s: {run_dir}", flush=True)
+    return summary
