@@ -10,32 +10,56 @@ evaluate and export, turned into one validated `InferenceOptions` (one set of bo
 """
 from __future__ import annotations
 
+import signal
 import sys
 
 from absl import app, flags
 
 from hved_tf.config import BLENDS, InferenceOptions
+from hved_tf.errors import Interrupted
 
 FLAGS = flags.FLAGS
 
 
-def absl_main(run):
+INTERRUPTED = 130         # the shell's code for a command ended by Ctrl-C
+
+
+def _raise_interrupt(signum, frame):
+    raise KeyboardInterrupt
+
+
+def absl_main(run, exit_codes=()):
+    """The `main` of absl.app.run: `run()` with errors said in one line. ValueError (bad input,
+    unwritable output) exits 2, the exception types of `exit_codes` ((type, code) pairs) their
+    code, Ctrl-C and SIGTERM 130, each printed as `error: ...` (or `interrupted: ...`) on
+    stderr, never as a traceback."""
     def main(argv):
         if len(argv) > 1:
             raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
+        signal.signal(signal.SIGTERM, _raise_interrupt)
         try:
             run()
+        except tuple(kind for kind, _ in exit_codes) as err:
+            print(f"error: {err}", file=sys.stderr)
+            return next(code for kind, code in exit_codes if isinstance(err, kind))
         except ValueError as err:
             print(f"error: {err}", file=sys.stderr)
             return 2
+        except Interrupted as err:
+            print(f"interrupted: {err}", file=sys.stderr)
+            return INTERRUPTED
+        except KeyboardInterrupt:
+            print("interrupted: nothing partial was left (outputs are written whole or not at "
+                  "all).", file=sys.stderr)
+            return INTERRUPTED
         return 0
     return main
 
 
-def run_program(define_flags, run, required):
+def run_program(define_flags, run, required=(), exit_codes=()):
     define_flags()
     flags.mark_flags_as_required(list(required))
-    app.run(absl_main(run))
+    app.run(absl_main(run, exit_codes))
 
 
 def define_inference_flags(samples_help="z samples averaged for the segmentation (U-HVED)."):

@@ -22,7 +22,7 @@ def define_flags():
     flags.DEFINE_list("subsets", ["all"], "'all' or subset codes, e.g. T1c,T1c+FLAIR.")
     flags.DEFINE_string("out_dir", None, "Output folder.")
     flags.DEFINE_string("cache_dir", "", "Preprocessed-subject cache (default: the run's, or "
-                        "<out_dir>/cache).")
+                        "<out_dir>/../cache).")
     flags.DEFINE_string("hist_file", "", "Landmarks when a model folder has none.")
     define_inference_flags()
     flags.DEFINE_integer("figures", 0, "PNG panels for the first N subjects.")

@@ -9,20 +9,21 @@ with the release's epsilons:
 
     P_m    = 1 / (exp(logvar_m) + 1e-7)                       (`precisions`)
     T      = 1 + sum_m mask_m * P_m                           (1: the prior's precision)
-    mean   = sum_m mask_m * P_m * mean_m / T                  (`fuse`, `fuse_subsets`)
+    mean   = sum_m mask_m * P_m * mean_m / T                  (`fuse`, `fuse_subsets`: 1/T, mean)
     var    = 1 / T + 1e-7,   logvar = log(var)                (`posterior_variance`)
 
 `fuse` takes one mask per sample; `fuse_subsets` the same sums for a fixed list of subsets at
 once (all 15 in the "original" KL). `product_of_gaussians` / `product_of_gaussians_subsets`
 are the mean/logvar forms of the two.
 
-KL between diagonal Gaussians (`kl_divergence`), with the release's 1e-7 in the second
-variance's denominator:
+KL between diagonal Gaussians, with the release's 1e-7 in the second variance's denominator:
 
-    KL(N1 || N2) = 1/2 (log var2 - log var1 - 1 + (var1 + (mean1 - mean2)^2) / (var2 + 1e-7)),
+    KL(N1 || N2) = 1/2 (log var2 - log var1 - 1 + ratio),                (`kl_from_terms`)
+    ratio        = (var1 + (mean1 - mean2)^2) / (var2 + 1e-7)  (`kl_ratio`, `kl_inverse`)
 
-elementwise, or averaged over the last axis term by term (`reduce_mean=True`: the form the
-"original" KL evaluates for 15 subsets at once without materialising each elementwise KL).
+`kl_divergence` puts the two together, elementwise or averaged over the last axis term by term
+(`reduce_mean=True`: the form the "original" KL evaluates for 15 subsets at once without
+materialising each elementwise KL; its analytic gradient reuses `kl_ratio`'s value).
 
 Sampling: `reparameterise(mean, logvar, noise)` = mean + exp(logvar / 2) * noise; the noise
 comes from a Keras seed generator in training and from stateless draws at inference.
@@ -50,24 +51,23 @@ def expand_mask(mask, rank):
 
 
 def fuse(precision, weighted, mask):
-    """(T, mean) of the product over axis 1: precision, weighted (= P * mean) [B, M, ...],
+    """(1 / T, mean) of the product over axis 1: precision, weighted (= P * mean) [B, M, ...],
     `mask` broadcastable to them (e.g. [B, M, 1, ..., 1]). Returns [B, ...] each."""
-    masked = mask * precision
-    total = 1.0 + tf.reduce_sum(masked, axis=1)
-    return total, tf.reduce_sum(mask * weighted, axis=1) / total
+    inverse = 1.0 / (1.0 + tf.reduce_sum(mask * precision, axis=1))
+    return inverse, tf.reduce_sum(mask * weighted, axis=1) * inverse
 
 
 def fuse_subsets(precision, weighted, subsets):
-    """(T, mean) for each of `subsets` [S, M] (0/1) at once: precision, weighted [B, M, N] ->
-    [B, S, N] each."""
+    """(1 / T, mean) for each of `subsets` [S, M] (0/1) at once: precision, weighted
+    [B, M, N] -> [B, S, N] each."""
     subsets = tf.cast(subsets, tf.float32)
-    total = 1.0 + tf.einsum("sm,bmn->bsn", subsets, precision)
-    return total, tf.einsum("sm,bmn->bsn", subsets, weighted) / total
+    inverse = 1.0 / (1.0 + tf.einsum("sm,bmn->bsn", subsets, precision))
+    return inverse, tf.einsum("sm,bmn->bsn", subsets, weighted) * inverse
 
 
-def posterior_variance(total):
-    """var = 1 / T + 1e-7 of a product with total precision T."""
-    return 1.0 / total + POE_EPSILON
+def posterior_variance(inverse_total):
+    """var = 1 / T + 1e-7 of a product with total precision T (given as 1 / T)."""
+    return inverse_total + POE_EPSILON
 
 
 def product_of_gaussians(mean, logvar, mask):
@@ -77,8 +77,8 @@ def product_of_gaussians(mean, logvar, mask):
     """
     mean = tf.cast(mean, tf.float32)
     precision = precisions(logvar)
-    total, post_mean = fuse(precision, precision * mean, expand_mask(mask, len(mean.shape)))
-    return post_mean, tf.math.log(posterior_variance(total))
+    inverse, post_mean = fuse(precision, precision * mean, expand_mask(mask, len(mean.shape)))
+    return post_mean, tf.math.log(posterior_variance(inverse))
 
 
 def product_of_gaussians_subsets(mean, logvar, subsets):
@@ -88,20 +88,37 @@ def product_of_gaussians_subsets(mean, logvar, subsets):
     shape = tf.shape(mean)
     flat = tf.stack([shape[0], shape[1], -1])
     precision = tf.reshape(precisions(logvar), flat)
-    total, post_mean = fuse_subsets(precision, tf.reshape(mean, flat) * precision, subsets)
+    inverse, post_mean = fuse_subsets(precision, tf.reshape(mean, flat) * precision, subsets)
     out_shape = tf.concat([shape[:1], tf.shape(subsets)[:1], shape[2:]], 0)
     return (tf.reshape(post_mean, out_shape),
-            tf.reshape(tf.math.log(posterior_variance(total)), out_shape))
+            tf.reshape(tf.math.log(posterior_variance(inverse)), out_shape))
+
+
+def kl_ratio(var1, difference, inverse):
+    """(var1 + difference^2) * inverse, the KL's ratio term: difference = mean1 - mean2,
+    inverse = 1 / (var2 + 1e-7) (`kl_inverse`; given, so that a caller that needs it too
+    computes it once)."""
+    return (var1 + tf.square(difference)) * inverse
+
+
+def kl_inverse(var2, epsilon=KL_EPSILON):
+    """1 / (var2 + epsilon), the release's regularised inverse of the second variance."""
+    return 1.0 / (var2 + epsilon)
+
+
+def kl_from_terms(log_var1, log_var2, ratio):
+    """1/2 (log var2 - log var1 - 1 + ratio): the KL from its terms (or their means)."""
+    return 0.5 * (log_var2 - log_var1 - 1.0 + ratio)
 
 
 def kl_divergence(mean1, var1, log_var1, mean2, var2, log_var2, epsilon=KL_EPSILON,
                   reduce_mean=False):
     """KL(N(mean1, var1) || N(mean2, var2)) from means, variances and log-variances (see the
     module docstring); `reduce_mean` averages each term over the last axis first."""
-    ratio = (var1 + tf.square(mean1 - mean2)) / (var2 + epsilon)
+    terms = (log_var1, log_var2, kl_ratio(var1, mean1 - mean2, kl_inverse(var2, epsilon)))
     if reduce_mean:
-        log_var1, log_var2, ratio = (_mean_last(t) for t in (log_var1, log_var2, ratio))
-    return 0.5 * (log_var2 - log_var1 - 1.0 + ratio)
+        terms = [_mean_last(t) for t in terms]
+    return kl_from_terms(*terms)
 
 
 def _mean_last(t):

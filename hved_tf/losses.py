@@ -159,10 +159,10 @@ def _kl_original_part(mean, logvar, mask, subsets, w_inter, w_prior):
     """
     precision = gaussian.precisions(logvar)                                # [B, M, N]
     weighted = precision * mean                                            # [B, M, N]
-    t_pi, m_pi = gaussian.fuse(precision, weighted, mask[:, :, None])       # [B, N]
-    v_pi = gaussian.posterior_variance(t_pi)
-    t_s, m_s = gaussian.fuse_subsets(precision, weighted, subsets)         # [B, S, N]
-    v_s = gaussian.posterior_variance(t_s)
+    r_pi, m_pi = gaussian.fuse(precision, weighted, mask[:, :, None])       # [B, N]
+    v_pi = gaussian.posterior_variance(r_pi)
+    r_s, m_s = gaussian.fuse_subsets(precision, weighted, subsets)         # [B, S, N]
+    v_s = gaussian.posterior_variance(r_s)
     log_v_s = tf.math.log(v_s)
     inter = gaussian.kl_divergence(m_pi[:, None], v_pi[:, None], tf.math.log(v_pi)[:, None],
                                    m_s, v_s, log_v_s, reduce_mean=True)    # [B, S]
@@ -206,17 +206,20 @@ def _kl_original_value_and_grad(mean, logvar, mask, available):
     precision = gaussian.precisions(logvar)                                # [B, M, N]
     weighted = precision * mean                                            # [B, M, N]
     msk = mask[:, :, None]                                                 # [B, M, 1]
-    t_pi, m_pi = gaussian.fuse(precision, weighted, msk)                   # [B, N]
-    r_pi = 1.0 / t_pi
-    v_pi = gaussian.posterior_variance(t_pi)                               # [B, N]
-    t_s, m_s = gaussian.fuse_subsets(precision, weighted, S)               # [B, 15, N]
-    r = 1.0 / t_s
-    v_s = gaussian.posterior_variance(t_s)
-    inv_u = 1.0 / (v_s + KL_EPSILON)
+    r_pi, m_pi = gaussian.fuse(precision, weighted, msk)                   # [B, N]
+    v_pi = gaussian.posterior_variance(r_pi)                               # [B, N]
+    r, m_s = gaussian.fuse_subsets(precision, weighted, S)                 # [B, 15, N]
+    v_s = gaussian.posterior_variance(r)
+    inv_u = gaussian.kl_inverse(v_s)                                       # [B, 15, N]
     d = m_pi[:, None] - m_s                                                # [B, 15, N]
-    q = (v_pi[:, None] + tf.square(d)) * inv_u                             # [B, 15, N]
-    # The value through the same formulas as the autodiff path (XLA merges the shared work).
-    total = _kl_original_part(mean, logvar, mask, S, a, b)                  # [B]
+    q = gaussian.kl_ratio(v_pi[:, None], d, inv_u)                         # [B, 15, N]
+    log_v_s = tf.reduce_mean(tf.math.log(v_s), -1)                         # [B, 15]
+    log_v_pi = tf.reduce_mean(tf.math.log(v_pi), axis=-1, keepdims=True)   # [B, 1]
+    # The value from these intermediates, through the one KL formula (`hved_tf.gaussian`).
+    inter = gaussian.kl_from_terms(log_v_pi, log_v_s, tf.reduce_mean(q, -1))         # [B, 15]
+    prior = gaussian.kl_from_terms(log_v_s, 0.0, tf.reduce_mean(
+        gaussian.kl_ratio(v_s, m_s, 1.0 / c), -1))                         # [B, 15]
+    total = tf.reduce_sum(a * inter + b * prior, -1)                       # [B]
     a, b = a[:, :, None] / count, b[:, :, None] / count                    # d(mean)/d(element)
     d_v = 0.5 * ((a - b) / v_s - a * q * inv_u + b / c)                   # [B, 15, N]
     d_m = b * m_s / c - a * d * inv_u                                      # [B, 15, N]

@@ -63,13 +63,14 @@ def run():
         raise ValueError(f"--label_convention must be one of {', '.join(CONVENTIONS)}.")
     files = {m: getattr(FLAGS, m.lower()) for m in MODALITIES}
     subjects = subjects_from_inputs(files, FLAGS.subject_dir, FLAGS.data_root)
-    check_out_dir(FLAGS.out_dir, FLAGS.overwrite)
+    check_out_dir(FLAGS.out_dir, FLAGS.overwrite, per_subject_dirs=bool(FLAGS.data_root))
     segmenter = open_segmenter(FLAGS.model, FLAGS.hist_file or None, inference_options())
     print(f"model: {segmenter.identity['model']} from {segmenter.identity['source']}",
           flush=True)
     predict_all(segmenter, subjects, FLAGS.out_dir, bool(FLAGS.data_root),
                 FLAGS.label_convention or None, FLAGS.synth_all, FLAGS.probabilities,
-                FLAGS.figure, progress_printer, log=lambda line: print(line, flush=True))
+                FLAGS.figure, progress_printer, log=lambda line: print(line, flush=True),
+                overwrite=FLAGS.overwrite)
 
 
 if __name__ == "__main__":

@@ -16,11 +16,15 @@ import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+from hved_tf.convert import RELEASED, load_niftynet_checkpoint  # noqa: E402
+from hved_tf.io.atomic import atomic_path  # noqa: E402
+from hved_tf.models import build_model  # noqa: E402
+
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", choices=("u_hved", "u_hemis"), required=True)
+    parser.add_argument("--model", choices=RELEASED, required=True)
     parser.add_argument("--checkpoint", required=True,
                         help="checkpoint prefix, e.g. .../model.ckpt-60000 (no .index suffix)")
     parser.add_argument("--output", required=True, help="a .weights.h5 or .keras file")
@@ -33,23 +37,14 @@ def main(argv=None):
     if out.exists() and not args.overwrite:
         parser.error(f"{out} exists; pass --overwrite to replace it")
 
-    from hved_tf.convert import load_niftynet_checkpoint
-    from hved_tf.models import build_model
-
     model = build_model(args.model)
     try:
         count = load_niftynet_checkpoint(model, args.checkpoint)
     except ValueError as err:
         print(err, file=sys.stderr)
         return 1
-    out.parent.mkdir(parents=True, exist_ok=True)
-    suffix = ".weights.h5" if out.name.endswith(".weights.h5") else ".keras"
-    tmp = out.with_name(f".{out.name}.partial{suffix}")
-    if suffix == ".keras":
-        model.save(tmp)
-    else:
-        model.save_weights(tmp)
-    os.replace(tmp, out)
+    with atomic_path(out) as tmp:
+        (model.save if out.suffix == ".keras" else model.save_weights)(tmp)
     print(f"Loaded {count} variables of {args.model} from {args.checkpoint}; wrote {out}.")
     return 0
 

@@ -11,10 +11,10 @@ import argparse
 import sys
 import time
 
+from hved_tf.data.synthetic import LAYOUT_NAMES, write_phantom_dataset
+
 
 def main(argv=None):
-    from hved_tf.data.synthetic import LAYOUT_NAMES, write_phantom_dataset
-
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", required=True)

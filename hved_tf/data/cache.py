@@ -31,7 +31,7 @@ from hved_tf.preprocessing.histogram import DEFAULT_CUTOFF
 from hved_tf.preprocessing.normalise import prepare_image
 
 log = logging.getLogger(__name__)
-CACHE_VERSION = 3
+CACHE_VERSION = 4          # 4: meta.json records each file's shape, dtype and size
 MAX_INDICES_PER_CLASS = 200_000
 
 
@@ -46,6 +46,10 @@ class PreparedSubject:
     label_convention: str = "brats2018"
     minimum: np.ndarray | None = None   # float32 [4]: each channel's minimum (padding value)
     geometry: object = None      # the first modality's Geometry (not cached: inference only)
+
+
+class DamagedEntry(Exception):
+    """A cache entry whose files are not what its meta.json recorded (rebuilt on read)."""
 
 
 def _class_indices(label, rng):
@@ -122,44 +126,77 @@ class SubjectCache:
         return self.folder / f"{subject.id}-{self.key(subject)}"
 
     def get(self, subject):
-        """The prepared subject, from the cache or prepared now and stored."""
+        """The prepared subject, from the cache (verified) or prepared now and stored."""
         entry = self.entry(subject)
-        if not (entry / "meta.json").is_file():
-            self._store(prepare_subject(subject, self.landmarks, self.cutoff, self.padding,
-                                        self.do_crop), entry)
+        if (entry / "meta.json").is_file():
+            try:
+                return self._load(entry)
+            except DamagedEntry as err:
+                log.warning("The cache entry %s of subject %s is damaged (%s); preparing the "
+                            "subject again.", entry, subject.id, err)
+        self._store(prepare_subject(subject, self.landmarks, self.cutoff, self.padding,
+                                    self.do_crop), entry)
         return self._load(entry)
 
     def _store(self, prepared, entry):
         # A concurrent process's finished entry of the same key wins (atomic_directory); a
-        # folder without meta.json is no entry (an older version's leftover) and is replaced.
-        with atomic_directory(entry, replace=not (entry / "meta.json").is_file()) as tmp:
-            np.save(tmp / "image.npy", prepared.image)
+        # folder without a valid meta.json is no entry (a damaged one, or an older version's
+        # leftover) and is replaced.
+        arrays = {"image": prepared.image}
+        if prepared.label is not None:
+            arrays["label"] = prepared.label
+            arrays.update({f"class_{c}": idx for c, idx in enumerate(prepared.class_indices)})
+        with atomic_directory(entry, replace=entry.exists()) as tmp:
+            files = {}
+            for name, array in arrays.items():
+                np.save(tmp / f"{name}.npy", array)
+                files[name] = {"shape": list(array.shape), "dtype": str(array.dtype),
+                               "bytes": (tmp / f"{name}.npy").stat().st_size}
             meta = {"id": prepared.id, "available": prepared.available.tolist(),
                     "box": prepared.box.to_dict(), "has_label": prepared.label is not None,
                     "label_convention": prepared.label_convention,
                     "shape": list(prepared.image.shape),
-                    "minimum": [float(v) for v in prepared.minimum]}
-            if prepared.label is not None:
-                np.save(tmp / "label.npy", prepared.label)
-                for c, idx in enumerate(prepared.class_indices):
-                    np.save(tmp / f"class_{c}.npy", idx)
+                    "minimum": [float(v) for v in prepared.minimum], "files": files}
             (tmp / "meta.json").write_text(json.dumps(meta))   # last: marks the entry complete
 
     @staticmethod
-    def _load(entry):
-        meta = json.loads((entry / "meta.json").read_text())
+    def _array(entry, name, meta, mmap):
+        """One array of an entry, checked against what meta.json recorded when written."""
+        path = entry / f"{name}.npy"
+        expected = meta["files"][name]
+        if not path.is_file() or path.stat().st_size != expected["bytes"]:
+            raise DamagedEntry(f"{path.name}: {path.stat().st_size if path.is_file() else 'no'} "
+                               f"bytes, {expected['bytes']} written")
+        try:
+            array = np.load(path, mmap_mode="r" if mmap else None)
+        except (ValueError, OSError) as err:
+            raise DamagedEntry(f"{path.name}: {err}") from None
+        if list(array.shape) != expected["shape"] or str(array.dtype) != expected["dtype"]:
+            raise DamagedEntry(f"{path.name}: {array.dtype}{list(array.shape)}, "
+                               f"{expected['dtype']}{expected['shape']} written")
+        return array
+
+    @classmethod
+    def _load(cls, entry):
+        try:
+            meta = json.loads((entry / "meta.json").read_text())
+            meta["files"]
+        except (ValueError, KeyError, OSError) as err:
+            raise DamagedEntry(f"meta.json: {err or 'unreadable'}") from None
         label = indices = None
         if meta["has_label"]:
-            label = np.load(entry / "label.npy", mmap_mode="r")
-            indices = [np.load(entry / f"class_{c}.npy") for c in range(NUM_CLASSES)]
-        return PreparedSubject(meta["id"], np.load(entry / "image.npy", mmap_mode="r"), label,
+            label = cls._array(entry, "label", meta, mmap=True)
+            indices = [cls._array(entry, f"class_{c}", meta, mmap=False)
+                       for c in range(NUM_CLASSES)]
+        return PreparedSubject(meta["id"], cls._array(entry, "image", meta, mmap=True), label,
                                np.asarray(meta["available"], np.float32),
                                CropBox.from_dict(meta["box"]), indices,
                                meta.get("label_convention", "brats2018"),
                                np.asarray(meta["minimum"], np.float32))
 
-    def prepare_all(self, subjects, on_error="fail", progress=None):
-        """Prepares every subject once; bad subjects fail the run or are skipped with a reason."""
+    def prepare_all(self, subjects, on_error="fail", progress=None, skipped=None):
+        """Prepares every subject once; a bad subject fails the run or is skipped with a logged
+        reason (and appended to `skipped` as {"id", "stage", "reason"} when given)."""
         if on_error not in ("fail", "skip"):
             raise ValueError(f"on_error must be 'fail' or 'skip', got {on_error!r}.")
         prepared = []
@@ -170,6 +207,9 @@ class SubjectCache:
                 if on_error == "fail":
                     raise
                 log.warning("Skipping subject %s: %s", subject.id, err)
+                if skipped is not None:
+                    skipped.append({"id": subject.id, "stage": "preparation",
+                                    "reason": str(err)})
             if progress:
                 progress(k, len(subjects), subject.id)
         return prepared

@@ -60,7 +60,19 @@ def split_subjects(subjects, data_config, seed=0):
     return datasets.apply_split(subjects, split)
 
 
-def landmarks_for(data_config, train_subjects, run_dir):
+def _raw_images(subjects, on_error, skipped):
+    """The raw images of `subjects` for landmark training; bad ones skipped as configured."""
+    for subject in subjects:
+        try:
+            yield load_subject_image(subject)[0]
+        except ValueError as err:
+            if on_error == "fail":
+                raise
+            log.warning("Skipping subject %s for the landmarks: %s", subject.id, err)
+            skipped.append({"id": subject.id, "stage": "landmarks", "reason": str(err)})
+
+
+def landmarks_for(data_config, train_subjects, run_dir, skipped=None):
     """Landmarks from --hist_file, or trained on training subjects and kept in the run dir."""
     if data_config.hist_file:
         return read_niftynet_landmarks(data_config.hist_file)
@@ -69,17 +81,19 @@ def landmarks_for(data_config, train_subjects, run_dir):
         return read_niftynet_landmarks(kept)
     chosen = train_subjects[:LANDMARK_SUBJECTS]
     log.info("Training histogram landmarks on %d subjects", len(chosen))
-    landmarks = train_landmarks(load_subject_image(s)[0] for s in chosen)
+    skipped = [] if skipped is None else skipped
+    landmarks = train_landmarks(_raw_images(chosen, data_config.on_bad_subject, skipped))
     missing = [m for m in MODALITIES if m not in landmarks]
     if missing:
-        raise ValueError(f"No training subject has {', '.join(missing)}: cannot train its "
-                         "landmarks. Give --hist_file.")
+        raise ValueError(f"No readable training subject has {', '.join(missing)}: cannot "
+                         "train its landmarks. Give --hist_file.")
     write_niftynet_landmarks(kept, landmarks)
     return landmarks
 
 
 def prepare_data(data_config, run_dir, seed=0, progress=None):
-    """{"train": [...], "validation": [...], "test": [...]} of PreparedSubject."""
+    """{"train", "validation", "test": [PreparedSubject], "skipped": [{"id", "stage",
+    "reason"}]}: every subject that could not be used is listed, none dropped silently."""
     cache_dir = pathlib.Path(data_config.cache_dir or default_cache_dir(run_dir))
     root = (demo_root(data_config, cache_dir, seed) if data_config.root == DEMO_ROOT
             else pathlib.Path(data_config.root))
@@ -88,17 +102,20 @@ def prepare_data(data_config, run_dir, seed=0, progress=None):
     if not parts["train"]:
         raise ValueError(f"The split leaves no training subject (of {len(subjects)} found in "
                          f"{root}).")
-    labelled = [s for s in parts["train"] if s.label_path is not None]
-    if len(labelled) < len(parts["train"]):
-        log.warning("%d training subject(s) have no label and are left out.",
-                    len(parts["train"]) - len(labelled))
-        parts["train"] = labelled
-    landmarks = landmarks_for(data_config, parts["train"], run_dir)
+    skipped = []
+    unlabelled = [s for s in parts["train"] if s.label_path is None]
+    if unlabelled:
+        log.warning("%d training subject(s) have no label and are left out.", len(unlabelled))
+        skipped += [{"id": s.id, "stage": "split", "reason": "no label file"}
+                    for s in unlabelled]
+        parts["train"] = [s for s in parts["train"] if s.label_path is not None]
+    landmarks = landmarks_for(data_config, parts["train"], run_dir, skipped)
     cache = SubjectCache(cache_dir / "subjects", landmarks)
     prepared = {}
     for name, part in parts.items():
         prepared[name] = cache.prepare_all(part, on_error=data_config.on_bad_subject,
-                                           progress=progress)
+                                           progress=progress, skipped=skipped)
     if not prepared["train"]:
         raise ValueError("No training subject could be prepared.")
+    prepared["skipped"] = skipped
     return prepared

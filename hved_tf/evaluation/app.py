@@ -15,8 +15,9 @@ run (its data root, split and seed; the demo's phantoms included).
 
 Outputs in `--out_dir`: `results.csv` (long format: model, subject, subset, target, metric,
 value), `summary.json`, `table1.md` (`hved_tf.evaluation.tables`), and with `--figures N` PNG panels of
-the first N subjects under `figures/`. An output folder holding results is refused unless
-`--overwrite`.
+the first N subjects under `figures/`: one set, written into a temporary sibling folder renamed
+when complete (an interrupted or failed evaluation leaves nothing). An output folder holding
+results is refused unless `--overwrite` (which replaces the set whole).
 """
 from __future__ import annotations
 
@@ -34,7 +35,8 @@ from hved_tf.evaluation.metrics import image_metrics, region_metrics
 from hved_tf.figures import save_png, subject_figure
 from hved_tf.inference.loading import open_segmenter
 from hved_tf.io import datasets
-from hved_tf.io.atomic import write_text
+from hved_tf.io.atomic import (OutputError, atomic_directory, check_writable, remove_partials,
+                               write_text)
 from hved_tf.io.nifti import read_geometry
 from hved_tf.modalities import MODALITIES, SUBSET_CODES, parse_subset, subset_code, subset_mask
 from hved_tf.preprocessing.crop import uncrop
@@ -158,10 +160,26 @@ RESULT_FILES = ("results.csv", "summary.json", "table1.md")
 
 
 def check_out_dir(out_dir, overwrite):
-    earlier = [out_dir / n for n in RESULT_FILES if (out_dir / n).exists()]
-    if earlier and not overwrite:
-        raise ValueError(f"--out_dir {out_dir} holds earlier results ({earlier[0].name}); use "
-                         "another folder or --overwrite.")
+    """Refuses, before any work, an output folder that is a file, holds earlier results (unless
+    `overwrite`) or other files, or cannot be written; removes what killed runs left."""
+    if out_dir.exists() and not out_dir.is_dir():
+        raise OutputError(f"--out_dir {out_dir} is a file; give a folder.")
+    remove_partials(out_dir.parent)
+    if out_dir.is_dir():
+        names = {p.name for p in out_dir.iterdir()}
+        earlier = sorted(names & set(RESULT_FILES))
+        if earlier and not overwrite:
+            raise ValueError(f"--out_dir {out_dir} holds earlier results ({earlier[0]}); use "
+                             "another folder or --overwrite.")
+        others = sorted(names - set(RESULT_FILES) - {"figures"})
+        if others:
+            raise ValueError(f"--out_dir {out_dir} holds other files ({others[0]}); the results "
+                             "are written as one set into a folder of their own: give a new "
+                             "or empty folder.")
+    parent = out_dir.parent
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    check_writable(parent)
 
 
 def run_evaluation(models, out_dir, options, data_root="", split="", subsets=("all",),
@@ -175,16 +193,17 @@ def run_evaluation(models, out_dir, options, data_root="", split="", subsets=("a
     segmenters = [open_segmenter(m, hist_file, options) for m in models]
     names = model_names(segmenters)
     subjects, cache = subjects_to_evaluate(data_root, split, segmenters[0])
-    cache = pathlib.Path(cache_dir) if cache_dir else (cache or out_dir / "cache")
+    cache = pathlib.Path(cache_dir) if cache_dir else (cache or out_dir.parent / "cache")
     log(f"evaluating {', '.join(names)} on {len(subjects)} subjects x {len(subsets)} subsets")
     start = time.time()
-    rows = evaluate(segmenters, names, subjects, subsets, cache, figures, out_dir / "figures",
-                    log=log)
-    tables.write_csv(out_dir / "results.csv", rows)
-    tables.write_summary(out_dir / "summary.json", rows, names, {
-        "subjects": [s.id for s in subjects], "subsets": subsets,
-        "models": {n: t.identity for n, t in zip(names, segmenters)},
-        "seconds": time.time() - start})
-    markdown = tables.table1_markdown(rows, names, subsets)
-    write_text(out_dir / "table1.md", markdown)
+    with atomic_directory(out_dir, replace=overwrite) as tmp:      # the results: all or none
+        rows = evaluate(segmenters, names, subjects, subsets, cache, figures, tmp / "figures",
+                        log=log)
+        tables.write_csv(tmp / "results.csv", rows)
+        tables.write_summary(tmp / "summary.json", rows, names, {
+            "subjects": [s.id for s in subjects], "subsets": subsets,
+            "models": {n: t.identity for n, t in zip(names, segmenters)},
+            "seconds": time.time() - start})
+        markdown = tables.table1_markdown(rows, names, subsets)
+        write_text(tmp / "table1.md", markdown)
     return markdown

@@ -18,6 +18,7 @@ import hashlib
 import json
 import pathlib
 
+import h5py
 import keras
 
 from hved_tf.config import InferenceOptions, TrainConfig
@@ -74,12 +75,66 @@ def _from_run_dir(run_dir, hist_file):
                          "model.weights.h5): let the training run reach its first validation, "
                          "or give another run folder.")
     model = build_model(config.model.name, **config.model.build_options())
-    model.load_weights(weights)
+    load_weights(model, weights, config, config_path)
     landmarks, source = _landmarks([run_dir / "hist.txt", config.data.hist_file], hist_file)
     identity = {"source": str(run_dir.resolve()), "model": config.model.name,
                 "options": config.model.build_options(), "weights": str(weights.resolve()),
                 "sha256": _sha256(weights), "landmarks": source}
     return TrainedModel(model, landmarks, tuple(config.patch), identity)
+
+
+def _kernel_shapes(model_or_path):
+    """The distinct shapes of the convolution kernels (arrays of rank >= 2) of a built model
+    or of a weights file (whatever else the file holds: optimiser slots repeat them)."""
+    if isinstance(model_or_path, pathlib.Path):
+        shapes = set()
+        with h5py.File(model_or_path, "r") as f:
+            f.visititems(lambda name, obj: shapes.add(tuple(obj.shape))
+                         if isinstance(obj, h5py.Dataset) and len(obj.shape) >= 2 else None)
+        return shapes
+    return {tuple(v.shape) for v in model_or_path.weights if len(v.shape) >= 2}
+
+
+def _disagreement(weights, config):
+    """"option: run config X, weights Y" for the identity option(s) the weights file says
+    otherwise, or None when no other base_filters/levels explain it (a damaged file)."""
+    try:
+        stored = _kernel_shapes(weights)
+    except OSError:
+        return None
+    model = config.model
+    base = dataclasses.asdict(model)
+    widths = [s[-1] for s in stored]
+    ours = [s[-1] for s in _kernel_shapes(build_model(model.name, **model.build_options()))]
+    if not widths or not ours:
+        return None
+    guess = max(2, model.base_filters * max(widths) // max(ours))
+    for filters in dict.fromkeys((guess, model.base_filters)):
+        for levels in range(2, 7):
+            candidate = dataclasses.replace(model, base_filters=filters, levels=levels)
+            if _kernel_shapes(build_model(candidate.name, **candidate.build_options())) \
+                    == stored:
+                changed = [k for k in ("base_filters", "levels")
+                           if getattr(candidate, k) != base[k]]
+                return "; ".join(f"--{k}: the run config says {base[k]}, the weights "
+                                 f"{getattr(candidate, k)}" for k in changed) or None
+    return None
+
+
+def load_weights(model, weights, config, config_path):
+    """Loads a weights file, or says in one line why not: a run config that disagrees with
+    the weights (naming the option and both values), or a damaged file."""
+    try:
+        model.load_weights(weights)
+    except Exception as err:  # h5py and Keras raise many kinds for a damaged or foreign file
+        reason = str(err).splitlines()[0] if str(err) else type(err).__name__
+        disagreement = _disagreement(weights, config)
+        if disagreement:
+            raise ValueError(f"{config_path} and {weights} disagree ({disagreement}): the "
+                             "weights come from another run; use its folder.") from None
+        raise ValueError(f"{weights}: cannot load the weights ({reason[:200]}); the file is "
+                         "damaged or incomplete. Use another weights file (e.g. a step "
+                         "checkpoint of the run) or train again.") from None
 
 
 def _from_keras_file(path, hist_file):

@@ -12,7 +12,11 @@
   appeared meanwhile and `replace` is False (another process made the same entry), ours is
   dropped and theirs kept.
 - `remove_partials(folder)`: removes what a killed process left of either (names starting with
-  `.partial-`).
+  `.partial-` and the id of a process no longer running).
+- `check_writable(folder, needed_bytes)`: refuses, before long work, a folder that cannot be
+  written (a file in the way, no permission, read-only) or lacks the space.
+Failures to write raise `OutputError` (a ValueError): one line naming the path and the reason
+(disk full, read-only file system, not a directory), never a traceback.
 
 Temporary names start with `.partial-` and carry the process id and a random token, so
 concurrent writers never collide.
@@ -29,8 +33,50 @@ import shutil
 PARTIAL_PREFIX = ".partial-"
 
 
+class OutputError(ValueError):
+    """An output that cannot be written (disk full, read-only, a file in the way...), said in
+    one line naming the path. A ValueError, so that the command lines report it as bad input."""
+
+
+def _reason(err):
+    return err.strerror or str(err) or type(err).__name__
+
+
+@contextlib.contextmanager
+def _as_output_error(path):
+    try:
+        yield
+    except OutputError:
+        raise
+    except OSError as err:
+        raise OutputError(f"Cannot write {path}: {_reason(err)}.") from None
+
+
 def _temporary_sibling(path):
     return path.with_name(f"{PARTIAL_PREFIX}{os.getpid()}-{secrets.token_hex(3)}.{path.name}")
+
+
+def _make_parent(path):
+    with _as_output_error(path.parent):
+        if path.parent.exists() and not path.parent.is_dir():
+            raise OutputError(f"Cannot write {path}: {path.parent} is a file, not a folder.")
+        path.parent.mkdir(parents=True, exist_ok=True)
+
+
+def check_writable(folder, needed_bytes=0):
+    """Refuses, before any long work, a folder that cannot take `needed_bytes` of new files:
+    a file in the way, no permission, a read-only or full file system."""
+    folder = pathlib.Path(folder)
+    probe = folder / f"{PARTIAL_PREFIX}{os.getpid()}-probe"
+    _make_parent(probe)
+    with _as_output_error(folder):
+        probe.write_bytes(b"")
+        probe.unlink()
+        free = shutil.disk_usage(folder).free
+    if needed_bytes and free < needed_bytes:
+        raise OutputError(f"Cannot write {folder}: {free / 2 ** 20:.0f} MB free, about "
+                          f"{needed_bytes / 2 ** 20:.0f} MB needed; free some space or choose "
+                          "another folder.")
 
 
 def _fsync(path):
@@ -42,12 +88,13 @@ def _fsync(path):
 def atomic_path(path):
     """Yields a temporary path to write; renamed over `path` when the block succeeds."""
     path = pathlib.Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    _make_parent(path)
     tmp = _temporary_sibling(path)
     try:
-        yield tmp
-        _fsync(tmp)
-        os.replace(tmp, path)
+        with _as_output_error(path):
+            yield tmp
+            _fsync(tmp)
+            os.replace(tmp, path)
     finally:
         if tmp.exists():
             tmp.unlink()
@@ -70,33 +117,54 @@ def write_json(path, data, **options):
 def atomic_directory(target, replace=False):
     """Yields a temporary sibling folder; renamed to `target` when the block succeeds."""
     target = pathlib.Path(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
+    _make_parent(target)
     tmp = _temporary_sibling(target)
-    tmp.mkdir()
+    with _as_output_error(target):
+        tmp.mkdir()
     old = None
     try:
-        yield tmp
-        if replace and target.exists():
-            old = _temporary_sibling(target)
-            os.rename(target, old)
-        try:
-            os.rename(tmp, target)
-        except OSError:
-            if replace or not target.is_dir():   # not another process's finished copy
-                raise
+        with _as_output_error(target):
+            yield tmp
+            if replace and target.exists():
+                old = _temporary_sibling(target)
+                os.rename(target, old)
+            try:
+                os.rename(tmp, target)
+            except OSError:
+                if replace or not target.is_dir():   # not another process's finished copy
+                    raise
     finally:
         for leftover in (tmp, old):
             if leftover is not None and leftover.exists():
                 shutil.rmtree(leftover, ignore_errors=True)
 
 
+def _writer_alive(name):
+    try:
+        pid = int(name[len(PARTIAL_PREFIX):].split("-", 1)[0])
+    except ValueError:
+        return False
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 def remove_partials(folder):
-    """Removes the temporary files and folders a killed writer left in `folder`."""
+    """Removes the temporary files and folders that killed writers (processes no longer
+    running) left in `folder`; returns their paths."""
     folder = pathlib.Path(folder)
     if not folder.is_dir():
         return []
     removed = []
     for leftover in folder.glob(f"{PARTIAL_PREFIX}*"):
+        if _writer_alive(leftover.name):
+            continue
         if leftover.is_dir():
             shutil.rmtree(leftover, ignore_errors=True)
         else:

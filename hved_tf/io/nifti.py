@@ -9,6 +9,8 @@ the same folder and renamed when complete, so a killed run never leaves a half-w
 from __future__ import annotations
 
 import dataclasses
+import logging
+import os
 import pathlib
 
 import nibabel as nib
@@ -18,6 +20,7 @@ from nibabel import orientations as ornt_lib
 from hved_tf.io.atomic import atomic_path
 
 AFFINE_TOLERANCE = 1e-3
+log = logging.getLogger("hved_tf")
 
 
 @dataclasses.dataclass
@@ -49,18 +52,90 @@ class Geometry:
 
     @property
     def zooms(self):
-        return tuple(float(z) for z in self.header.get_zooms()[:3])
+        """Voxel sizes (mm) on disk, from the affine (as nibabel's and ITK's readers use it),
+        not from pixdim, which `check_header` compares with it."""
+        return affine_zooms(self.affine)
+
+
+def affine_zooms(affine):
+    """Voxel sizes (mm) along the disk axes of an affine."""
+    return tuple(float(z) for z in np.sqrt(np.sum(np.asarray(affine)[:3, :3] ** 2, axis=0)))
+
+
+def available_memory():
+    """Bytes of memory available to this process (MemAvailable, else physical memory)."""
+    try:
+        for line in pathlib.Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+
+
+def _open(path):
+    path = pathlib.Path(path)
+    if not path.is_file():
+        raise ValueError(f"{path}: file not found." if not path.exists() else
+                         f"{path}: not a file.")
+    try:
+        img = nib.load(str(path))
+    except Exception as err:  # nibabel raises many kinds for a damaged file
+        raise ValueError(f"{path}: not a readable NIfTI file ({err or type(err).__name__}).") \
+            from None
+    check_header(path, img)
+    return path, img
+
+
+def check_header(path, img):
+    """Refuses, from the header alone and before any voxel is read, what cannot be a scalar 3-D
+    MRI volume on a valid grid; warns where pixdim or the qform disagree with the affine used."""
+    dtype = img.header.get_data_dtype()
+    if dtype.fields is not None or dtype.kind == "V":
+        raise ValueError(f"{path}: holds {dtype.fields and 'RGB ' or ''}colour voxels "
+                         f"({dtype}); give a scalar (grey-level) MRI volume.")
+    if dtype.kind == "c":
+        raise ValueError(f"{path}: holds complex voxels ({dtype}); give the magnitude image.")
+    needed = int(np.prod(img.shape, dtype=np.float64)) * max(8, dtype.itemsize)
+    if needed > available_memory():
+        raise ValueError(f"{path}: the header claims {'x'.join(map(str, img.shape))} voxels "
+                         f"({needed / 2 ** 30:.0f} GB to read), more than this machine's "
+                         "memory: the header is damaged or this is not one MRI volume.")
+    affine = np.asarray(img.affine, np.float64)
+    if not np.all(np.isfinite(affine)) or abs(np.linalg.det(affine[:3, :3])) < 1e-9:
+        raise ValueError(f"{path}: its affine (voxel-to-world matrix) is "
+                         f"{'not finite' if not np.all(np.isfinite(affine)) else 'singular'}, "
+                         "so the voxels have no orientation; fix the header's sform/qform "
+                         "(e.g. re-export the image from the scanner's DICOM).")
+    pixdim = tuple(float(z) for z in img.header.get_zooms()[:3])
+    zooms = affine_zooms(affine)
+    if len(pixdim) == 3 and not np.allclose(pixdim, zooms, rtol=1e-3, atol=1e-4):
+        log.warning("%s: pixdim says %s mm voxels but the affine %s mm; using the affine's "
+                    "(as nibabel and ITK do) for volumes and distances.", path,
+                    _mm(pixdim), _mm(zooms))
+    _check_forms(path, img)
+
+
+def _mm(zooms):
+    return "x".join(f"{z:g}" for z in zooms)
+
+
+def _check_forms(path, img):
+    qform, qcode = img.header.get_qform(coded=True)
+    sform, scode = img.header.get_sform(coded=True)
+    if qform is not None and sform is not None and int(qcode) > 0 and int(scode) > 0 \
+            and not np.allclose(qform, sform, atol=AFFINE_TOLERANCE):
+        log.warning("%s: its qform and sform disagree; using the sform (code %d), as nibabel "
+                    "does.", path, int(scode))
 
 
 def _read(path):
-    path = pathlib.Path(path)
-    if not path.is_file():
-        raise ValueError(f"{path}: file not found.")
+    path, img = _open(path)
     try:
-        img = nib.load(str(path))
         data = np.asanyarray(img.dataobj)
     except Exception as err:  # nibabel raises many kinds for a damaged file
-        raise ValueError(f"{path}: not a readable NIfTI file ({err}).") from None
+        raise ValueError(f"{path}: not a readable NIfTI file ({err or type(err).__name__}: "
+                         "truncated or damaged voxel data).") from None
     return path, img, data
 
 
@@ -76,6 +151,11 @@ def load_nifti(path, kind="image"):
         raise ValueError(f"{path}: expected a 3-D volume, got shape {data.shape}. Split 4-D "
                          "series into one file per modality.")
     if kind == "image":
+        if data.dtype.itemsize > 4 and data.size:
+            peak = float(np.nanmax(np.abs(data)))
+            if peak > np.finfo(np.float32).max:
+                raise ValueError(f"{path}: voxel values reach {peak:.3g} (after the header's "
+                                 "scl_slope), beyond what float32 holds; rescale the image.")
         data = data.astype(np.float32, copy=False)
         if not np.all(np.isfinite(data)):
             raise ValueError(f"{path}: holds NaN or infinite voxels; fix or re-export the image.")
@@ -101,11 +181,7 @@ def _geometry(path, img, shape):
 
 def read_geometry(path):
     """The Geometry of a NIfTI file, from its header only (no voxel data read)."""
-    path = pathlib.Path(path)
-    try:
-        img = nib.load(str(path))
-    except Exception as err:  # nibabel raises many kinds for a damaged file
-        raise ValueError(f"{path}: not a readable NIfTI file ({err}).") from None
+    path, img = _open(path)
     return _geometry(path, img, img.shape)
 
 

@@ -15,8 +15,11 @@ frozen settings) and writes, in the input's own geometry (shape, affine, orienta
 - `prob_<class>.nii.gz` with `probabilities`; `figure.png` with `figure`;
 - `report.json`: modalities used, tumour volumes (ml) per region, timings, model identity.
 
-Every file is written under a temporary name and renamed when complete (`hved_tf.io.atomic`).
-`check_out_dir` refuses a folder holding earlier results unless `overwrite`.
+A subject's outputs are one set, written whole or not at all: into a temporary sibling folder
+renamed into place when complete (`hved_tf.io.atomic`); `overwrite` replaces an earlier set
+whole (no stale `prob_*` or `synth_*` of another run stays beside the new report).
+`check_out_dir` refuses, before any work, a folder holding earlier results (unless
+`overwrite`), other files, or that cannot be written, and removes what killed runs left.
 """
 from __future__ import annotations
 
@@ -28,26 +31,47 @@ import numpy as np
 
 from hved_tf.data.cache import load_subject_image
 from hved_tf.figures import save_png, subject_figure
-from hved_tf.io.atomic import write_json
+from hved_tf.io.atomic import (OutputError, atomic_directory, check_writable, remove_partials,
+                               write_json)
 from hved_tf.io.datasets import discover_subjects, subject_from_files
 from hved_tf.io.nifti import save_nifti
 from hved_tf.modalities import (CLASS_NAMES, LABEL_CONVENTIONS, MODALITIES, REGIONS,
                                 from_training_labels, subset_code)
 
 OUTPUT_MARKERS = ("seg.nii.gz", "report.json")
+OUTPUT_FILES = ("seg.nii.gz", "report.json", "uncertainty.nii.gz", "variance.nii.gz",
+                "figure.png")
+BYTES_PER_VOXEL_WRITTEN = 2.0     # a compressed float32 output, roughly, with room to spare
 
 
-def check_out_dir(out_dir, overwrite):
-    """Refuses a folder holding earlier results (unless `overwrite`)."""
+def check_out_dir(out_dir, overwrite, per_subject_dirs=False):
+    """Refuses, before any work, an output folder that is a file, that holds earlier results
+    (unless `overwrite`), that holds other files where one subject's set is to go (a set is
+    written whole into a folder of its own), or that cannot be written. Removes what killed
+    runs left there."""
     out_dir = pathlib.Path(out_dir)
-    if out_dir.is_file():
-        raise ValueError(f"--out_dir {out_dir} is a file; give a folder.")
-    if overwrite or not out_dir.is_dir():
-        return
-    earlier = [p for marker in OUTPUT_MARKERS for p in out_dir.rglob(marker)]
-    if earlier:
-        raise ValueError(f"--out_dir {out_dir} holds earlier results ({earlier[0]}); use "
-                         "another folder or --overwrite.")
+    if out_dir.exists() and not out_dir.is_dir():
+        raise OutputError(f"--out_dir {out_dir} is a file; give a folder.")
+    for folder in (out_dir.parent, out_dir):
+        remove_partials(folder)
+    if out_dir.is_dir():
+        earlier = [p for marker in OUTPUT_MARKERS for p in out_dir.rglob(marker)]
+        if earlier and not overwrite:
+            raise ValueError(f"--out_dir {out_dir} holds earlier results ({earlier[0]}); use "
+                             "another folder or --overwrite.")
+        others = [p for p in out_dir.iterdir() if p.name not in OUTPUT_FILES
+                  and not p.name.startswith(("prob_", "synth_"))]
+        if others and not per_subject_dirs:
+            raise ValueError(f"--out_dir {out_dir} holds other files ({others[0].name}); the "
+                             "outputs are written as one set into a folder of their own: give "
+                             "a new or empty folder.")
+    check_writable(out_dir if out_dir.is_dir() else _existing_parent(out_dir))
+
+
+def _existing_parent(path):
+    while not path.exists() and path != path.parent:
+        path = path.parent
+    return path
 
 
 def subjects_from_inputs(files, subject_dir="", data_root=""):
@@ -110,20 +134,34 @@ def _write_outputs(seg, subject, out_dir, geometry, convention, synth_all, proba
 
 
 def predict_subject(segmenter, subject, out_dir, convention=None, synth_all=False,
-                    probabilities=False, figure=False, progress=None):
-    """Segments and writes one subject's outputs; returns its report (dict)."""
+                    probabilities=False, figure=False, progress=None, overwrite=False):
+    """Segments one subject and writes its outputs as one set (all or nothing: into a
+    temporary sibling folder renamed to `out_dir` when complete, replacing an earlier set when
+    `overwrite`); returns its report (dict)."""
+    out_dir = pathlib.Path(out_dir)
+    if out_dir.is_dir() and any(out_dir.iterdir()) and not overwrite:
+        raise ValueError(f"{out_dir} is not empty; give a new folder or overwrite=True.")
     start = time.perf_counter()
     image, geometries = load_subject_image(subject)
     load_s = time.perf_counter() - start
+    outputs = 3 + 4 + (4 if probabilities else 0)
+    check_writable(_existing_parent(out_dir.parent),
+                   int(image[..., 0].size * BYTES_PER_VOXEL_WRITTEN * outputs))
     seg = segmenter.segment_raw(image, subject.available, progress=progress)
     start = time.perf_counter()
     convention = convention or subject.label_convention
-    out_dir = pathlib.Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
     geometry = geometries[0]
-    written, synthesised = _write_outputs(seg, subject, out_dir, geometry, convention,
-                                          synth_all, probabilities, figure)
-    timings = {"load_s": load_s, **seg.timings, "write_s": time.perf_counter() - start}
+    with atomic_directory(out_dir, replace=True) as tmp:
+        written, synthesised = _write_outputs(seg, subject, tmp, geometry, convention,
+                                              synth_all, probabilities, figure)
+        report = _report(segmenter, subject, seg, geometry, convention, written, synthesised,
+                         {"load_s": load_s, **seg.timings,
+                          "write_s": time.perf_counter() - start})
+        write_json(tmp / "report.json", report)
+    return report
+
+
+def _report(segmenter, subject, seg, geometry, convention, written, synthesised, timings):
     mask = subject.available
     report = {
         "subject": subject.id,
@@ -139,24 +177,36 @@ def predict_subject(segmenter, subject, out_dir, convention=None, synth_all=Fals
         "model": segmenter.identity,
         "outputs": written + ["report.json"],
     }
-    write_json(out_dir / "report.json", report)
     return report
 
 
 def predict_all(segmenter, subjects, out_dir, per_subject_dirs, convention=None,
                 synth_all=False, probabilities=False, figure=False, progress_for=None,
-                log=print):
-    """Runs `predict_subject` over subjects (one subfolder each when `per_subject_dirs`)."""
+                log=print, overwrite=False):
+    """Runs `predict_subject` over subjects (one subfolder each when `per_subject_dirs`).
+
+    With several subjects a bad one does not stop the others: it is reported, and at the end
+    a ValueError lists every subject that failed (so the command exits non-zero)."""
     out_dir = pathlib.Path(out_dir)
-    reports = []
+    reports, failed = [], []
     for k, subject in enumerate(subjects, start=1):
         target = out_dir / subject.id if per_subject_dirs else out_dir
         label = f"[{k}/{len(subjects)}] {subject.id}"
         progress = progress_for(label) if progress_for else None
-        report = predict_subject(segmenter, subject, target, convention, synth_all,
-                                 probabilities, figure, progress)
+        try:
+            report = predict_subject(segmenter, subject, target, convention, synth_all,
+                                     probabilities, figure, progress, overwrite)
+        except ValueError as err:
+            if len(subjects) == 1:
+                raise
+            log(f"{label}: failed: {err}")
+            failed.append(f"{subject.id} ({err})")
+            continue
         volumes = ", ".join(f"{r} {v:.1f} ml" for r, v in report["tumour_volume_ml"].items())
         log(f"{label}: {report['subset']} -> {target} ({volumes}; "
             f"{sum(report['timings'].values()):.1f} s)")
         reports.append(report)
+    if failed:
+        raise ValueError(f"{len(failed)} of {len(subjects)} subjects failed, the others were "
+                         "written: " + "; ".join(failed))
     return reports

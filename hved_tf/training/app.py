@@ -24,11 +24,12 @@ import keras
 from hved_tf.config import TrainConfig
 from hved_tf.data.pipeline import make_training_dataset
 from hved_tf.data.prepare import prepare_data
+from hved_tf.errors import Interrupted
 from hved_tf.inference.segmenter import KerasSegmenter
 from hved_tf.io.atomic import atomic_path, write_json
 from hved_tf.models import build_model
-from hved_tf.training.callbacks import (AtomicBackupAndRestore, NonFiniteLoss, StepCheckpoints,
-                                        StopAtStep, Validation, evaluate_subjects)
+from hved_tf.training.callbacks import NonFiniteLoss, StopAtStep, Validation, evaluate_subjects
+from hved_tf.training.checkpoints import AtomicBackupAndRestore, StepCheckpoints, save_weights
 from hved_tf.training.distribute import (check_precision, make_strategy, unsharded,
                                          worker_role)
 
@@ -54,9 +55,9 @@ def check_run_dir(run_dir, config):
 
 
 def _save_final(model, run_dir):
-    for name, save in (("model.weights.h5", model.save_weights), ("model.keras", model.save)):
-        with atomic_path(run_dir / name) as tmp:
-            save(tmp)
+    save_weights(model, run_dir / "model.weights.h5")
+    with atomic_path(run_dir / "model.keras") as tmp:
+        model.save(tmp)
 
 
 def _build(config, strategy):
@@ -80,7 +81,9 @@ def _callbacks(config, data, run_dir, own_dir, chief):
             keras.callbacks.TensorBoard(str(run_dir / "logs"), update_freq="epoch",
                                         write_graph=False)]
     # Last: it saves the epoch's backup after the callbacks above have run.
-    callbacks.append(AtomicBackupAndRestore(str(own_dir / "backup"), delete_checkpoint=False))
+    callbacks.append(AtomicBackupAndRestore(
+        str(own_dir / "backup"), checkpoints=run_dir / "checkpoints" if chief else None,
+        steps_per_epoch=config.validation_every, delete_checkpoint=False))
     return callbacks
 
 
@@ -99,6 +102,17 @@ def _test(model, config, data, run_dir, steps, start):
         print(f"test Dice ({len(data['test'])} held-out subjects, {code}): "
               + ", ".join(f"{r} {v:.3f}" for r, v in regions.items()), flush=True)
     return summary
+
+
+def _report_skipped(skipped, run_dir):
+    """Lists the subjects left out (also in <run_dir>/skipped_subjects.json)."""
+    path = run_dir / "skipped_subjects.json"
+    if not skipped:
+        path.unlink(missing_ok=True)
+        return
+    write_json(path, skipped)
+    print(f"skipped {len(skipped)} subject(s) (listed in {path}): "
+          + ", ".join(f"{s['id']} ({s['stage']})" for s in skipped), flush=True)
 
 
 def run(config: TrainConfig):
@@ -131,19 +145,26 @@ def run(config: TrainConfig):
     data = prepare_data(config.data, run_dir, seed=config.model.seed, progress=progress)
     print(f"data: {len(data['train'])} training, {len(data['validation'])} validation, "
           f"{len(data['test'])} test subjects ({time.time() - start:.0f} s)", flush=True)
+    if chief:
+        _report_skipped(data["skipped"], run_dir)
     pipeline = dataclasses.replace(config.pipeline, seed=config.model.seed + 1000 * index)
     dataset = make_training_dataset(data["train"], pipeline)
     if workers > 1:
         dataset = unsharded(dataset)
     model = _build(config, strategy)
-    model.fit(dataset, epochs=math.ceil(config.steps / config.validation_every),
-              steps_per_epoch=config.validation_every,
-              callbacks=_callbacks(config, data, run_dir, own_dir, chief),
-              verbose=1 if sys.stdout.isatty() and chief else 2)
+    try:
+        model.fit(dataset, epochs=math.ceil(config.steps / config.validation_every),
+                  steps_per_epoch=config.validation_every,
+                  callbacks=_callbacks(config, data, run_dir, own_dir, chief),
+                  verbose=1 if sys.stdout.isatty() and chief else 2)
+    except KeyboardInterrupt:
+        step = int(model.optimizer.iterations.numpy())
+        kept = step // config.validation_every * config.validation_every
+        raise Interrupted(f"at step {step} of {config.steps}; the last backup is at step "
+                          f"{kept}: run the same command to resume from it.") from None
     steps = int(model.optimizer.iterations.numpy())
     if not chief:
-        with atomic_path(own_dir / "model.weights.h5") as tmp:
-            model.save_weights(tmp)
+        save_weights(model, own_dir / "model.weights.h5")
         print(f"{worker} done after {steps} steps ({time.time() - start:.0f} s)", flush=True)
         return {"steps": steps, "worker": worker}
     _save_final(model, run_dir)

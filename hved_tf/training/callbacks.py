@@ -7,8 +7,7 @@
   backup could save the bad weights, so the last good backup stays intact.
 - `Validation`: Dice of whole tumour, core and enhancing on held-out subjects with all modalities
   and a list of subsets, TensorBoard scalars and images, the best weights, early stopping.
-- `StepCheckpoints`: weights at every validation, the last N kept.
-- `AtomicBackupAndRestore`: Keras' resume backups, never left half-written by a kill.
+(`hved_tf.training.checkpoints`: the step checkpoints and the resume backups.)
 Validation segments whole volumes through the one segmentation path (a `KerasSegmenter` over the
 model being trained) with the run's validation settings (by default windows of the training
 patch, no overlap, the posterior mean of z: fast and repeatable).
@@ -26,8 +25,9 @@ import tensorflow as tf
 from hved_tf.figures import normalise, orthogonal_panels, overlay, tumour_centre
 from hved_tf.evaluation.metrics import region_dice
 from hved_tf.inference.segmenter import KerasSegmenter
-from hved_tf.io.atomic import atomic_path, write_json, write_text
+from hved_tf.io.atomic import write_text
 from hved_tf.modalities import MODALITIES, REGION_SHORT, parse_subset, subset_mask
+from hved_tf.training.checkpoints import read_best_score, save_weights
 
 log = logging.getLogger(__name__)
 
@@ -98,9 +98,7 @@ class Validation(keras.callbacks.Callback):
         # One traced function for the whole run (labels only, and labels with the images).
         self.segmenter = KerasSegmenter(self.model, self.options, synthesise=False)
         self.image_segmenter = KerasSegmenter(self.model, self.options, synthesise=True)
-        state = self.run_dir / "best.txt"
-        if state.is_file():                      # resumed: keep the best score so far
-            self.best = float(state.read_text().split()[0])
+        self.best = read_best_score(self.run_dir / "best.txt")   # resumed: the best so far
 
     def on_epoch_end(self, epoch, logs=None):
         logs = logs if logs is not None else {}
@@ -129,8 +127,7 @@ class Validation(keras.callbacks.Callback):
         self.history.append({"step": step, **{c: r for c, r in results.items()}})
         if score > self.best:
             self.best, self.wait = score, 0
-            with atomic_path(self.run_dir / "best.weights.h5") as tmp:
-                self.model.save_weights(tmp)
+            save_weights(self.model, self.run_dir / "best.weights.h5")
             write_text(self.run_dir / "best.txt", f"{score} {step}\n")
         else:
             self.wait += 1
@@ -161,39 +158,3 @@ class Validation(keras.callbacks.Callback):
         for plane, panel in orthogonal_panels(columns, centre).items():
             tf.summary.image(f"{plane}/{code}", panel[None], step=step,
                              description=" | ".join(names))
-
-
-class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
-    """Keras' BackupAndRestore with backups written under temporary names and renamed.
-
-    Keras 3 (3.15) writes `latest.weights.h5` in place: a run killed while writing it leaves a
-    damaged file that the next run fails to open ("bad object header version number"). This
-    overrides its private `_save_model`: the weights and the metadata are written beside the
-    backup and each renamed over the old one, so a backup is always a complete old or a
-    complete new one. (Were the kill to fall between the two renames, the new weights come
-    with the previous epoch number; StopAtStep counts optimiser steps, so the run still ends
-    at the same step.)
-    """
-
-    def _save_model(self):
-        with atomic_path(self._weights_path) as tmp:
-            self.model.save_weights(str(tmp), overwrite=True)
-        write_json(self._training_metadata_path, {"epoch": self._current_epoch,
-                                                  "batch": self._last_batch_seen}, indent=None)
-
-
-class StepCheckpoints(keras.callbacks.Callback):
-    """Weights at every validation under <run_dir>/checkpoints, the last `keep` kept."""
-
-    def __init__(self, run_dir, keep):
-        super().__init__()
-        self.folder = pathlib.Path(run_dir) / "checkpoints"
-        self.keep = int(keep)
-
-    def on_epoch_end(self, epoch, logs=None):
-        self.folder.mkdir(parents=True, exist_ok=True)
-        step = int(self.model.optimizer.iterations.numpy())
-        with atomic_path(self.folder / f"step_{step:08d}.weights.h5") as tmp:
-            self.model.save_weights(tmp)
-        for old in sorted(self.folder.glob("step_*.weights.h5"))[:-self.keep]:
-            old.unlink()
