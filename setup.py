@@ -14,7 +14,9 @@ setup(
     packages=find_packages(include=["hved_tf", "hved_tf.*"]),
     install_requires=[
         "tensorflow>=2.16",
-        "keras>=3.3",
+        # 3.15.1 carries the 2025-2026 fixes of safe-mode loading and of HDF5 weights files
+        # (arbitrary code through crafted .keras / .h5 files); full models load in safe mode.
+        "keras>=3.15.1",
         # TensorBoard is no longer pulled in by tensorflow; training writes its events.
         "tensorboard>=2.16",
         "numpy>=1.24",

@@ -1,17 +1,21 @@
 """What the command-line programs share.
 
-`run_program(define_flags, run, required)` defines the flags (only when run as a program, so
-that tests can import the modules), marks the required ones and runs `run` under absl: a
-positional argument is refused, and a ValueError (bad input, said in the user's terms) becomes
-`error: ...` on stderr and exit status 2.
+`Program(define_flags, run, required, exit_codes)` is one command line: `.main()` defines its
+flags (only when run as a program, so that tests can import the modules), marks the required
+ones and runs `run` under absl: a positional argument is refused, and a ValueError (bad input,
+said in the user's terms) becomes `error: ...` on stderr and exit status 2. `.call(argv)` runs
+the same program inside the calling process and returns its exit status (the fault-matrix tests
+run dozens of bad inputs this way without starting TensorFlow each time).
 
 `define_inference_flags()` / `inference_options()`: the sliding-window flags of predict,
 evaluate and export, turned into one validated `InferenceOptions` (one set of bounds for all).
 """
 from __future__ import annotations
 
+import dataclasses
 import signal
 import sys
+from typing import Callable
 
 from absl import app, flags
 
@@ -36,7 +40,7 @@ def absl_main(run, exit_codes=()):
     def main(argv):
         if len(argv) > 1:
             raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
-        signal.signal(signal.SIGTERM, _raise_interrupt)
+        previous = signal.signal(signal.SIGTERM, _raise_interrupt)
         try:
             run()
         except tuple(kind for kind, _ in exit_codes) as err:
@@ -52,14 +56,53 @@ def absl_main(run, exit_codes=()):
             print("interrupted: nothing partial was left (outputs are written whole or not at "
                   "all).", file=sys.stderr)
             return INTERRUPTED
+        finally:
+            signal.signal(signal.SIGTERM, previous)
         return 0
     return main
 
 
-def run_program(define_flags, run, required=(), exit_codes=()):
-    define_flags()
-    flags.mark_flags_as_required(list(required))
-    app.run(absl_main(run, exit_codes))
+USAGE = 1                 # absl's code for a flag it cannot parse
+
+
+@dataclasses.dataclass(frozen=True)
+class Program:
+    """One command line: its flags, what it runs, its required flags, its own exit codes."""
+    define_flags: Callable
+    run: Callable
+    required: tuple = ()
+    exit_codes: tuple = ()
+
+    def main(self):
+        """Runs as `python -m ...` (absl parses sys.argv and exits with the status)."""
+        self.define_flags()
+        flags.mark_flags_as_required(list(self.required))
+        app.run(absl_main(self.run, self.exit_codes))
+
+    def call(self, argv):
+        """Runs with the arguments `argv` (without the program name) in this process; returns
+        the exit status. The program's flags are defined for the call only."""
+        before = set(FLAGS)
+        self.define_flags()
+        try:
+            try:
+                rest = FLAGS(["hved_tf", *argv])
+            except flags.Error as err:
+                print(f"FATAL Flags parsing error: {err}", file=sys.stderr)
+                return USAGE
+            missing = [name for name in self.required if FLAGS[name].value is None]
+            if missing:
+                print(f"FATAL Flags parsing error: flag --{missing[0]}=None: Flag --"
+                      f"{missing[0]} must have a value other than None.", file=sys.stderr)
+                return USAGE
+            try:
+                return absl_main(self.run, self.exit_codes)(rest)
+            except app.UsageError as err:
+                print(f"FATAL {err}", file=sys.stderr)
+                return USAGE
+        finally:
+            for name in set(FLAGS) - before:
+                delattr(FLAGS, name)
 
 
 def define_inference_flags(samples_help="z samples averaged for the segmentation (U-HVED)."):

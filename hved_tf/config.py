@@ -28,7 +28,7 @@ import pathlib
 from hved_tf.io.atomic import write_json
 from hved_tf.losses import KL_VARIANTS, LossWeights
 from hved_tf.modalities import LABEL_CONVENTIONS, SUBSET_CODES, parse_subset, subset_code
-from hved_tf.models import MODELS, model_options
+from hved_tf.models import MODELS, model_options, pooling_factor
 
 MODEL_NAMES = tuple(MODELS)
 SAMPLERS = ("uniform", "balanced")
@@ -243,6 +243,7 @@ class TrainConfig:
     def validate(self):
         for part in (self.data, self.model, self.optim, self.pipeline):
             part.validate()
+        self._check_patch()
         if self.validation is None:
             self.validation = validation_options(self.patch)
         self.validation.validate()
@@ -267,6 +268,17 @@ class TrainConfig:
         if not self.run_dir:
             raise ValueError("--run_dir is empty.")
         return self
+
+    def _check_patch(self):
+        """The patch against the network, before any data is prepared: validation and
+        inference run windows of the patch, which must divide into the network's pooling."""
+        factor = pooling_factor(self.model.name, **self.model.build_options())
+        if any(p % factor for p in self.patch):
+            fitted = ",".join(str(max(factor, -(-p // factor) * factor)) for p in self.patch)
+            raise ValueError(
+                f"--patch={','.join(map(str, self.patch))} does not fit --levels="
+                f"{self.model.levels}: the network pools each axis by {factor}, so every patch "
+                f"size must be a multiple of {factor} (e.g. --patch={fitted}).")
 
     def to_dict(self):
         return dataclasses.asdict(self)

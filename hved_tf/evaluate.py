@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from absl import flags
 
-from hved_tf.cli import define_inference_flags, inference_options, run_program
+from hved_tf.cli import Program, define_inference_flags, inference_options
 from hved_tf.evaluation.app import run_evaluation
 
 FLAGS = flags.FLAGS
@@ -38,5 +38,7 @@ def run():
     print(f"wrote {FLAGS.out_dir}/results.csv, summary.json, table1.md", flush=True)
 
 
+PROGRAM = Program(define_flags, run, ("model", "out_dir"))
+
 if __name__ == "__main__":
-    run_program(define_flags, run, ["model", "out_dir"])
+    PROGRAM.main()

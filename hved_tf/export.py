@@ -9,10 +9,10 @@ import time
 
 from absl import flags
 
-from hved_tf.cli import define_inference_flags, inference_options, run_program
+from hved_tf.cli import Program, define_inference_flags, inference_options
 from hved_tf.config import CONVENTIONS
 from hved_tf.inference.loading import load_trained
-from hved_tf.serving.export import SIGNATURES, export_model
+from hved_tf.serving.export import SIGNATURES, export_model, export_target
 
 FLAGS = flags.FLAGS
 
@@ -30,6 +30,7 @@ def define_flags():
 def run():
     start = time.time()
     options = inference_options()
+    export_target(FLAGS.export_dir, FLAGS.version)          # refused before the long work
     trained = load_trained(FLAGS.model, FLAGS.hist_file or None)
     path = export_model(trained, FLAGS.export_dir, FLAGS.version, FLAGS.label_convention,
                         options)
@@ -38,5 +39,7 @@ def run():
           f"signatures: {', '.join(SIGNATURES)}", flush=True)
 
 
+PROGRAM = Program(define_flags, run, ("model", "export_dir"))
+
 if __name__ == "__main__":
-    run_program(define_flags, run, ["model", "export_dir"])
+    PROGRAM.main()

@@ -16,7 +16,7 @@ import time
 
 from absl import flags
 
-from hved_tf.cli import define_inference_flags, inference_options, run_program
+from hved_tf.cli import Program, define_inference_flags, inference_options
 from hved_tf.config import CONVENTIONS
 from hved_tf.inference.loading import open_segmenter
 from hved_tf.modalities import MODALITIES
@@ -73,5 +73,7 @@ def run():
                 overwrite=FLAGS.overwrite)
 
 
+PROGRAM = Program(define_flags, run, ("model", "out_dir"))
+
 if __name__ == "__main__":
-    run_program(define_flags, run, ["model", "out_dir"])
+    PROGRAM.main()

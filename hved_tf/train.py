@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 
-from hved_tf.cli import run_program
+from hved_tf.cli import Program
 from hved_tf.training import app as training
 from hved_tf.training.callbacks import NonFiniteLossError
 from hved_tf.training.flags import config_from_flags, define_flags
@@ -20,5 +20,7 @@ def run():
     training.run(config_from_flags())
 
 
+PROGRAM = Program(define_flags, run, exit_codes=((NonFiniteLossError, 3),))
+
 if __name__ == "__main__":
-    run_program(define_flags, run, exit_codes=((NonFiniteLossError, 3),))
+    PROGRAM.main()

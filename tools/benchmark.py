@@ -293,7 +293,7 @@ def run_predict(work_dir, samples, repeats, window):
                                num_samples=samples)
     out_dir = pathlib.Path(work_dir) / "predict_out"
     segmenter = keras_segmenter(trained, options)
-    reports = [predict_subject(segmenter, subjects[0], out_dir, synth_all=True)
+    reports = [predict_subject(segmenter, subjects[0], out_dir, synth_all=True, overwrite=True)
                for _ in range(repeats + 1)]
     walls = [sum(r["timings"].values()) for r in reports[1:]]
     k = int(np.argsort(walls)[len(walls) // 2])

@@ -67,9 +67,12 @@ def load_subject_image(subject):
     """(raw image [X, Y, Z, 4] float32 in RAS, missing modalities zeros; their geometries)."""
     volumes, geometries = {}, []
     for modality, path in subject.paths.items():
-        volumes[modality], geometry = load_nifti(path, kind="image")
+        try:
+            volumes[modality], geometry = load_nifti(path, kind="image")
+        except ValueError as err:
+            raise ValueError(f"{modality}: {err}") from None
         geometries.append(geometry)
-    check_same_grid(geometries)
+    check_same_grid(geometries, list(subject.paths))
     shape = next(iter(volumes.values())).shape
     image = np.zeros((*shape, len(MODALITIES)), np.float32)
     for i, modality in enumerate(MODALITIES):
@@ -83,8 +86,11 @@ def prepare_subject(subject, landmarks, cutoff=DEFAULT_CUTOFF, padding=10, do_cr
     image, geometries = load_subject_image(subject)
     label = None
     if subject.label_path is not None:
-        raw, geometry = load_nifti(subject.label_path, kind="label")
-        check_same_grid([geometries[0], geometry])
+        try:
+            raw, geometry = load_nifti(subject.label_path, kind="label")
+        except ValueError as err:
+            raise ValueError(f"label: {err}") from None
+        check_same_grid([geometries[0], geometry], [next(iter(subject.paths)), "label"])
         label = to_training_labels(raw, subject.label_convention, source=str(subject.label_path))
     try:
         image, box = prepare_image(image, landmarks, cutoff, padding, do_crop)

@@ -16,7 +16,7 @@ from hved_tf.config import DEMO_ROOT
 from hved_tf.data.cache import SubjectCache, load_subject_image
 from hved_tf.data.synthetic import write_phantom_dataset
 from hved_tf.io import datasets
-from hved_tf.io.atomic import atomic_directory
+from hved_tf.io.atomic import atomic_directory, check_writable
 from hved_tf.modalities import MODALITIES
 from hved_tf.preprocessing.histogram import (read_niftynet_landmarks, train_landmarks,
                                              write_niftynet_landmarks)
@@ -95,6 +95,7 @@ def prepare_data(data_config, run_dir, seed=0, progress=None):
     """{"train", "validation", "test": [PreparedSubject], "skipped": [{"id", "stage",
     "reason"}]}: every subject that could not be used is listed, none dropped silently."""
     cache_dir = pathlib.Path(data_config.cache_dir or default_cache_dir(run_dir))
+    check_writable(cache_dir)
     root = (demo_root(data_config, cache_dir, seed) if data_config.root == DEMO_ROOT
             else pathlib.Path(data_config.root))
     subjects = datasets.discover_subjects(root)
@@ -112,7 +113,9 @@ def prepare_data(data_config, run_dir, seed=0, progress=None):
     landmarks = landmarks_for(data_config, parts["train"], run_dir, skipped)
     cache = SubjectCache(cache_dir / "subjects", landmarks)
     prepared = {}
+    left_out = {s["id"] for s in skipped}        # listed once, at the stage that refused them
     for name, part in parts.items():
+        part = [s for s in part if s.id not in left_out]
         prepared[name] = cache.prepare_all(part, on_error=data_config.on_bad_subject,
                                            progress=progress, skipped=skipped)
     if not prepared["train"]:

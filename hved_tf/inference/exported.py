@@ -28,8 +28,32 @@ def read_export_metadata(path):
     meta_path = pathlib.Path(path) / "assets" / EXPORT_METADATA
     if not meta_path.is_file():
         raise ValueError(f"{path} is a SavedModel but not an hved_tf export (no "
-                         f"assets/{EXPORT_METADATA}).")
-    return json.loads(meta_path.read_text())
+                         f"assets/{EXPORT_METADATA}): only exports written by "
+                         "`python -m hved_tf.export` are loaded.")
+    try:
+        meta = json.loads(meta_path.read_text())
+    except (ValueError, OSError) as err:
+        raise ValueError(f"{meta_path} is unreadable ({err}); export the model again.") from None
+    missing = [k for k in ("identity", "inference", "label_convention") if k not in meta]
+    if not isinstance(meta, dict) or missing:
+        raise ValueError(f"{meta_path} lacks {', '.join(missing) or 'its fields'}: not written "
+                         "by hved_tf.export; export the model again.")
+    return meta
+
+
+def load_saved_model(path):
+    """tf.saved_model.load, or a ValueError naming a damaged or incomplete export."""
+    try:
+        loaded = tf.saved_model.load(str(path))
+    except Exception as err:  # TensorFlow raises many kinds for a damaged SavedModel
+        reason = str(err).strip().splitlines()[0][:200] if str(err).strip() else ""
+        raise ValueError(f"{path}: cannot load the export ({type(err).__name__}: {reason}); "
+                         "it is damaged or incomplete: export the model again.") from None
+    absent = [s for s in ("segment_raw", "segment_volume") if s not in loaded.signatures]
+    if absent:
+        raise ValueError(f"{path}: the export lacks the signature(s) {', '.join(absent)}; "
+                         "export the model again with this version of hved_tf.")
+    return loaded
 
 
 def export_capabilities(meta):
@@ -47,7 +71,7 @@ class ExportSegmenter:
     def __init__(self, path):
         self.path = pathlib.Path(path)
         self.meta = read_export_metadata(path)
-        self.loaded = tf.saved_model.load(str(path))
+        self.loaded = load_saved_model(path)
         self.capabilities = export_capabilities(self.meta)
         self.label_convention = self.meta["label_convention"]
         self.identity = {**self.meta["identity"], "export": str(self.path.resolve())}

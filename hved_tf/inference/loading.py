@@ -139,7 +139,7 @@ def load_weights(model, weights, config, config_path):
 
 def _from_keras_file(path, hist_file):
     try:
-        model = keras.saving.load_model(path, compile=False)
+        model = keras.saving.load_model(path, compile=False, safe_mode=True)
     except Exception as err:  # Keras raises many kinds for a foreign or damaged file
         raise ValueError(f"{path} is not a model saved by hved_tf ({type(err).__name__}: "
                          f"{str(err).splitlines()[0] if str(err) else ''}).") from None

@@ -52,6 +52,16 @@ def _as_output_error(path):
         raise OutputError(f"Cannot write {path}: {_reason(err)}.") from None
 
 
+@contextlib.contextmanager
+def _named_as(tmp, target):
+    """An OutputError about a file inside the temporary folder `tmp` names it in `target`,
+    where the user will look for it."""
+    try:
+        yield
+    except OutputError as err:
+        raise OutputError(str(err).replace(str(tmp), str(target))) from None
+
+
 def _temporary_sibling(path):
     return path.with_name(f"{PARTIAL_PREFIX}{os.getpid()}-{secrets.token_hex(3)}.{path.name}")
 
@@ -123,7 +133,7 @@ def atomic_directory(target, replace=False):
         tmp.mkdir()
     old = None
     try:
-        with _as_output_error(target):
+        with _as_output_error(target), _named_as(tmp, target):
             yield tmp
             if replace and target.exists():
                 old = _temporary_sibling(target)

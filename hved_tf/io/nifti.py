@@ -153,7 +153,7 @@ def load_nifti(path, kind="image"):
     if kind == "image":
         if data.dtype.itemsize > 4 and data.size:
             peak = float(np.nanmax(np.abs(data)))
-            if peak > np.finfo(np.float32).max:
+            if peak > float(np.finfo(np.float32).max):
                 raise ValueError(f"{path}: voxel values reach {peak:.3g} (after the header's "
                                  "scl_slope), beyond what float32 holds; rescale the image.")
         data = data.astype(np.float32, copy=False)
@@ -185,16 +185,22 @@ def read_geometry(path):
     return _geometry(path, img, img.shape)
 
 
-def check_same_grid(geometries):
-    """Raises a ValueError naming the files when shapes or affines differ."""
+def check_same_grid(geometries, names=None):
+    """Raises a ValueError naming the files (and `names`, e.g. the modalities, when given)
+    when shapes or affines differ."""
+    names = list(names) if names is not None else [None] * len(geometries)
+
+    def which(k):
+        return f"{names[k]} ({geometries[k].path})" if names[k] else geometries[k].path
     first = geometries[0]
-    for g in geometries[1:]:
+    for k, g in enumerate(geometries[1:], start=1):
         if g.shape != first.shape:
-            raise ValueError(f"{g.path} has shape {g.shape} but {first.path} has {first.shape}: "
-                             "the modalities of a subject must be co-registered on one grid.")
+            raise ValueError(f"{which(k)} has shape {g.shape} but {which(0)} has "
+                             f"{first.shape}: the modalities of a subject must be co-registered "
+                             "on one grid.")
         if not np.allclose(g.affine, first.affine, atol=AFFINE_TOLERANCE):
-            raise ValueError(f"{g.path} and {first.path} have different affines: the modalities "
-                             "of a subject must be co-registered on one grid.")
+            raise ValueError(f"{which(k)} and {which(0)} have different affines: the "
+                             "modalities of a subject must be co-registered on one grid.")
 
 
 def _atomic_save(img, path):

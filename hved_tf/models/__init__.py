@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import inspect
 
-from hved_tf.models.base import Capabilities, HeteroModalModel
+from hved_tf.models.base import Capabilities, HeteroModalModel, total_pooling
 from hved_tf.models.hemis import HeMIS, UHeMIS
 from hved_tf.models.hved import UHVED
 from hved_tf.models.unet import SubsetUNet
@@ -26,6 +26,15 @@ def model_options(name):
     params = [p for p in inspect.signature(cls.__init__).parameters
               if p not in ("self", "kwargs")]
     return tuple(dict.fromkeys(params + list(_COMMON_OPTIONS)))
+
+
+def pooling_factor(name, **options):
+    """The factor every spatial size must divide into for `build_model(name, **options)`
+    (`capabilities.multiple` of that model, known without building it)."""
+    parameters = inspect.signature(_model_class(name).__init__).parameters
+    if "levels" not in parameters:
+        return 1
+    return total_pooling(options.get("levels", parameters["levels"].default))
 
 
 def _model_class(name):
@@ -47,5 +56,5 @@ def build_model(name, **options):
     return model
 
 
-__all__ = ["build_model", "model_options", "MODELS", "UHVED", "UHeMIS", "SubsetUNet", "HeMIS",
+__all__ = ["build_model", "model_options", "pooling_factor", "MODELS", "UHVED", "UHeMIS", "SubsetUNet", "HeMIS",
            "HeteroModalModel", "Capabilities"]

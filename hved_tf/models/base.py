@@ -88,6 +88,12 @@ def masked_image(image, mask):
                                             tf.shape(m)[1:]], 0))
 
 
+def total_pooling(levels):
+    """The factor by which a U-Net of `levels` resolution levels pools each axis (every
+    spatial size it is given must divide into it)."""
+    return 2 ** (int(levels) - 1)
+
+
 @dataclasses.dataclass(frozen=True)
 class Capabilities:
     """What a model can do, read by inference, callbacks, evaluation and export instead of its
@@ -146,7 +152,7 @@ class HeteroModalModel(keras.Model):
     def capabilities(self):
         return Capabilities(subset=getattr(self, "subset", None), synthesises=self.synthesises,
                             latent_samples=self.latent_samples,
-                            multiple=2 ** (int(getattr(self, "levels", 1)) - 1))
+                            multiple=total_pooling(getattr(self, "levels", 1)))
 
     # ------------------------------------------------------------------ keras plumbing
     @property

@@ -42,7 +42,8 @@ from hved_tf.config import InferenceOptions
 from hved_tf.inference.exported import EXPORT_METADATA
 from hved_tf.inference.windows import (axis_starts, blend_weights, choose_window, entropy,
                                        fit_window)
-from hved_tf.io.atomic import atomic_directory, write_json
+from hved_tf.io.atomic import (OutputError, atomic_directory, check_writable, remove_partials,
+                               write_json)
 from hved_tf.modalities import (LABEL_CONVENTIONS, MODALITIES, NUM_MODALITIES, parse_subset,
                                 subset_mask)
 from hved_tf.serving import graph
@@ -216,22 +217,41 @@ def check_signatures(path, multiple, mask=(1.0, 0.0, 1.0, 1.0)):
     return loaded
 
 
+GRAPH_BYTES = 8 << 20       # the signatures' graphs, with room to spare (u_hved: about 4 MB)
+
+
+def export_bytes(model):
+    """Roughly the bytes an export of `model` takes: its variables and the graph."""
+    return int(sum(np.prod(v.shape) * np.dtype(v.dtype).itemsize
+                   for v in model.variables)) + GRAPH_BYTES
+
+
 def next_version(export_dir):
     existing = [int(p.name) for p in pathlib.Path(export_dir).glob("*") if p.name.isdigit()]
     return max(existing, default=0) + 1
 
 
-def export_model(trained, export_dir, version=None, label_convention="brats2018",
-                 options=InferenceOptions(), seed=0):
-    """Writes `<export_dir>/<version>` (see the module docstring); returns its path."""
+def export_target(export_dir, version=None):
+    """`<export_dir>/<version>` (the next free version when None), refused when it cannot be
+    one: checked before the model is loaded. Removes what killed exports left there."""
     export_dir = pathlib.Path(export_dir)
-    version = next_version(export_dir) if version is None else int(version)
-    if version < 1:
+    if export_dir.exists() and not export_dir.is_dir():
+        raise OutputError(f"--export_dir {export_dir} is a file; give a folder.")
+    remove_partials(export_dir)
+    if version is not None and (isinstance(version, bool) or int(version) < 1):
         raise ValueError(f"--version must be a positive integer, got {version}.")
-    target = export_dir / str(version)
+    target = export_dir / str(next_version(export_dir) if version is None else int(version))
     if target.exists():
         raise ValueError(f"{target} exists already: TF Serving versions are immutable; give "
                          "another --version or leave it out.")
+    return target
+
+
+def export_model(trained, export_dir, version=None, label_convention="brats2018",
+                 options=InferenceOptions(), seed=0):
+    """Writes `<export_dir>/<version>` (see the module docstring); returns its path."""
+    target = export_target(export_dir, version)
+    check_writable(target.parent, export_bytes(trained.model))
     options = dataclasses.replace(options.validate(), fallback_window=tuple(trained.window))
     module = ServingModule(trained.model, label_convention, options, seed, trained.landmarks)
     capabilities = trained.model.capabilities
@@ -246,11 +266,17 @@ def export_model(trained, export_dir, version=None, label_convention="brats2018"
             "capabilities": dataclasses.asdict(capabilities),
             "signatures": list(SIGNATURES)})
         module.metadata = tf.saved_model.Asset(str(meta))
-        tf.saved_model.save(module, str(tmp), signatures={
-            "serving_default": module.serving_default,
-            "serving_samples": module.serving_samples,
-            "segment_volume": module.segment_volume,
-            "segment_raw": module.segment_raw})
+        try:
+            tf.saved_model.save(module, str(tmp), signatures={
+                "serving_default": module.serving_default,
+                "serving_samples": module.serving_samples,
+                "segment_volume": module.segment_volume,
+                "segment_raw": module.segment_raw})
+        except (tf.errors.ResourceExhaustedError, tf.errors.PermissionDeniedError,
+                tf.errors.FailedPreconditionError, tf.errors.UnavailableError) as err:
+            # TensorFlow's file system errors, not OSError: a full disk, a read-only one.
+            reason = err.message.split(";")[-1].strip() or type(err).__name__
+            raise OutputError(f"Cannot write {target}: {reason}.") from None
         meta.unlink()
         check_signatures(tmp, module.multiple,
                          tuple(subset_mask(parse_subset(capabilities.subset)))

@@ -26,10 +26,11 @@ from hved_tf.data.pipeline import make_training_dataset
 from hved_tf.data.prepare import prepare_data
 from hved_tf.errors import Interrupted
 from hved_tf.inference.segmenter import KerasSegmenter
-from hved_tf.io.atomic import atomic_path, write_json
+from hved_tf.io.atomic import OutputError, atomic_path, check_writable, write_json
 from hved_tf.models import build_model
 from hved_tf.training.callbacks import NonFiniteLoss, StopAtStep, Validation, evaluate_subjects
-from hved_tf.training.checkpoints import AtomicBackupAndRestore, StepCheckpoints, save_weights
+from hved_tf.training.checkpoints import (AtomicBackupAndRestore, StepCheckpoints,
+                                          check_room_for_run, save_weights)
 from hved_tf.training.distribute import (check_precision, make_strategy, unsharded,
                                          worker_role)
 
@@ -37,7 +38,11 @@ IDENTITY_KEYS = ("name", "subset", "base_filters", "levels")
 
 
 def check_run_dir(run_dir, config):
-    """Refuses a run folder that holds another model's run."""
+    """Refuses a run folder that is a file, cannot be written, or holds another model's run
+    (before any data is prepared); creates it."""
+    if run_dir.exists() and not run_dir.is_dir():
+        raise OutputError(f"--run_dir {run_dir} is a file; give a folder.")
+    check_writable(run_dir)
     previous = run_dir / "run_config.json"
     if not previous.is_file():
         return
@@ -119,7 +124,6 @@ def run(config: TrainConfig):
     """Trains as configured; returns the test-split results."""
     start = time.time()
     run_dir = pathlib.Path(config.run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
     check_run_dir(run_dir, config)
     strategy = make_strategy(config.strategy)
     chief, worker, index, workers = worker_role(strategy)
@@ -152,6 +156,7 @@ def run(config: TrainConfig):
     if workers > 1:
         dataset = unsharded(dataset)
     model = _build(config, strategy)
+    check_room_for_run(model, own_dir, config.keep_checkpoints if chief else 0)
     try:
         model.fit(dataset, epochs=math.ceil(config.steps / config.validation_every),
                   steps_per_epoch=config.validation_every,

@@ -4,6 +4,9 @@
   after checking the folder has room for them: h5py writing onto a full disk fails half-way
   and can crash the process when the file is closed, so a save that cannot fit is refused
   with one line naming the folder before it starts.
+- `check_room_for_run(model, folder, keep)`: before the first step, room for every weights
+  file a run keeps (its step checkpoints, the backup, the best and final weights, model.keras),
+  so that a run that could not save them stops at once rather than at its first validation.
 - `StepCheckpoints`: weights at every validation under <run_dir>/checkpoints, the last N kept.
 - `AtomicBackupAndRestore`: Keras' resume backups, never left half-written by a kill; a damaged
   backup (weights or metadata) falls back to the newest readable step checkpoint, with a
@@ -33,6 +36,17 @@ def weights_bytes(model):
     if getattr(model, "optimizer", None) is not None:
         variables += list(model.optimizer.variables)
     return int(sum(np.prod(v.shape) * np.dtype(v.dtype).itemsize for v in variables))
+
+
+ADAM_COPIES = 3           # a weights file with Adam's state: the weights and two moments
+RUN_FILES = 4             # besides the step checkpoints: backup, best, final, model.keras
+
+
+def check_room_for_run(model, folder, keep):
+    """Refuses, before training, a run folder without room for the run's weights files."""
+    model_bytes = sum(np.prod(v.shape) * np.dtype(v.dtype).itemsize for v in model.weights)
+    check_writable(folder, int(model_bytes * ADAM_COPIES * (keep + RUN_FILES) * HEADROOM)
+                   + MIN_ROOM)
 
 
 def save_weights(model, path):
