@@ -23,8 +23,10 @@ setup(
         "scipy>=1.10",
         "nibabel>=5.0",
         "scikit-image>=0.21",
-        # PNG figures (predict --figure, evaluate --figures); scikit-image brings it already.
-        "pillow>=9",
+        # Figures (predict --figure, evaluate --figures, TensorBoard images): labelled grids with
+        # titles, a legend and colour bars, which matplotlib, the plotting library of the field,
+        # draws far better than pixel arrays assembled by hand.
+        "matplotlib>=3.7",
         "absl-py>=1.4",
     ],
     extras_require={

@@ -7,20 +7,29 @@ said in the user's terms) becomes `error: ...` on stderr and exit status 2. `.ca
 the same program inside the calling process and returns its exit status (the fault-matrix tests
 run dozens of bad inputs this way without starting TensorFlow each time).
 
+`--help` (or `-h`) prints the program's own flags grouped by topic (`flag_group(title)` around
+their definitions), with defaults and one line each, and exits 0; `--helpfull` still lists every
+flag, absl's included. The program's own log lines go to stdout (`warning: ...` lines to
+stderr), without absl's prefixes.
+
 `define_inference_flags()` / `inference_options()`: the sliding-window flags of predict,
 evaluate and export, turned into one validated `InferenceOptions` (one set of bounds for all).
 """
 from __future__ import annotations
 
 import dataclasses
+import logging
 import signal
 import sys
 from typing import Callable
 
 from absl import app, flags
+from absl import logging as absl_logging
 
+from hved_tf import quiet
 from hved_tf.config import BLENDS, InferenceOptions
 from hved_tf.errors import Interrupted
+from hved_tf.flaggroups import GROUPS, flag_group, help_text
 
 FLAGS = flags.FLAGS
 
@@ -63,6 +72,26 @@ def absl_main(run, exit_codes=()):
 
 
 USAGE = 1                 # absl's code for a flag it cannot parse
+HELP_FLAGS = ("--help", "-h", "-?", "--helpshort")
+
+
+def configure_logging():
+    """hved_tf's log lines: information on stdout as is, warnings on stderr as `warning: `."""
+    logger = logging.getLogger("hved_tf")
+    out = logging.StreamHandler(sys.stdout)
+    out.addFilter(lambda record: record.levelno < logging.WARNING)
+    out.setFormatter(logging.Formatter("%(message)s"))
+    err = logging.StreamHandler(sys.stderr)
+    err.setLevel(logging.WARNING)
+    err.setFormatter(logging.Formatter("warning: %(message)s"))
+    logger.handlers = [out, err]
+    logger.setLevel(logging.INFO)
+    logger.propagate = False
+    if not quiet.VERBOSE:
+        # TensorFlow's Python notices (an export's renamed input names, its saver's timings)
+        # say nothing a user can act on; absl's start of the program resets their level.
+        logging.getLogger("tensorflow").setLevel(logging.ERROR)
+        absl_logging.set_verbosity(absl_logging.WARNING)    # TensorFlow logs through absl too
 
 
 @dataclasses.dataclass(frozen=True)
@@ -72,19 +101,35 @@ class Program:
     run: Callable
     required: tuple = ()
     exit_codes: tuple = ()
+    name: str = ""
+    doc: str = ""
+
+    def _define(self):
+        GROUPS.clear()
+        self.define_flags()
 
     def main(self):
         """Runs as `python -m ...` (absl parses sys.argv and exits with the status)."""
-        self.define_flags()
+        self._define()
+        if any(arg in HELP_FLAGS for arg in sys.argv[1:]):
+            print(help_text(self.name, self.doc, GROUPS))
+            sys.exit(0)
         flags.mark_flags_as_required(list(self.required))
-        app.run(absl_main(self.run, self.exit_codes))
+
+        def run():
+            configure_logging()
+            self.run()
+        app.run(absl_main(run, self.exit_codes))
 
     def call(self, argv):
         """Runs with the arguments `argv` (without the program name) in this process; returns
         the exit status. The program's flags are defined for the call only."""
         before = set(FLAGS)
-        self.define_flags()
+        self._define()
         try:
+            if any(arg in HELP_FLAGS for arg in argv):
+                print(help_text(self.name, self.doc, GROUPS))
+                return 0
             try:
                 rest = FLAGS(["hved_tf", *argv])
             except flags.Error as err:
@@ -106,13 +151,15 @@ class Program:
 
 
 def define_inference_flags(samples_help="z samples averaged for the segmentation (U-HVED)."):
-    flags.DEFINE_list("window", ["auto"], "Sliding window X,Y,Z, or auto: the whole cropped "
-                      "volume when it fits 200x200x160 voxels, else the training patch.")
-    flags.DEFINE_float("overlap", 0.5, "Overlap of neighbouring windows, in [0, 1).")
-    flags.DEFINE_integer("border", 0, "Voxels cut from each side of a window (the original: 10).")
-    flags.DEFINE_enum("blend", "gaussian", list(BLENDS), "Weights where windows overlap.")
-    flags.DEFINE_integer("samples", 10, samples_help)
-    flags.DEFINE_integer("batch_size", 1, "Windows per forward pass.")
+    with flag_group("inference (sliding windows)"):
+        flags.DEFINE_list("window", ["auto"], "Sliding window X,Y,Z, or auto: the whole cropped "
+                          "volume when it fits 200x200x160 voxels, else the training patch.")
+        flags.DEFINE_float("overlap", 0.5, "Overlap of neighbouring windows, in [0, 1).")
+        flags.DEFINE_integer("border", 0, "Voxels cut from each side of a window (the "
+                             "original: 10).")
+        flags.DEFINE_enum("blend", "gaussian", list(BLENDS), "Weights where windows overlap.")
+        flags.DEFINE_integer("samples", 10, samples_help)
+        flags.DEFINE_integer("batch_size", 1, "Windows per forward pass.")
 
 
 def parse_window(values):

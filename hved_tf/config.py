@@ -213,6 +213,16 @@ class InferenceOptions:
         return self
 
 
+def describe_inference(options):
+    """The settings of an InferenceOptions in words (for reports and logs)."""
+    window = ("whole volume (else " + "x".join(map(str, options.fallback_window)) + " windows)"
+              if options.window is None else "x".join(map(str, options.window)) + " windows")
+    z = ("the posterior mean of z" if options.num_samples == 1 else
+         f"{options.num_samples} z samples averaged")
+    border = f", border {options.border}" if options.border else ""
+    return f"{window}, overlap {options.overlap:g}{border}, {options.blend} blending, {z}"
+
+
 def validation_options(patch):
     """Validation's settings: windows of the training patch, no overlap, the posterior mean
     (fast and repeatable)."""
@@ -235,6 +245,7 @@ class TrainConfig:
     keep_checkpoints: int = 3
     strategy: str = "default"
     precision: str = "float32"
+    log_every: int = 50                # steps between training-loss points and progress lines
 
     @property
     def patch(self):
@@ -247,7 +258,7 @@ class TrainConfig:
         if self.validation is None:
             self.validation = validation_options(self.patch)
         self.validation.validate()
-        for name in ("steps", "validation_every", "keep_checkpoints"):
+        for name in ("steps", "validation_every", "keep_checkpoints", "log_every"):
             _positive_int(name, getattr(self, name))
         codes = []
         for code in self.validation_subsets:

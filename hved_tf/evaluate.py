@@ -6,27 +6,33 @@ specificity, and PSNR/SSIM of the synthesised sequences; `results.csv`, `summary
 """
 from __future__ import annotations
 
+from hved_tf import quiet  # noqa: F401  (first: TensorFlow starts without its banner)
 from absl import flags
 
-from hved_tf.cli import Program, define_inference_flags, inference_options
+from hved_tf.cli import Program, define_inference_flags, flag_group, inference_options
 from hved_tf.evaluation.app import run_evaluation
 
 FLAGS = flags.FLAGS
 
 
 def define_flags():
-    flags.DEFINE_multi_string("model", None, "A run folder or .keras file; repeat to compare.")
-    flags.DEFINE_string("data_root", "", "Dataset folder (default: the first run's test split).")
-    flags.DEFINE_string("split", "", "With --data_root: the release's split CSV (its test part) "
-                        "or a file of subject ids.")
-    flags.DEFINE_list("subsets", ["all"], "'all' or subset codes, e.g. T1c,T1c+FLAIR.")
-    flags.DEFINE_string("out_dir", None, "Output folder.")
-    flags.DEFINE_string("cache_dir", "", "Preprocessed-subject cache (default: the run's, or "
-                        "<out_dir>/../cache).")
-    flags.DEFINE_string("hist_file", "", "Landmarks when a model folder has none.")
+    with flag_group("models"):
+        flags.DEFINE_multi_string("model", None, "A run folder or .keras file; repeat to "
+                                  "compare.")
+        flags.DEFINE_string("hist_file", "", "Landmarks when a model folder has none.")
+    with flag_group("data"):
+        flags.DEFINE_string("data_root", "", "Dataset folder (default: the first run's test "
+                            "split).")
+        flags.DEFINE_string("split", "", "With --data_root: the release's split CSV (its test "
+                            "part) or a file of subject ids.")
+        flags.DEFINE_list("subsets", ["all"], "'all' or subset codes, e.g. T1c,T1c+FLAIR.")
+        flags.DEFINE_string("cache_dir", "", "Preprocessed-subject cache (default: the run's, "
+                            "or <out_dir>/../cache).")
     define_inference_flags()
-    flags.DEFINE_integer("figures", 0, "PNG panels for the first N subjects.")
-    flags.DEFINE_bool("overwrite", False, "Replace earlier results in --out_dir.")
+    with flag_group("output"):
+        flags.DEFINE_string("out_dir", None, "Output folder.")
+        flags.DEFINE_integer("figures", 0, "PNG panels for the first N subjects.")
+        flags.DEFINE_bool("overwrite", False, "Replace earlier results in --out_dir.")
 
 
 def run():
@@ -38,7 +44,7 @@ def run():
     print(f"wrote {FLAGS.out_dir}/results.csv, summary.json, table1.md", flush=True)
 
 
-PROGRAM = Program(define_flags, run, ("model", "out_dir"))
+PROGRAM = Program(define_flags, run, ("model", "out_dir"), name="evaluate", doc=__doc__)
 
 if __name__ == "__main__":
     PROGRAM.main()

@@ -5,11 +5,12 @@ The signatures, what they take and return, and how an export is written and chec
 """
 from __future__ import annotations
 
+from hved_tf import quiet  # noqa: F401  (first: TensorFlow starts without its banner)
 import time
 
 from absl import flags
 
-from hved_tf.cli import Program, define_inference_flags, inference_options
+from hved_tf.cli import Program, define_inference_flags, flag_group, inference_options
 from hved_tf.config import CONVENTIONS
 from hved_tf.inference.loading import load_trained
 from hved_tf.serving.export import SIGNATURES, export_model, export_target
@@ -18,13 +19,17 @@ FLAGS = flags.FLAGS
 
 
 def define_flags():
-    flags.DEFINE_string("model", None, "A training run folder or a .keras file.")
-    flags.DEFINE_string("export_dir", None, "The model's base folder, e.g. models/hved.")
-    flags.DEFINE_string("hist_file", "", "Landmarks (hist.txt) when the model folder has none.")
-    flags.DEFINE_integer("version", None, "Version folder (default: one more than the last).")
-    flags.DEFINE_enum("label_convention", "brats2018", list(CONVENTIONS),
-                      "Label values of seg_labels.")
+    with flag_group("model"):
+        flags.DEFINE_string("model", None, "A training run folder or a .keras file.")
+        flags.DEFINE_string("hist_file", "", "Landmarks (hist.txt) when the model folder has "
+                            "none.")
     define_inference_flags("Default z samples (serving_default, segment_volume, segment_raw).")
+    with flag_group("output"):
+        flags.DEFINE_string("export_dir", None, "The model's base folder, e.g. models/hved.")
+        flags.DEFINE_integer("version", None, "Version folder (default: one more than the "
+                             "last).")
+        flags.DEFINE_enum("label_convention", "brats2018", list(CONVENTIONS),
+                          "Label values of seg_labels.")
 
 
 def run():
@@ -39,7 +44,7 @@ def run():
           f"signatures: {', '.join(SIGNATURES)}", flush=True)
 
 
-PROGRAM = Program(define_flags, run, ("model", "export_dir"))
+PROGRAM = Program(define_flags, run, ("model", "export_dir"), name="export", doc=__doc__)
 
 if __name__ == "__main__":
     PROGRAM.main()

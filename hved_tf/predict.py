@@ -11,12 +11,13 @@ written: `hved_tf.prediction.app`.
 """
 from __future__ import annotations
 
+from hved_tf import quiet  # noqa: F401  (first: TensorFlow starts without its banner)
 import sys
 import time
 
 from absl import flags
 
-from hved_tf.cli import Program, define_inference_flags, inference_options
+from hved_tf.cli import Program, define_inference_flags, flag_group, inference_options
 from hved_tf.config import CONVENTIONS
 from hved_tf.inference.loading import open_segmenter
 from hved_tf.modalities import MODALITIES
@@ -26,21 +27,28 @@ FLAGS = flags.FLAGS
 
 
 def define_flags():
-    flags.DEFINE_string("model", None, "A training run folder, a .keras file or an export.")
-    for modality in MODALITIES:
-        flags.DEFINE_string(modality.lower(), "",
-                            f"The {modality} NIfTI file, if the patient has one.")
-    flags.DEFINE_string("subject_dir", "", "One subject's folder (any supported layout).")
-    flags.DEFINE_string("data_root", "", "A dataset folder: every subject is segmented.")
-    flags.DEFINE_string("out_dir", None, "Output folder (one subfolder per subject for a dataset).")
-    flags.DEFINE_string("hist_file", "", "Landmarks (hist.txt) when the model folder has none.")
-    flags.DEFINE_string("label_convention", "", f"{' | '.join(CONVENTIONS)}; default: the "
-                        "dataset layout's, brats2018 for files.")
+    with flag_group("model"):
+        flags.DEFINE_string("model", None, "A training run folder, a .keras file or an export.")
+        flags.DEFINE_string("hist_file", "", "Landmarks (hist.txt) when the model folder has "
+                            "none.")
+    with flag_group("inputs (one way: modality files, one subject's folder, or a dataset)"):
+        for modality in MODALITIES:
+            flags.DEFINE_string(modality.lower(), "",
+                                f"The {modality} NIfTI file, if the patient has one.")
+        flags.DEFINE_string("subject_dir", "", "One subject's folder (any supported layout).")
+        flags.DEFINE_string("data_root", "", "A dataset folder: every subject is segmented.")
     define_inference_flags()
-    flags.DEFINE_bool("synth_all", False, "Synthesise all four sequences, not only missing ones.")
-    flags.DEFINE_bool("probabilities", False, "Also write prob_<class>.nii.gz.")
-    flags.DEFINE_bool("figure", False, "Also write figure.png (three planes through the tumour).")
-    flags.DEFINE_bool("overwrite", False, "Replace earlier results in --out_dir.")
+    with flag_group("output"):
+        flags.DEFINE_string("out_dir", None, "Output folder (one subfolder per subject for a "
+                            "dataset).")
+        flags.DEFINE_string("label_convention", "", f"{' | '.join(CONVENTIONS)}; default: the "
+                            "dataset layout's, brats2018 for files.")
+        flags.DEFINE_bool("synth_all", False, "Synthesise all four sequences, not only the "
+                          "missing ones.")
+        flags.DEFINE_bool("probabilities", False, "Also write prob_<class>.nii.gz.")
+        flags.DEFINE_bool("figure", False, "Also write figure.png (three planes through the "
+                          "tumour).")
+        flags.DEFINE_bool("overwrite", False, "Replace earlier results in --out_dir.")
 
 
 def progress_printer(label):
@@ -73,7 +81,7 @@ def run():
                 overwrite=FLAGS.overwrite)
 
 
-PROGRAM = Program(define_flags, run, ("model", "out_dir"))
+PROGRAM = Program(define_flags, run, ("model", "out_dir"), name="predict", doc=__doc__)
 
 if __name__ == "__main__":
     PROGRAM.main()

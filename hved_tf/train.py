@@ -7,7 +7,8 @@ run the same command to resume).
 """
 from __future__ import annotations
 
-import logging
+from hved_tf import quiet  # noqa: F401  (first: TensorFlow starts without its banner)
+from absl import flags
 
 from hved_tf.cli import Program
 from hved_tf.training import app as training
@@ -16,11 +17,11 @@ from hved_tf.training.flags import config_from_flags, define_flags
 
 
 def run():
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
-    training.run(config_from_flags())
+    training.run(config_from_flags(), retest=flags.FLAGS.retest)
 
 
-PROGRAM = Program(define_flags, run, exit_codes=((NonFiniteLossError, 3),))
+PROGRAM = Program(define_flags, run, exit_codes=((NonFiniteLossError, 3),), name="train",
+                  doc=__doc__)
 
 if __name__ == "__main__":
     PROGRAM.main()

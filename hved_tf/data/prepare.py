@@ -8,6 +8,7 @@ once into the cache (bad ones skipped with a logged reason, or fatal, as configu
 """
 from __future__ import annotations
 
+import functools
 import logging
 import pathlib
 import time
@@ -23,6 +24,7 @@ from hved_tf.preprocessing.histogram import (read_niftynet_landmarks, train_land
 
 log = logging.getLogger(__name__)
 LANDMARK_SUBJECTS = 20       # raw volumes used to train landmarks (enough for stable means)
+SPLIT_FILE = "split.json"    # in a run folder: the ids of its train, validation, test subjects
 
 
 def default_cache_dir(run_dir):
@@ -91,9 +93,14 @@ def landmarks_for(data_config, train_subjects, run_dir, skipped=None):
     return landmarks
 
 
+def _counted(progress, offset, total, done, part_total, subject_id):
+    progress(offset + done, total, subject_id)
+
+
 def prepare_data(data_config, run_dir, seed=0, progress=None):
     """{"train", "validation", "test": [PreparedSubject], "skipped": [{"id", "stage",
-    "reason"}]}: every subject that could not be used is listed, none dropped silently."""
+    "reason"}]}: every subject that could not be used is listed, none dropped silently.
+    `progress(done, total, subject id)` counts over the three parts together."""
     cache_dir = pathlib.Path(data_config.cache_dir or default_cache_dir(run_dir))
     check_writable(cache_dir)
     root = (demo_root(data_config, cache_dir, seed) if data_config.root == DEMO_ROOT
@@ -114,10 +121,13 @@ def prepare_data(data_config, run_dir, seed=0, progress=None):
     cache = SubjectCache(cache_dir / "subjects", landmarks)
     prepared = {}
     left_out = {s["id"] for s in skipped}        # listed once, at the stage that refused them
+    parts = {name: [s for s in part if s.id not in left_out] for name, part in parts.items()}
+    total, offset = sum(len(p) for p in parts.values()), 0
     for name, part in parts.items():
-        part = [s for s in part if s.id not in left_out]
+        counted = functools.partial(_counted, progress, offset, total) if progress else None
         prepared[name] = cache.prepare_all(part, on_error=data_config.on_bad_subject,
-                                           progress=progress, skipped=skipped)
+                                           progress=counted, skipped=skipped)
+        offset += len(part)
     if not prepared["train"]:
         raise ValueError("No training subject could be prepared.")
     prepared["skipped"] = skipped

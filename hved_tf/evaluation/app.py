@@ -21,18 +21,19 @@ results is refused unless `--overwrite` (which replaces the set whole).
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import pathlib
 import time
 
 import numpy as np
 
-from hved_tf.config import DEMO_ROOT, TrainConfig
+from hved_tf.config import DEMO_ROOT, TrainConfig, describe_inference
 from hved_tf.data.cache import SubjectCache
-from hved_tf.data.prepare import default_cache_dir, demo_root, split_subjects
+from hved_tf.data.prepare import SPLIT_FILE, default_cache_dir, demo_root, split_subjects
 from hved_tf.evaluation import tables
 from hved_tf.evaluation.metrics import image_metrics, region_metrics
-from hved_tf.figures import save_png, subject_figure
+from hved_tf.figures import dice_heatmap, save_figure, subject_columns, subject_figure
 from hved_tf.inference.loading import open_segmenter
 from hved_tf.io import datasets
 from hved_tf.io.atomic import (OutputError, atomic_directory, check_writable, remove_partials,
@@ -40,6 +41,7 @@ from hved_tf.io.atomic import (OutputError, atomic_directory, check_writable, re
 from hved_tf.io.nifti import read_geometry
 from hved_tf.modalities import MODALITIES, SUBSET_CODES, parse_subset, subset_code, subset_mask
 from hved_tf.preprocessing.crop import uncrop
+from hved_tf.progress import Progress
 
 FIGURE_SUBSETS = ("T1c+FLAIR", "T1+T1c+T2+FLAIR")
 
@@ -91,8 +93,18 @@ def subjects_to_evaluate(data_root, split, first_trained):
         cache = pathlib.Path(config.data.cache_dir or default_cache_dir(run_dir))
         root = (demo_root(config.data, cache, config.model.seed)
                 if config.data.root == DEMO_ROOT else config.data.root)
-        subjects = split_subjects(datasets.discover_subjects(root), config.data,
-                                  config.model.seed)["test"]
+        found = datasets.discover_subjects(root)
+        split_file = run_dir / SPLIT_FILE
+        if split_file.is_file():              # the split the run itself recorded
+            ids = json.loads(split_file.read_text())["test"]
+            by_id = {s.id: s for s in found}
+            missing = [i for i in ids if i not in by_id]
+            if missing:
+                raise ValueError(f"{split_file} names test subjects that {root} no longer "
+                                 f"holds ({', '.join(missing[:5])}); give --data_root.")
+            subjects = [by_id[i] for i in ids]
+        else:                                 # a run from before split.json: the same split
+            subjects = split_subjects(found, config.data, config.model.seed)["test"]
     labelled = [s for s in subjects if s.label_path is not None]
     if not labelled:
         raise ValueError("No labelled subject to evaluate (the split's test part is empty or "
@@ -127,18 +139,21 @@ def _score(segmentation, prepared, truth, mask, spacing, base):
     return rows
 
 
-def evaluate(segmenters, names, subjects, subsets, cache_dir, figures=0, figure_dir=None,
-             log=print):
+def evaluate(segmenters, names, subjects, subsets, cache_dir, figures=0, figure_dir=None):
     """Scores every segmenter on every subject and subset; returns the long-format rows."""
     _check_segmenters(segmenters)
     rows = []
-    start = time.time()
+    progress = Progress("evaluated", len(subjects) * len(segmenters) * len(subsets),
+                        "segmentations (subjects x models x subsets)")
+    done = 0
     for k, subject in enumerate(subjects):
         spacing = read_geometry(next(iter(subject.paths.values()))).ras_zooms
         for segmenter, name in zip(segmenters, names):
             prepared = SubjectCache(cache_dir / "subjects", segmenter.landmarks).get(subject)
             truth = uncrop(np.asarray(prepared.label), prepared.box)
             for code in subsets:
+                progress.update(done, subject.id)          # those finished before this one
+                done += 1
                 mask = subset_mask(parse_subset(code))
                 if np.any(mask > prepared.available) or segmenter.capabilities.refuses(mask):
                     continue
@@ -146,17 +161,18 @@ def evaluate(segmenters, names, subjects, subsets, cache_dir, figures=0, figure_
                 rows += _score(seg, prepared, truth, mask, spacing,
                                {"model": name, "subject": subject.id, "subset": code})
                 if k < figures and code in FIGURE_SUBSETS:
-                    rgb, _ = subject_figure(prepared.image, mask, seg.labels,
-                                            seg.outputs.get("recon"),
-                                            truth_labels=prepared.label,
-                                            truth_image=prepared.image)
-                    save_png(figure_dir / name.replace(":", "_") / f"{subject.id}_{code}.png",
-                             rgb)
-        log(f"[{k + 1}/{len(subjects)}] {subject.id} ({time.time() - start:.0f} s)")
+                    columns = subject_columns(prepared.image, mask, seg.labels,
+                                              seg.outputs.get("recon"),
+                                              truth_labels=np.asarray(prepared.label),
+                                              uncertainty=seg.outputs.get("entropy"))
+                    save_figure(figure_dir / name.replace(":", "_") / f"{subject.id}_{code}.png",
+                                subject_figure(columns, title=f"{subject.id} · {code} "
+                                               f"present · {name}"))
+    progress.update(done)
     return rows
 
 
-RESULT_FILES = ("results.csv", "summary.json", "table1.md")
+RESULT_FILES = ("results.csv", "summary.json", "table1.md", "table1.png")
 
 
 def check_out_dir(out_dir, overwrite):
@@ -194,16 +210,18 @@ def run_evaluation(models, out_dir, options, data_root="", split="", subsets=("a
     names = model_names(segmenters)
     subjects, cache = subjects_to_evaluate(data_root, split, segmenters[0])
     cache = pathlib.Path(cache_dir) if cache_dir else (cache or out_dir.parent / "cache")
-    log(f"evaluating {', '.join(names)} on {len(subjects)} subjects x {len(subsets)} subsets")
+    log(f"evaluating {', '.join(names)} on {len(subjects)} subjects x {len(subsets)} subsets "
+        f"({describe_inference(options)})")
     start = time.time()
     with atomic_directory(out_dir, replace=overwrite) as tmp:      # the results: all or none
-        rows = evaluate(segmenters, names, subjects, subsets, cache, figures, tmp / "figures",
-                        log=log)
+        rows = evaluate(segmenters, names, subjects, subsets, cache, figures, tmp / "figures")
         tables.write_csv(tmp / "results.csv", rows)
         tables.write_summary(tmp / "summary.json", rows, names, {
             "subjects": [s.id for s in subjects], "subsets": subsets,
             "models": {n: t.identity for n, t in zip(names, segmenters)},
+            "inference": dataclasses.asdict(options), "settings": describe_inference(options),
             "seconds": time.time() - start})
         markdown = tables.table1_markdown(rows, names, subsets)
         write_text(tmp / "table1.md", markdown)
+        save_figure(tmp / "table1.png", dice_heatmap(tables.mean_dice(rows), names, subsets))
     return markdown

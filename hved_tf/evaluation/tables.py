@@ -69,6 +69,15 @@ def summary(rows, models):
     return out
 
 
+def mean_dice(rows):
+    """{(model, subset, region): mean Dice over the subjects} (for the heat map)."""
+    cells = {}
+    for r in rows:
+        if r["metric"] == "dice":
+            cells.setdefault((r["model"], r["subset"], r["target"]), []).append(r["value"])
+    return {key: _nanmean(values) for key, values in cells.items()}
+
+
 def write_summary(path, rows, models, extra=None):
     data = {"models": list(models), "summary": summary(rows, models), **(extra or {})}
     return write_text(path, json.dumps(data, indent=1, allow_nan=True))

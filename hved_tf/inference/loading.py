@@ -52,10 +52,10 @@ def _sha256(path):
 
 def _landmarks(candidates, hist_file):
     if hist_file:
-        return read_niftynet_landmarks(hist_file), str(hist_file)
+        return read_niftynet_landmarks(hist_file), str(pathlib.Path(hist_file).resolve())
     for path in candidates:
         if path and pathlib.Path(path).is_file():
-            return read_niftynet_landmarks(path), str(path)
+            return read_niftynet_landmarks(path), str(pathlib.Path(path).resolve())
     return None, None
 
 

@@ -83,7 +83,22 @@ def subject_from_files(paths):
                              "modality needs its own file.")
         seen[key] = modality
     ordered = {m: paths[m] for m in MODALITIES if m in paths}
-    return Subject(ordered[next(iter(ordered))].name.split(".")[0], ordered, None, "files")
+    return Subject(files_subject_id(list(ordered.values())), ordered, None, "files")
+
+
+def files_subject_id(paths):
+    """A subject's id from its files: the dataset id their names carry (a known layout's, e.g.
+    BraTS20_Training_024 of BraTS20_Training_024_t1ce.nii.gz), else the folder holding them
+    all, else the first file's name without its extensions."""
+    matched = {m[1] for m in (_match(p.name) for p in paths) if m}
+    if len(matched) == 1:
+        return matched.pop()
+    folders = {p.resolve().parent for p in paths}
+    if len(folders) == 1:
+        folder = folders.pop()
+        if folder.name:
+            return folder.name
+    return paths[0].name.split(".")[0]
 
 
 def _match(name):

@@ -30,13 +30,14 @@ import time
 import numpy as np
 
 from hved_tf.data.cache import load_subject_image
-from hved_tf.figures import save_png, subject_figure
+from hved_tf.figures import save_figure, subject_columns, subject_figure
 from hved_tf.io.atomic import (OutputError, atomic_directory, check_writable, remove_partials,
                                write_json)
 from hved_tf.io.datasets import discover_subjects, subject_from_files
 from hved_tf.io.nifti import save_nifti
 from hved_tf.modalities import (CLASS_NAMES, LABEL_CONVENTIONS, MODALITIES, REGIONS,
                                 from_training_labels, subset_code)
+from hved_tf.progress import duration
 
 OUTPUT_MARKERS = ("seg.nii.gz", "report.json")
 OUTPUT_FILES = ("seg.nii.gz", "report.json", "uncertainty.nii.gz", "variance.nii.gz",
@@ -97,12 +98,12 @@ def subjects_from_inputs(files, subject_dir="", data_root=""):
 def region_volumes_ml(labels, zooms):
     """{region: volume in ml} of training labels on a grid of voxel size `zooms` (mm)."""
     voxel_ml = float(np.prod(zooms)) / 1000.0
-    return {name: float(np.isin(labels, classes).sum() * voxel_ml)
+    return {name: round(float(np.isin(labels, classes).sum() * voxel_ml), 2)
             for name, classes in REGIONS.items()}
 
 
 def _write_outputs(seg, subject, out_dir, geometry, convention, synth_all, probabilities,
-                   figure):
+                   figure, model_name=""):
     """Writes the output files of one subject; returns (their names, synthesised modalities)."""
     mask = subject.available
     written, synthesised = [], []
@@ -127,8 +128,11 @@ def _write_outputs(seg, subject, out_dir, geometry, convention, synth_all, proba
         for c, name in enumerate(CLASS_NAMES):
             write(f"prob_{name}.nii.gz", probs[..., c])
     if figure:
-        rgb, _ = subject_figure(seg.full("image"), mask, labels, recon)
-        save_png(out_dir / "figure.png", rgb)
+        columns = subject_columns(seg.full("image"), mask, labels, recon,
+                                  uncertainty=seg.full("entropy"))
+        subset = subset_code([i for i, a in enumerate(mask) if a > 0])
+        save_figure(out_dir / "figure.png", subject_figure(columns, title=(
+            f"{subject.id} · {subset} present · {model_name}")))
         written.append("figure.png")
     return written, synthesised
 
@@ -153,7 +157,8 @@ def predict_subject(segmenter, subject, out_dir, convention=None, synth_all=Fals
     geometry = geometries[0]
     with atomic_directory(out_dir, replace=True) as tmp:
         written, synthesised = _write_outputs(seg, subject, tmp, geometry, convention,
-                                              synth_all, probabilities, figure)
+                                              synth_all, probabilities, figure,
+                                              segmenter.identity.get("model", ""))
         report = _report(segmenter, subject, seg, geometry, convention, written, synthesised,
                          {"load_s": load_s, **seg.timings,
                           "write_s": time.perf_counter() - start})
@@ -165,7 +170,7 @@ def _report(segmenter, subject, seg, geometry, convention, written, synthesised,
     mask = subject.available
     report = {
         "subject": subject.id,
-        "inputs": {m: str(p) for m, p in subject.paths.items()},
+        "inputs": {m: str(pathlib.Path(p).resolve()) for m, p in subject.paths.items()},
         "modalities_used": [m for m, a in zip(MODALITIES, mask) if a > 0],
         "subset": subset_code([i for i, a in enumerate(mask) if a > 0]),
         "synthesised": synthesised,
@@ -189,9 +194,12 @@ def predict_all(segmenter, subjects, out_dir, per_subject_dirs, convention=None,
     a ValueError lists every subject that failed (so the command exits non-zero)."""
     out_dir = pathlib.Path(out_dir)
     reports, failed = [], []
+    start = time.time()
     for k, subject in enumerate(subjects, start=1):
         target = out_dir / subject.id if per_subject_dirs else out_dir
-        label = f"[{k}/{len(subjects)}] {subject.id}"
+        left = ((time.time() - start) / (k - 1) * (len(subjects) - k + 1)) if k > 1 else None
+        label = f"[{k}/{len(subjects)}] {subject.id}" + (
+            f" (about {duration(left)} left)" if left is not None and len(subjects) > 1 else "")
         progress = progress_for(label) if progress_for else None
         try:
             report = predict_subject(segmenter, subject, target, convention, synth_all,

@@ -16,21 +16,22 @@ import dataclasses
 import json
 import math
 import pathlib
-import sys
 import time
 
 import keras
 
-from hved_tf.config import TrainConfig
+from hved_tf.config import TrainConfig, describe_inference
 from hved_tf.data.pipeline import make_training_dataset
-from hved_tf.data.prepare import prepare_data
+from hved_tf.data.prepare import SPLIT_FILE, prepare_data
 from hved_tf.errors import Interrupted
 from hved_tf.inference.segmenter import KerasSegmenter
 from hved_tf.io.atomic import OutputError, atomic_path, check_writable, write_json
 from hved_tf.models import build_model
+from hved_tf.progress import Progress
 from hved_tf.training.callbacks import NonFiniteLoss, StopAtStep, Validation, evaluate_subjects
 from hved_tf.training.checkpoints import (AtomicBackupAndRestore, StepCheckpoints,
                                           check_room_for_run, save_weights)
+from hved_tf.training.monitor import TrainingLog
 from hved_tf.training.distribute import (check_precision, make_strategy, unsharded,
                                          worker_role)
 
@@ -80,15 +81,14 @@ def _callbacks(config, data, run_dir, own_dir, chief):
     callbacks = [NonFiniteLoss(), StopAtStep(config.steps)]
     if chief:
         callbacks += [
+            TrainingLog(run_dir / "logs" / "train", config.steps, config.log_every),
             Validation(data["validation"] or data["train"][:2], config.validation_subsets,
                        config.validation, run_dir, config.early_stopping_patience),
-            StepCheckpoints(run_dir, config.keep_checkpoints),
-            keras.callbacks.TensorBoard(str(run_dir / "logs"), update_freq="epoch",
-                                        write_graph=False)]
+            StepCheckpoints(run_dir, config.keep_checkpoints)]
     # Last: it saves the epoch's backup after the callbacks above have run.
     callbacks.append(AtomicBackupAndRestore(
         str(own_dir / "backup"), checkpoints=run_dir / "checkpoints" if chief else None,
-        steps_per_epoch=config.validation_every, delete_checkpoint=False))
+        steps_per_epoch=config.validation_every, steps=config.steps, delete_checkpoint=False))
     return callbacks
 
 
@@ -100,12 +100,18 @@ def _test(model, config, data, run_dir, steps, start):
         model.load_weights(best)
     segmenter = KerasSegmenter(model, config.validation, synthesise=False)
     results = evaluate_subjects(segmenter, data["test"], config.validation_subsets)
+    weights = best.name if best.is_file() else "model.weights.h5"
+    settings = describe_inference(config.validation)
     summary = {"steps": steps, "test": results, "seconds": time.time() - start,
-               "weights": best.name if best.is_file() else "model.weights.h5"}
+               "weights": weights, "subjects": [s.id for s in data["test"]],
+               "inference": dataclasses.asdict(config.validation), "settings": settings}
     write_json(run_dir / "test_results.json", summary)
+    print(f"test Dice of {len(data['test'])} held-out subjects ({weights}; {settings}; "
+          "evaluate uses its own --window/--samples, written in its summary.json):",
+          flush=True)
     for code, regions in results.items():
-        print(f"test Dice ({len(data['test'])} held-out subjects, {code}): "
-              + ", ".join(f"{r} {v:.3f}" for r, v in regions.items()), flush=True)
+        print(f"  {code}: " + ", ".join(f"{r} {v:.3f}" for r, v in regions.items()),
+              flush=True)
     return summary
 
 
@@ -120,11 +126,78 @@ def _report_skipped(skipped, run_dir):
           + ", ".join(f"{s['id']} ({s['stage']})" for s in skipped), flush=True)
 
 
-def run(config: TrainConfig):
-    """Trains as configured; returns the test-split results."""
+def finished(run_dir, config):
+    """The test summary of a run folder that has trained all of `config.steps`, else None."""
+    path = run_dir / "test_results.json"
+    if not path.is_file() or not (run_dir / "model.weights.h5").is_file():
+        return None
+    try:
+        summary = json.loads(path.read_text())
+        return summary if int(summary["steps"]) >= config.steps else None
+    except (ValueError, KeyError, TypeError):
+        return None                       # damaged: the run is finished again
+
+
+def _prepare(config, run_dir, chief, start):
+    progress = Progress("  prepared", 1, "subjects", start=start)
+
+    def show(i, n, sid):
+        progress.total = n
+        progress.update(i)
+
+    data = prepare_data(config.data, run_dir, seed=config.model.seed, progress=show)
+    print(f"data: {len(data['train'])} training, {len(data['validation'])} validation, "
+          f"{len(data['test'])} test subjects ({time.time() - start:.0f} s)", flush=True)
+    if chief:
+        _report_skipped(data["skipped"], run_dir)
+        write_json(run_dir / SPLIT_FILE, {part: [s.id for s in data[part]]
+                                          for part in ("train", "validation", "test")})
+    return data
+
+
+def _fit(model, dataset, config, data, run_dir, own_dir, chief):
+    try:
+        model.fit(dataset, epochs=math.ceil(config.steps / config.validation_every),
+                  steps_per_epoch=config.validation_every,
+                  callbacks=_callbacks(config, data, run_dir, own_dir, chief),
+                  verbose=0, shuffle=False)      # progress: TrainingLog; the data is shuffled
+    except KeyboardInterrupt:
+        step = int(model.optimizer.iterations.numpy())
+        kept = step // config.validation_every * config.validation_every
+        raise Interrupted(f"at step {step} of {config.steps}; the last backup is at step "
+                          f"{kept}: run the same command to resume from it.") from None
+    return int(model.optimizer.iterations.numpy())
+
+
+def _retest(config, run_dir, summary, start):
+    """The test figures of a finished run computed again (nothing else is written)."""
+    print(f"{run_dir}: finished at step {summary['steps']}; computing the test figures again",
+          flush=True)
+    data = _prepare(config, run_dir, True, start)
+    model = _build(config, make_strategy("default"))
+    model.load_weights(run_dir / "model.weights.h5")
+    return _test(model, config, data, run_dir, int(summary["steps"]), start)
+
+
+def run(config: TrainConfig, retest=False):
+    """Trains as configured (or, for a finished run, does nothing unless `retest`); returns
+    the test-split results."""
     start = time.time()
     run_dir = pathlib.Path(config.run_dir)
+    done = finished(run_dir, config) if run_dir.is_dir() else None
+    if done and not retest:
+        print(f"{run_dir} is already complete ({done['steps']} steps); nothing to do "
+              "(--retest computes the test figures again; a larger --steps trains further).",
+              flush=True)
+        return done
+    if retest and not done:
+        raise ValueError(f"--retest is for a finished run, and {run_dir} has not finished "
+                         f"{config.steps} steps: run without --retest to train it.")
     check_run_dir(run_dir, config)
+    check_precision(config.precision)
+    keras.mixed_precision.set_global_policy(config.precision)
+    if retest:
+        return _retest(config, run_dir, done, start)
     strategy = make_strategy(config.strategy)
     chief, worker, index, workers = worker_role(strategy)
     # Keras 3's callbacks know nothing of multi-worker runs (tf.keras 2's did): every worker
@@ -139,35 +212,14 @@ def run(config: TrainConfig):
     if config.pipeline.batch_size % strategy.num_replicas_in_sync:
         raise ValueError(f"--batch_size={config.pipeline.batch_size} does not split over "
                          f"{strategy.num_replicas_in_sync} replicas; use a multiple of it.")
-    check_precision(config.precision)
-    keras.mixed_precision.set_global_policy(config.precision)
-
-    def progress(i, n, sid):
-        if i == n or i % 10 == 0:
-            print(f"  prepared {i}/{n} subjects ({time.time() - start:.0f} s)", flush=True)
-
-    data = prepare_data(config.data, run_dir, seed=config.model.seed, progress=progress)
-    print(f"data: {len(data['train'])} training, {len(data['validation'])} validation, "
-          f"{len(data['test'])} test subjects ({time.time() - start:.0f} s)", flush=True)
-    if chief:
-        _report_skipped(data["skipped"], run_dir)
+    data = _prepare(config, run_dir, chief, start)
     pipeline = dataclasses.replace(config.pipeline, seed=config.model.seed + 1000 * index)
     dataset = make_training_dataset(data["train"], pipeline)
     if workers > 1:
         dataset = unsharded(dataset)
     model = _build(config, strategy)
     check_room_for_run(model, own_dir, config.keep_checkpoints if chief else 0)
-    try:
-        model.fit(dataset, epochs=math.ceil(config.steps / config.validation_every),
-                  steps_per_epoch=config.validation_every,
-                  callbacks=_callbacks(config, data, run_dir, own_dir, chief),
-                  verbose=1 if sys.stdout.isatty() and chief else 2)
-    except KeyboardInterrupt:
-        step = int(model.optimizer.iterations.numpy())
-        kept = step // config.validation_every * config.validation_every
-        raise Interrupted(f"at step {step} of {config.steps}; the last backup is at step "
-                          f"{kept}: run the same command to resume from it.") from None
-    steps = int(model.optimizer.iterations.numpy())
+    steps = _fit(model, dataset, config, data, run_dir, own_dir, chief)
     if not chief:
         save_weights(model, own_dir / "model.weights.h5")
         print(f"{worker} done after {steps} steps ({time.time() - start:.0f} s)", flush=True)

@@ -22,12 +22,12 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from hved_tf.figures import normalise, orthogonal_panels, overlay, tumour_centre
+from hved_tf.figures import figure_pixels, subject_columns, subject_figure
 from hved_tf.evaluation.metrics import region_dice
 from hved_tf.inference.segmenter import KerasSegmenter
-from hved_tf.io.atomic import write_text
-from hved_tf.modalities import MODALITIES, REGION_SHORT, parse_subset, subset_mask
-from hved_tf.training.checkpoints import read_best_score, save_weights
+from hved_tf.modalities import REGION_SHORT, parse_subset, subset_code, subset_mask
+from hved_tf.training.checkpoints import read_best_score, save_weights, write_best
+from hved_tf.training.monitor import learning_rate
 
 log = logging.getLogger(__name__)
 
@@ -94,31 +94,25 @@ class Validation(keras.callbacks.Callback):
         self.history = []
 
     def on_train_begin(self, logs=None):
-        self.writer = tf.summary.create_file_writer(str(self.run_dir / "logs" / "eval"))
+        self.writer = tf.summary.create_file_writer(str(self.run_dir / "logs" / "validation"))
         # One traced function for the whole run (labels only, and labels with the images).
         self.segmenter = KerasSegmenter(self.model, self.options, synthesise=False)
         self.image_segmenter = KerasSegmenter(self.model, self.options, synthesise=True)
-        self.best = read_best_score(self.run_dir / "best.txt")   # resumed: the best so far
+        self.best = read_best_score(self.run_dir)   # resumed: the best so far
 
     def on_epoch_end(self, epoch, logs=None):
-        logs = logs if logs is not None else {}
         step = int(self.model.optimizer.iterations.numpy())
-        lr = self.model.optimizer.learning_rate
-        lr = float(lr(step) if callable(lr) else lr)
+        lr = learning_rate(self.model.optimizer, step)
         if not self.subjects:
             return
         results = evaluate_subjects(self.segmenter, self.subjects, self.subsets)
         full = results.get(self.subsets[0], {})
-        # record_if(True): Keras' TensorBoard callback may leave a step-gated record_if active.
         with self.writer.as_default(step=step), tf.summary.record_if(True):
-            tf.summary.scalar("learning_rate", lr)
             for code, regions in results.items():
                 for region, value in regions.items():
                     tf.summary.scalar(f"dice/{code}/{region}", value)
             self._images(step)
         self.writer.flush()
-        for region, value in full.items():
-            logs[f"val_dice_{region}"] = value
         score = float(np.mean(list(full.values()))) if full else -1.0
         line = " | ".join(
             f"{code}: " + " ".join(f"{REGION_SHORT.get(r, r)} {v:.3f}" for r, v in reg.items())
@@ -128,7 +122,7 @@ class Validation(keras.callbacks.Callback):
         if score > self.best:
             self.best, self.wait = score, 0
             save_weights(self.model, self.run_dir / "best.weights.h5")
-            write_text(self.run_dir / "best.txt", f"{score} {step}\n")
+            write_best(self.run_dir, score, step, self.subsets[0])
         else:
             self.wait += 1
             if self.patience and self.wait >= self.patience:
@@ -136,25 +130,19 @@ class Validation(keras.callbacks.Callback):
                 self.model.stop_training = True
 
     def _images(self, step):
+        """One labelled figure of the first validation subject (see hved_tf.figures)."""
         subject = self.subjects[0]
-        label = np.asarray(subject.label)
-        image = np.asarray(subject.image)
         code = self.model.capabilities.subset or self.image_subset
         mask = subset_mask(parse_subset(code)) * subject.available
         if not mask.any():
             mask = subject.available
+        code = subset_code(np.flatnonzero(mask))
         out = self.image_segmenter.segment_prepared(subject, mask)
-        labels, recon = out.labels, out.outputs.get("recon")
-        centre = tumour_centre(label)
-        columns = [normalise(image[..., i]) for i in range(4) if mask[i]]
-        base = columns[-1]                       # the last input sequence, under the overlays
-        if recon is not None:
-            columns += [normalise(recon[..., i]) for i in range(4) if not mask[i]]
-        columns += [overlay(base, label), overlay(base, labels)]
-        names = ([f"{MODALITIES[i]} (input)" for i in range(4) if mask[i]]
-                 + ([f"{MODALITIES[i]} (synthesised)" for i in range(4) if not mask[i]]
-                    if recon is not None else [])
-                 + ["truth", "prediction"])
-        for plane, panel in orthogonal_panels(columns, centre).items():
-            tf.summary.image(f"{plane}/{code}", panel[None], step=step,
-                             description=" | ".join(names))
+        columns = subject_columns(np.asarray(subject.image), mask, out.labels,
+                                  out.outputs.get("recon"),
+                                  truth_labels=np.asarray(subject.label),
+                                  uncertainty=out.outputs.get("entropy"))
+        figure = subject_figure(columns, title=f"{subject.id} · {code} present · step {step}")
+        tf.summary.image(f"validation/{code}", figure_pixels(figure)[None], step=step,
+                         description=f"{subject.id}: inputs, synthesised sequences, truth, "
+                         "prediction and uncertainty through the tumour's centre")

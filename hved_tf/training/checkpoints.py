@@ -11,11 +11,12 @@
 - `AtomicBackupAndRestore`: Keras' resume backups, never left half-written by a kill; a damaged
   backup (weights or metadata) falls back to the newest readable step checkpoint, with a
   warning naming what was skipped, or stops with a message saying what to do.
-- `read_best_score(path)`: the best validation score of a resumed run (best.txt), or none with
-  a warning when the file is damaged.
+- `write_best` / `read_best_score`: best.json (the score and step of the validation that chose
+  best.weights.h5); an older run's best.txt is read too; a damaged file gives a warning.
 """
 from __future__ import annotations
 
+import json
 import logging
 import pathlib
 import shutil
@@ -56,14 +57,30 @@ def save_weights(model, path):
         model.save_weights(tmp)
 
 
-def read_best_score(path):
-    """The score in best.txt ("<score> <step>"), -1 when absent or unreadable (warned)."""
-    path = pathlib.Path(path)
-    if not path.is_file():
+BEST = "best.json"
+LEGACY_BEST = "best.txt"          # "<score> <step>", written by runs before best.json
+
+
+def write_best(run_dir, score, step, subset):
+    """best.json: which validation chose best.weights.h5, and its score."""
+    write_json(pathlib.Path(run_dir) / BEST, {
+        "score": score, "step": step, "weights": "best.weights.h5",
+        "score_is": f"mean validation Dice of whole tumour, tumour core and enhancing tumour "
+                    f"with {subset}"})
+    (pathlib.Path(run_dir) / LEGACY_BEST).unlink(missing_ok=True)
+
+
+def read_best_score(run_dir):
+    """The best validation score of a resumed run (best.json, or an older run's best.txt);
+    -1 when there is none, or with a warning when the file is unreadable."""
+    run_dir = pathlib.Path(run_dir)
+    path = next((run_dir / n for n in (BEST, LEGACY_BEST) if (run_dir / n).is_file()), None)
+    if path is None:
         return -1.0
     try:
-        return float(path.read_text().split()[0])
-    except (IndexError, ValueError, OSError) as err:
+        text = path.read_text()
+        return float(json.loads(text)["score"] if path.name == BEST else text.split()[0])
+    except (IndexError, ValueError, KeyError, TypeError, OSError) as err:
         log.warning("%s is unreadable (%s); the best validation score starts again, and "
                     "best.weights.h5 will be replaced at the next validation.", path,
                     err or "empty")
@@ -104,10 +121,11 @@ class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
     resume at is its step over `steps_per_epoch`.
     """
 
-    def __init__(self, backup_dir, checkpoints=None, steps_per_epoch=1, **kwargs):
+    def __init__(self, backup_dir, checkpoints=None, steps_per_epoch=1, steps=None, **kwargs):
         super().__init__(backup_dir, **kwargs)
         self.checkpoints = pathlib.Path(checkpoints) if checkpoints else None
         self.steps_per_epoch = int(steps_per_epoch)
+        self.steps = steps
 
     def _save_model(self):
         save_weights(self.model, self._weights_path)
@@ -120,6 +138,10 @@ class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
         except (OSError, ValueError, KeyError, TypeError, RuntimeError) as err:
             reason = str(err).splitlines()[0] if str(err) else type(err).__name__
             self._restore_from_checkpoint(reason)
+        step = int(self.model.optimizer.iterations.numpy())
+        if step:
+            print(f"resuming from step {step}" + (f" of {self.steps}" if self.steps else "")
+                  + f" (the backup in {self.backup_dir})", flush=True)
 
     def _restore_from_checkpoint(self, reason):
         backup = pathlib.Path(self.backup_dir)

@@ -9,71 +9,94 @@ from __future__ import annotations
 from absl import flags
 
 from hved_tf import config as cfg
+from hved_tf.flaggroups import flag_group
 
 FLAGS = flags.FLAGS
 
 
 def _define_data():
-    flags.DEFINE_string("data_root", cfg.DEMO_ROOT,
-                        "BraTS folder (layout detected), or 'demo' for generated phantoms.")
-    flags.DEFINE_string("split", "", "Split file: the release's CSV, or one id per line (train).")
-    flags.DEFINE_string("naming", "", "The release's corresponding_naming.csv, to map its ids.")
-    flags.DEFINE_integer("fold", 0, "Without --split: fold of a seeded 70/10/20 split.")
-    flags.DEFINE_integer("folds", 3, "Without --split: number of folds.")
-    flags.DEFINE_string("cache_dir", "", "Preprocessed-subject cache (default: "
-                        "<run_dir>/../cache).")
-    flags.DEFINE_string("hist_file", "", "NiftyNet hist.txt landmarks; empty: train them.")
-    flags.DEFINE_integer("demo_subjects", 24, "Phantoms generated for --data_root=demo.")
-    flags.DEFINE_list("demo_shape", ["64", "64", "64"], "Phantom size X,Y,Z for the demo.")
-    flags.DEFINE_enum("on_bad_subject", "skip", list(cfg.ON_BAD_SUBJECT),
-                      "A subject that cannot be read: skip it (logged) or stop.")
+    with flag_group("data"):
+        flags.DEFINE_string("data_root", cfg.DEMO_ROOT,
+                            "BraTS folder (layout detected), or 'demo' for generated phantoms.")
+        flags.DEFINE_string("split", "", "Split file: the release's CSV, or one id per line "
+                            "(train).")
+        flags.DEFINE_string("naming", "", "The release's corresponding_naming.csv, to map its "
+                            "ids.")
+        flags.DEFINE_integer("fold", 0, "Without --split: fold of a seeded 70/10/20 split.")
+        flags.DEFINE_integer("folds", 3, "Without --split: number of folds.")
+        flags.DEFINE_string("cache_dir", "", "Preprocessed-subject cache (default: "
+                            "<run_dir>/../cache).")
+        flags.DEFINE_string("hist_file", "", "NiftyNet hist.txt landmarks; empty: train them.")
+        flags.DEFINE_integer("demo_subjects", 24, "Phantoms generated for --data_root=demo.")
+        flags.DEFINE_list("demo_shape", ["64", "64", "64"], "Phantom size X,Y,Z for the demo.")
+        flags.DEFINE_enum("on_bad_subject", "skip", list(cfg.ON_BAD_SUBJECT),
+                          "A subject that cannot be read: skip it (listed) or stop.")
 
 
-def _define_model_and_optimisation():
-    flags.DEFINE_string("model", "u_hved", " | ".join(cfg.MODEL_NAMES) + ".")
-    flags.DEFINE_string("subset", "", "For --model=unet: its modalities, e.g. T1c+FLAIR.")
-    flags.DEFINE_integer("base_filters", 8, "Base width F.")
-    flags.DEFINE_integer("levels", 4, "Scales of the U-Net.")
-    flags.DEFINE_string("kl_variant", "original", " | ".join(cfg.KL_VARIANTS)
-                        + " (original: the released code's).")
-    flags.DEFINE_integer("seed", 0, "Seed of the data stream, subset draws and z samples.")
-    flags.DEFINE_float("learning_rate", 1e-3, "Adam's initial learning rate.")
-    flags.DEFINE_float("lr_decay_factor", 0.25, "Multiply the lr by this every --lr_decay_steps.")
-    flags.DEFINE_integer("lr_decay_steps", 10_000, "Steps between two lr decays.")
-    flags.DEFINE_float("dice_weight", 1.0, "Weight of the Dice loss.")
-    flags.DEFINE_float("ce_weight", 1.0, "Weight of the cross-entropy.")
-    flags.DEFINE_float("kl_weight", 0.1, "Weight of the KL term (u_hved).")
-    flags.DEFINE_float("recon_weight", 0.1, "Weight of the reconstruction MSE (u_hved).")
-    flags.DEFINE_float("decay_weight", 1.0, "Weight of the weight-decay term.")
-    flags.DEFINE_float("weight_decay", 1e-5, "L2 scale of the weight decay.")
+def _define_model():
+    with flag_group("model"):
+        flags.DEFINE_string("model", "u_hved", " | ".join(cfg.MODEL_NAMES) + ".")
+        flags.DEFINE_string("subset", "", "For --model=unet: its modalities, e.g. T1c+FLAIR.")
+        flags.DEFINE_integer("base_filters", 8, "Base width F.")
+        flags.DEFINE_integer("levels", 4, "Scales of the U-Net.")
+        flags.DEFINE_string("kl_variant", "original", " | ".join(cfg.KL_VARIANTS)
+                            + " (original: the released code's).")
+        flags.DEFINE_integer("seed", 0, "Seed of the data stream, subset draws and z samples.")
 
 
-def _define_run():
-    flags.DEFINE_string("run_dir", "runs/demo", "Folder of the run: config, checkpoints, logs.")
-    flags.DEFINE_list("patch", ["112", "112", "112"], "Training window X,Y,Z.")
-    flags.DEFINE_integer("batch_size", 1, "Windows per step (global, over all replicas).")
-    flags.DEFINE_integer("windows_per_volume", 32, "Windows drawn per visit of a subject.")
-    flags.DEFINE_enum("sampler", "uniform", list(cfg.SAMPLERS),
-                      "uniform (the release's) | balanced.")
-    flags.DEFINE_list("flip_axes", ["0", "1", "2"], "Axes of random flips (empty: none).")
-    flags.DEFINE_float("rotation", 0.0, "Random rotation within ± this many degrees.")
-    flags.DEFINE_float("scaling", 0.1, "Random zoom within 1 ± this.")
-    flags.DEFINE_integer("steps", 60_000, "Optimiser steps.")
-    flags.DEFINE_integer("validation_every", 1000, "Steps between validations (a Keras 'epoch').")
-    flags.DEFINE_list("validation_subsets", ["T1+T1c+T2+FLAIR", "T1c", "FLAIR", "T1+T2"],
-                      "Modality subsets evaluated at each validation.")
-    flags.DEFINE_integer("early_stopping_patience", 0,
-                         "Stop after this many validations without improvement (0: never).")
-    flags.DEFINE_integer("keep_checkpoints", 3, "Step checkpoints kept in <run_dir>/checkpoints.")
-    flags.DEFINE_enum("strategy", "default", list(cfg.STRATEGIES), "Distribution strategy.")
-    flags.DEFINE_enum("precision", "float32", list(cfg.PRECISIONS), "Keras precision policy.")
+def _define_optimisation():
+    with flag_group("optimisation"):
+        flags.DEFINE_integer("steps", 60_000, "Optimiser steps.")
+        flags.DEFINE_float("learning_rate", 1e-3, "Adam's initial learning rate.")
+        flags.DEFINE_float("lr_decay_factor", 0.25, "Multiply the lr by this every "
+                           "--lr_decay_steps.")
+        flags.DEFINE_integer("lr_decay_steps", 10_000, "Steps between two lr decays.")
+        flags.DEFINE_float("dice_weight", 1.0, "Weight of the Dice loss.")
+        flags.DEFINE_float("ce_weight", 1.0, "Weight of the cross-entropy.")
+        flags.DEFINE_float("kl_weight", 0.1, "Weight of the KL term (u_hved).")
+        flags.DEFINE_float("recon_weight", 0.1, "Weight of the reconstruction MSE (u_hved).")
+        flags.DEFINE_float("decay_weight", 1.0, "Weight of the weight-decay term.")
+        flags.DEFINE_float("weight_decay", 1e-5, "L2 scale of the weight decay.")
+    with flag_group("training windows and augmentation"):
+        flags.DEFINE_list("patch", ["112", "112", "112"], "Training window X,Y,Z.")
+        flags.DEFINE_integer("batch_size", 1, "Windows per step (global, over all replicas).")
+        flags.DEFINE_integer("windows_per_volume", 32, "Windows drawn per visit of a subject.")
+        flags.DEFINE_enum("sampler", "uniform", list(cfg.SAMPLERS),
+                          "uniform (the release's) | balanced.")
+        flags.DEFINE_list("flip_axes", ["0", "1", "2"], "Axes of random flips (empty: none).")
+        flags.DEFINE_float("rotation", 0.0, "Random rotation within ± this many degrees.")
+        flags.DEFINE_float("scaling", 0.1, "Random zoom within 1 ± this.")
+
+
+def _define_validation_and_output():
+    with flag_group("validation"):
+        flags.DEFINE_integer("validation_every", 1000, "Steps between validations (and "
+                             "backups).")
+        flags.DEFINE_list("validation_subsets", ["T1+T1c+T2+FLAIR", "T1c", "FLAIR", "T1+T2"],
+                          "Modality subsets evaluated at each validation.")
+        flags.DEFINE_integer("early_stopping_patience", 0,
+                             "Stop after this many validations without improvement (0: never).")
+    with flag_group("output"):
+        flags.DEFINE_string("run_dir", "runs/demo", "Folder of the run: config, checkpoints, "
+                            "logs.")
+        flags.DEFINE_integer("keep_checkpoints", 3, "Step checkpoints kept in "
+                             "<run_dir>/checkpoints.")
+        flags.DEFINE_integer("log_every", 50, "Steps between two training-loss points in "
+                             "TensorBoard (and progress lines when not on a terminal).")
+        flags.DEFINE_bool("retest", False, "For a finished run: compute the test figures "
+                          "again (nothing else is done).")
+    with flag_group("distribution and precision"):
+        flags.DEFINE_enum("strategy", "default", list(cfg.STRATEGIES), "Distribution strategy.")
+        flags.DEFINE_enum("precision", "float32", list(cfg.PRECISIONS), "Keras precision "
+                          "policy.")
 
 
 def define_flags():
     """The training flags (defined only when run as a program: tests import this module)."""
     _define_data()
-    _define_model_and_optimisation()
-    _define_run()
+    _define_model()
+    _define_optimisation()
+    _define_validation_and_output()
 
 
 def _ints(name, values):
@@ -106,5 +129,6 @@ def config_from_flags(f=FLAGS):
         run_dir=f.run_dir, steps=f.steps, validation_every=f.validation_every,
         validation_subsets=tuple(f.validation_subsets),
         early_stopping_patience=f.early_stopping_patience,
-        keep_checkpoints=f.keep_checkpoints, strategy=f.strategy, precision=f.precision)
+        keep_checkpoints=f.keep_checkpoints, strategy=f.strategy, precision=f.precision,
+        log_every=f.log_every)
     return config.validate()

@@ -37,8 +37,10 @@ def finished_run(tmp_path_factory):
 
 
 def _resume(cli, run_dir, cache, steps=4):
-    """The finished run's command again: restoring its backup (or a step checkpoint) is all
-    there is to do (a fallback to an older checkpoint would train again up to `steps`)."""
+    """The run's command again after a kill at its very end (after the last backup, before
+    the test results): restoring its backup (or a step checkpoint) is all there is to do (a
+    fallback to an older checkpoint would train again up to `steps`)."""
+    (run_dir / "test_results.json").unlink(missing_ok=True)
     return cli("train", *TINY, f"--steps={steps}", f"--run_dir={run_dir}",
                f"--cache_dir={cache}")
 

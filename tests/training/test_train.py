@@ -38,25 +38,37 @@ def _events(folder):
 def test_tiny_run_writes_everything(tmp_path):
     from hved_tf.training.app import run
     run_dir = tmp_path / "run"
-    summary = run(_tiny_config(run_dir))
+    config = _tiny_config(run_dir)
+    config.log_every = 2
+    summary = run(config)
     assert summary["steps"] == 4
     assert set(summary["test"]) == {"T1+T1c+T2+FLAIR", "T1c"}
     for name in ("run_config.json", "model.weights.h5", "model.keras", "best.weights.h5",
-                 "hist.txt", "test_results.json"):
+                 "best.json", "hist.txt", "test_results.json", "split.json"):
         assert (run_dir / name).is_file(), name
     assert len(list((run_dir / "checkpoints").glob("step_*.weights.h5"))) == 2
     resolved = json.loads((run_dir / "run_config.json").read_text())
     assert resolved["model"]["base_filters"] == 4 and resolved["steps"] == 4
-    val = _events(run_dir / "logs" / "eval")
-    tags = val.Tags()["tensors"]
-    assert "learning_rate" in tags and "dice/T1c/enhancing" in tags
-    assert [e.step for e in val.Tensors("dice/T1+T1c+T2+FLAIR/whole_tumour")] == [2, 4]
-    images = [t for t in tags if t.startswith(("axial", "coronal", "sagittal"))]
-    assert len(images) == 3
+    split = json.loads((run_dir / "split.json").read_text())
+    assert sorted(len(v) for v in split.values()) == [1, 1, 4]
+    assert not set(split["test"]) & (set(split["train"]) | set(split["validation"]))
+    best = json.loads((run_dir / "best.json").read_text())
+    assert best["step"] in (2, 4) and 0 <= best["score"] <= 1
+    val = _events(run_dir / "logs" / "validation")
+    train = _events(run_dir / "logs" / "train")
+    val_tags, train_tags = val.Tags()["tensors"], train.Tags()["tensors"]
+    assert "dice/T1c/enhancing" in val_tags
+    assert {"loss/total", "loss/kl", "loss/recon", "loss/seg_dice", "learning_rate"} \
+        <= set(train_tags)
+    assert not set(val_tags) & set(train_tags)          # no tag written twice
+    # Every scalar on the optimiser step, ending at --steps.
+    for acc, tags in ((val, val_tags), (train, train_tags)):
+        for tag in tags:
+            assert [e.step for e in acc.Tensors(tag)] == [2, 4], tag
+    images = [t for t in val_tags if t.startswith("validation/")]
+    assert images == ["validation/T1c+FLAIR"]
     image = val.Tensors(images[0])[0].tensor_proto
     assert image.string_val and image.string_val[2].startswith(b"\x89PNG")
-    train_tags = _events(run_dir / "logs" / "train").Tags()["tensors"]
-    assert {"epoch_loss", "epoch_kl", "epoch_recon", "epoch_seg_dice"} <= set(train_tags)
 
 
 def test_nan_loss_stops_with_message_and_keeps_last_backup(tmp_path, monkeypatch):
