@@ -27,7 +27,8 @@ from absl import app, flags
 from absl import logging as absl_logging
 
 from hved_tf import quiet
-from hved_tf.config import BLENDS, InferenceOptions
+from hved_tf.config import (BLENDS, PROTOCOLS, WEIGHTS, InferenceOptions, protocol_options,
+                            protocol_weights)
 from hved_tf.errors import Interrupted
 from hved_tf.flaggroups import GROUPS, flag_group, help_text
 
@@ -160,6 +161,22 @@ def define_inference_flags(samples_help="z samples averaged for the segmentation
         flags.DEFINE_enum("blend", "gaussian", list(BLENDS), "Weights where windows overlap.")
         flags.DEFINE_integer("samples", 10, samples_help)
         flags.DEFINE_integer("batch_size", 1, "Windows per forward pass.")
+
+
+def define_protocol_flags():
+    with flag_group("protocol"):
+        flags.DEFINE_enum("protocol", "default", list(PROTOCOLS), "default: the inference "
+                          "flags above; original: the release's evaluation (128^3 windows, "
+                          "border 10, later windows overwrite earlier ones, one random z draw, "
+                          "the final weights), replacing them.")
+        flags.DEFINE_string("weights", "", f"Of a run folder: {' | '.join(WEIGHTS)} (default: "
+                            "best, or final with --protocol=original).")
+
+
+def protocol_settings(f=FLAGS):
+    """(InferenceOptions, "best" | "final") of the inference and protocol flags."""
+    return (protocol_options(f.protocol, inference_options(f)),
+            protocol_weights(f.protocol, f.weights))
 
 
 def parse_window(values):

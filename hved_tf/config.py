@@ -32,10 +32,14 @@ from hved_tf.models import MODELS, model_options, pooling_factor
 
 MODEL_NAMES = tuple(MODELS)
 SAMPLERS = ("uniform", "balanced")
-BLENDS = ("constant", "gaussian")
+SPATIAL_AUGMENTATIONS = ("release", "window")    # per visit (the release's) | per window
+BLENDS = ("constant", "gaussian", "overwrite")   # overwrite: later windows win (the release)
+PROTOCOLS = ("default", "original")
+WEIGHTS = ("best", "final")
 STRATEGIES = ("default", "mirrored", "multi_worker")
 PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
 ON_BAD_SUBJECT = ("skip", "fail")
+LR_SCHEDULES = ("step", "constant")      # ÷ factor every N steps (U-HeMIS code) | constant
 CONVENTIONS = tuple(LABEL_CONVENTIONS)
 DEMO_ROOT = "demo"
 WHOLE_VOLUME_MAX_VOXELS = 200 * 200 * 160   # u_hved with 10 samples: about 5 GB, 20 s on 2 cores
@@ -70,6 +74,7 @@ class DataConfig:
     demo_subjects: int = 24
     demo_shape: tuple = (64, 64, 64)
     on_bad_subject: str = "skip"
+    landmark_subjects: int = 0         # training subjects the landmarks are trained on; 0: all
 
     def validate(self):
         if not self.root:
@@ -88,6 +93,10 @@ class DataConfig:
             raise ValueError("--demo_subjects must be at least 5 (train, validation, test).")
         _sizes("demo_shape", tuple(self.demo_shape), 32, "64,64,64")
         _choice("on_bad_subject", self.on_bad_subject, ON_BAD_SUBJECT)
+        if isinstance(self.landmark_subjects, bool) or not isinstance(
+                self.landmark_subjects, int) or self.landmark_subjects < 0:
+            raise ValueError(f"--landmark_subjects must be an integer >= 0 (0: every training "
+                             f"subject), got {self.landmark_subjects!r}.")
         return self
 
 
@@ -133,6 +142,7 @@ class OptimConfig:
     learning_rate: float = 1e-3
     lr_decay_factor: float = 0.25      # multiply the lr by this ...
     lr_decay_steps: int = 10_000       # ... every this many steps (the paper: /4 every 10k)
+    lr_schedule: str = "step"          # "constant": the released U-HeMIS graph's fixed rate
     loss: LossWeights = dataclasses.field(default_factory=LossWeights)
 
     def validate(self):
@@ -141,6 +151,7 @@ class OptimConfig:
         if not 0 < self.lr_decay_factor <= 1:
             raise ValueError(f"--lr_decay_factor must be in (0, 1], got {self.lr_decay_factor}.")
         _positive_int("lr_decay_steps", self.lr_decay_steps)
+        _choice("lr_schedule", self.lr_schedule, LR_SCHEDULES)
         for flag, field in _FLAT_LOSS.items():
             value = getattr(self.loss, field)
             if not isinstance(value, (int, float)) or value != value or value < 0:
@@ -161,9 +172,19 @@ class PipelineConfig:
     seed: int = 0
     cycle_length: int = 4
     prefetch: int = 2
+    volume_padding: int = 10           # voxels around each volume before windows are drawn
+    spatial_augmentation: str = "release"
 
     def validate(self):
         _sizes("patch", tuple(self.window), 8)
+        if isinstance(self.volume_padding, bool) or not isinstance(self.volume_padding, int) \
+                or self.volume_padding < 0:
+            raise ValueError(f"--volume_padding must be an integer >= 0, got "
+                             f"{self.volume_padding!r}.")
+        _choice("spatial_augmentation", self.spatial_augmentation, SPATIAL_AUGMENTATIONS)
+        if self.spatial_augmentation == "release" and self.rotation_degrees:
+            raise ValueError("--rotation is for --spatial_augmentation=window (the release "
+                             "zoomed and flipped its volumes, it did not rotate them).")
         for name in ("windows_per_volume", "batch_size", "cycle_length", "prefetch"):
             _positive_int(name, getattr(self, name))
         _choice("sampler", self.sampler, SAMPLERS)
@@ -177,8 +198,9 @@ class PipelineConfig:
 
     @property
     def margin(self):
-        """Voxels added on each side of a window so that rotation/zoom never look outside."""
-        if not (self.rotation_degrees or self.scaling):
+        """Voxels added on each side of a window so that rotation/zoom never look outside
+        (per-window augmentation only: the release's transforms the whole volume)."""
+        if self.spatial_augmentation == "release" or not (self.rotation_degrees or self.scaling):
             return (0, 0, 0)
         theta = math.radians(self.rotation_degrees)
         grow = (1.0 + self.scaling) * (math.cos(theta) + 2 * math.sin(theta)) - 1.0
@@ -198,6 +220,7 @@ class InferenceOptions:
     num_samples: int = 10
     max_voxels: int = WHOLE_VOLUME_MAX_VOXELS
     fallback_window: tuple = (112, 112, 112)
+    single_draw: bool = False          # with num_samples 1: one random z draw, not the mean
 
     def validate(self):
         if self.window is not None:
@@ -213,11 +236,33 @@ class InferenceOptions:
         return self
 
 
+def protocol_options(protocol, options=None):
+    """The InferenceOptions of a protocol: "default" keeps `options` (the flags'); "original"
+    is the release's evaluation: 128^3 windows with a 10-voxel border cut on the 10-padded
+    volume (`sliding_window` pads by the border), later windows overwriting earlier ones, one
+    random draw of the latents with a fixed seed."""
+    _choice("protocol", protocol, PROTOCOLS)
+    options = options or InferenceOptions()
+    if protocol == "original":
+        options = dataclasses.replace(options, window=(128, 128, 128), border=10, overlap=0.0,
+                                      blend="overwrite", num_samples=1, single_draw=True)
+    return options.validate()
+
+
+def protocol_weights(protocol, weights=""):
+    """"best" or "final": as asked, else the protocol's (the original: the final weights)."""
+    if weights:
+        _choice("weights", weights, WEIGHTS)
+        return weights
+    return "final" if protocol == "original" else "best"
+
+
 def describe_inference(options):
     """The settings of an InferenceOptions in words (for reports and logs)."""
     window = ("whole volume (else " + "x".join(map(str, options.fallback_window)) + " windows)"
               if options.window is None else "x".join(map(str, options.window)) + " windows")
-    z = ("the posterior mean of z" if options.num_samples == 1 else
+    z = ("one random draw of z" if options.num_samples == 1 and options.single_draw else
+         "the posterior mean of z" if options.num_samples == 1 else
          f"{options.num_samples} z samples averaged")
     border = f", border {options.border}" if options.border else ""
     return f"{window}, overlap {options.overlap:g}{border}, {options.blend} blending, {z}"
@@ -246,6 +291,8 @@ class TrainConfig:
     strategy: str = "default"
     precision: str = "float32"
     log_every: int = 50                # steps between training-loss points and progress lines
+    test_protocol: str = "default"     # the end-of-training test: validation's settings and
+                                       # best weights, or the release's ("original")
 
     @property
     def patch(self):
@@ -276,6 +323,7 @@ class TrainConfig:
                              "leave the other workers waiting: leave it at 0 with "
                              "--strategy=multi_worker.")
         _choice("precision", self.precision, PRECISIONS)
+        _choice("test_protocol", self.test_protocol, PROTOCOLS)
         if not self.run_dir:
             raise ValueError("--run_dir is empty.")
         return self
@@ -303,6 +351,8 @@ class TrainConfig:
         optim = dict(d.pop("optim"))
         optim = OptimConfig(**{**optim, "loss": LossWeights(**optim.get("loss", {}))})
         pipeline = d.pop("pipeline")
+        # Runs written before the release's sampling existed were trained without it.
+        pipeline = {"volume_padding": 0, "spatial_augmentation": "window", **pipeline}
         pipeline = PipelineConfig(**{**pipeline, "window": tuple(pipeline["window"]),
                                      "flip_axes": tuple(pipeline["flip_axes"])})
         validation = d.pop("validation", None)

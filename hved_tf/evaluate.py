@@ -9,7 +9,8 @@ from __future__ import annotations
 from hved_tf import quiet  # noqa: F401  (first: TensorFlow starts without its banner)
 from absl import flags
 
-from hved_tf.cli import Program, define_inference_flags, flag_group, inference_options
+from hved_tf.cli import (Program, define_inference_flags, define_protocol_flags, flag_group,
+                         protocol_settings)
 from hved_tf.evaluation.app import run_evaluation
 
 FLAGS = flags.FLAGS
@@ -29,6 +30,7 @@ def define_flags():
         flags.DEFINE_string("cache_dir", "", "Preprocessed-subject cache (default: the run's, "
                             "or <out_dir>/../cache).")
     define_inference_flags()
+    define_protocol_flags()
     with flag_group("output"):
         flags.DEFINE_string("out_dir", None, "Output folder.")
         flags.DEFINE_integer("figures", 0, "PNG panels for the first N subjects.")
@@ -37,9 +39,11 @@ def define_flags():
 
 def run():
     log = lambda line: print(line, flush=True)  # noqa: E731
-    markdown = run_evaluation(FLAGS.model, FLAGS.out_dir, inference_options(), FLAGS.data_root,
+    options, weights = protocol_settings()
+    markdown = run_evaluation(FLAGS.model, FLAGS.out_dir, options, FLAGS.data_root,
                               FLAGS.split, FLAGS.subsets, FLAGS.cache_dir,
-                              FLAGS.hist_file or None, FLAGS.figures, FLAGS.overwrite, log)
+                              FLAGS.hist_file or None, FLAGS.figures, FLAGS.overwrite, log,
+                              weights=weights, protocol=FLAGS.protocol)
     print(markdown, flush=True)
     print(f"wrote {FLAGS.out_dir}/results.csv, summary.json, table1.md", flush=True)
 

@@ -17,7 +17,8 @@ import time
 
 from absl import flags
 
-from hved_tf.cli import Program, define_inference_flags, flag_group, inference_options
+from hved_tf.cli import (Program, define_inference_flags, define_protocol_flags, flag_group,
+                         protocol_settings)
 from hved_tf.config import CONVENTIONS
 from hved_tf.inference.loading import open_segmenter
 from hved_tf.modalities import MODALITIES
@@ -38,6 +39,7 @@ def define_flags():
         flags.DEFINE_string("subject_dir", "", "One subject's folder (any supported layout).")
         flags.DEFINE_string("data_root", "", "A dataset folder: every subject is segmented.")
     define_inference_flags()
+    define_protocol_flags()
     with flag_group("output"):
         flags.DEFINE_string("out_dir", None, "Output folder (one subfolder per subject for a "
                             "dataset).")
@@ -72,7 +74,8 @@ def run():
     files = {m: getattr(FLAGS, m.lower()) for m in MODALITIES}
     subjects = subjects_from_inputs(files, FLAGS.subject_dir, FLAGS.data_root)
     check_out_dir(FLAGS.out_dir, FLAGS.overwrite, per_subject_dirs=bool(FLAGS.data_root))
-    segmenter = open_segmenter(FLAGS.model, FLAGS.hist_file or None, inference_options())
+    options, weights = protocol_settings()
+    segmenter = open_segmenter(FLAGS.model, FLAGS.hist_file or None, options, weights)
     print(f"model: {segmenter.identity['model']} from {segmenter.identity['source']}",
           flush=True)
     predict_all(segmenter, subjects, FLAGS.out_dir, bool(FLAGS.data_root),

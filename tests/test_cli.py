@@ -20,8 +20,8 @@ NOISE = re.compile(r"^[IWEF]\d{4} |All log messages before absl|cuInit|cuda|oneD
                    r"\w+Warning: |^\s+warnings\.warn", re.IGNORECASE)
 GROUPS = {"train": ["data", "model", "optimisation", "training windows and augmentation",
                     "validation", "output", "distribution and precision"],
-          "predict": ["model", "inputs", "inference (sliding windows)", "output"],
-          "evaluate": ["models", "data", "inference (sliding windows)", "output"],
+          "predict": ["model", "inputs", "inference (sliding windows)", "protocol", "output"],
+          "evaluate": ["models", "data", "inference (sliding windows)", "protocol", "output"],
           "export": ["model", "inference (sliding windows)", "output"]}
 
 

@@ -1,13 +1,15 @@
 """Benchmarks that print figures (speed, memory). Not tests: run them by hand.
 
     python tools/benchmark.py model [--sizes 64,112] [--models u_hved,u_hemis] [--repeats 5]
-    python tools/benchmark.py data [--subjects 16] [--work_dir DIR] [--patches 64]
+    python tools/benchmark.py data [--subjects 16] [--work_dir DIR] [--patches 128]
+        [--spatial_augmentation release|window]
     python tools/benchmark.py train [--subjects 16] [--work_dir DIR] [--steps 8]
     python tools/benchmark.py predict [--work_dir DIR] [--samples 10] [--repeats 3] [--window auto]
 
 `data`: writes BraTS-size (240x240x155) phantoms, prepares and caches them (crop, Nyul,
 whitening), then in a fresh process draws augmented 112³ windows (the paper's recipe: 32 windows
-per visit, flips on all axes, ±10% scaling) through the tf.data pipeline: patches per second
+per visit, flips on all axes, ±10% scaling; `release`: per visit of the 10-padded volume, a zoom
+per axis with cubic splines, `window`: per window) through the tf.data pipeline: patches per second
 and the pipeline process's peak memory, beside a u_hved train step timed in another process of
 the same run.
 
@@ -149,14 +151,16 @@ def _data_setup(work_dir, n_subjects):
     return cache, subjects
 
 
-def run_data(work_dir, n_subjects, patches):
+def run_data(work_dir, n_subjects, patches, augmentation="release"):
     from hved_tf.config import PipelineConfig
     from hved_tf.data.pipeline import make_training_dataset
 
     cache, subjects = _data_setup(work_dir, n_subjects)
     prepared = [cache.get(s) for s in subjects]
     config = PipelineConfig(window=(112, 112, 112), windows_per_volume=32, sampler="uniform",
-                            batch_size=1, flip_axes=(0, 1, 2), scaling=0.1, seed=0)
+                            batch_size=1, flip_axes=(0, 1, 2), scaling=0.1, seed=0,
+                            spatial_augmentation=augmentation,
+                            volume_padding=10 if augmentation == "release" else 0)
     it = iter(make_training_dataset(prepared, config))
     for _ in range(8):
         next(it)
@@ -174,7 +178,8 @@ def cmd_data(args):
     work = args.work_dir or tempfile.mkdtemp(prefix="hved_bench_data_")
     _data_setup(work, args.subjects)       # in this process: phantoms and cache, once
     proc = subprocess.run([sys.executable, __file__, "_data", work, str(args.subjects),
-                           str(args.patches)], capture_output=True, text=True)
+                           str(args.patches), args.spatial_augmentation], capture_output=True,
+                          text=True)
     if proc.returncode != 0:
         print(proc.stderr[-3000:], file=sys.stderr)
         raise SystemExit("data benchmark failed")
@@ -186,7 +191,8 @@ def cmd_data(args):
         raise SystemExit("train-step benchmark failed")
     step = json.loads(proc.stdout.strip().splitlines()[-1])
     ratio = data["s_per_patch"] / step["step_s"]
-    print(f"pipeline: {data['patches_per_s']:.2f} augmented 112^3 patches/s "
+    print(f"pipeline (--spatial_augmentation={args.spatial_augmentation}): "
+          f"{data['patches_per_s']:.2f} augmented 112^3 patches/s "
           f"({data['s_per_patch']:.3f} s/patch, {args.patches} patches, {args.subjects} cached "
           f"240x240x155 subjects), peak RSS {data['peak_rss_gb']:.2f} GB | u_hved train step "
           f"{step['step_s']:.2f} s (median of 3) | patch/step = {ratio:.3f} "
@@ -334,7 +340,7 @@ def cmd_predict(args):
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
     if argv and argv[0] == "_data":
-        print(json.dumps(run_data(argv[1], int(argv[2]), int(argv[3]))))
+        print(json.dumps(run_data(argv[1], int(argv[2]), int(argv[3]), argv[4])))
         return
     if argv and argv[0] == "_loop":
         print(json.dumps(run_loop(argv[1], int(argv[2]), int(argv[3]), argv[4])))
@@ -362,7 +368,10 @@ def main(argv=None):
     p.set_defaults(func=cmd_model)
     p = sub.add_parser("data", help="augmented patches per second from cached BraTS-size phantoms")
     p.add_argument("--subjects", type=int, default=16)
-    p.add_argument("--patches", type=int, default=64)
+    p.add_argument("--patches", type=int, default=128)
+    p.add_argument("--spatial_augmentation", default="release", choices=("release", "window"),
+                   help="release: per-visit cubic zoom and flips of the 10-padded volume; "
+                        "window: per-window isotropic zoom and flips")
     p.add_argument("--work_dir", help="reuse phantoms and cache from an earlier run")
     p.set_defaults(func=cmd_data)
     p = sub.add_parser("train", help="full loop vs step alone, and mixed_bfloat16 vs float32")

@@ -19,13 +19,15 @@ Everything random is derived from `seed` and the visit number: the stream is rep
 from __future__ import annotations
 
 import mmap
+import threading
 
 import numpy as np
 import tensorflow as tf
 
 from hved_tf.config import PipelineConfig
 from hved_tf.data import augment
-from hved_tf.modalities import NUM_MODALITIES
+from hved_tf.data.visit_augment import draw_visit_transform, pad_volume, transform_volume
+from hved_tf.modalities import NUM_CLASSES, NUM_MODALITIES
 
 # ------------------------------------------------------------------ samplers (NumPy)
 
@@ -67,22 +69,40 @@ def extract_window(volume, corner, window, pad_value):
     return part
 
 
-def _extract_with_margin(volume, corner, window, margin, pad_value):
-    """Window plus `margin` on each side.
+def read_region(volume, corner, window, margin=(0, 0, 0), padding=0, pad_value=0.0):
+    """The window at `corner` of the volume padded by `padding` voxels of `pad_value` on each
+    side (`corner` in padded coordinates), with `margin` more voxels on each side.
 
-    Without a margin: `extract_window` (padding with `pad_value`). With one (rotation/zoom on),
-    everything outside the volume is edge-padded, matching the resampler's clamp; for a
-    skull-stripped volume the edge is its background, close to the channel minimum.
+    Beyond the padded volume: `pad_value` without a margin (a window larger than the volume
+    is padded at the end, as `extract_window` does); with a margin (rotation/zoom on) its
+    edge, matching the resampler's clamp (for a skull-stripped volume the edge is its
+    background, close to the channel minimum). With no padding and no margin this is
+    `extract_window`.
     """
-    if not any(margin):
-        return extract_window(volume, corner, window, pad_value)
-    lo = np.asarray(corner) - np.asarray(margin)
-    hi = np.asarray(corner) + np.asarray(window) + np.asarray(margin)
     shape = np.asarray(volume.shape[:3])
-    src_lo, src_hi = np.maximum(lo, 0), np.minimum(hi, shape)
+    lo = np.asarray(corner) - np.asarray(margin)              # padded coordinates
+    hi = np.asarray(corner) + np.asarray(window) + np.asarray(margin)
+    inside_lo, inside_hi = np.maximum(lo, 0), np.minimum(hi, shape + 2 * padding)
+    src_lo = np.clip(inside_lo - padding, 0, shape)           # the volume's own voxels
+    src_hi = np.clip(inside_hi - padding, src_lo, shape)
     part = np.asarray(volume[tuple(slice(a, b) for a, b in zip(src_lo, src_hi))])
-    pads = [(int(a - l), int(h - b)) for l, a, b, h in zip(lo, src_lo, src_hi, hi)]
-    return np.pad(part, pads + [(0, 0)] * (part.ndim - 3), mode="edge")
+    part = _pad_constant(part, [(int(a + padding - l), int(h - b - padding)) for a, b, l, h
+                                in zip(src_lo, src_hi, inside_lo, inside_hi)], pad_value)
+    beyond = [(int(a - l), int(h - b)) for l, a, b, h in zip(lo, inside_lo, inside_hi, hi)]
+    if any(margin):
+        return np.pad(part, beyond + [(0, 0)] * (part.ndim - 3), mode="edge")
+    return _pad_constant(part, beyond, pad_value)
+
+
+def _pad_constant(part, pads, pad_value):
+    """np.pad with a constant, one value per channel of a 4-D part."""
+    if not any(p or q for p, q in pads):
+        return part
+    full = list(pads) + [(0, 0)] * (part.ndim - 3)
+    if np.ndim(pad_value) and part.ndim == 4:
+        return np.stack([np.pad(part[..., c], full[:3], constant_values=pad_value[c])
+                         for c in range(part.shape[-1])], axis=-1)
+    return np.pad(part, full, constant_values=pad_value)
 
 
 # ------------------------------------------------------------------ tf.data
@@ -111,6 +131,8 @@ class WindowSource:
             if s.label is None:
                 raise ValueError(f"Subject {s.id} has no label: it cannot be used for training.")
         self._minima = {}
+        self._visits = {}                 # release augmentation: visit -> [image, label, left]
+        self._lock = threading.Lock()
 
     def _minimum(self, k):
         if k not in self._minima:
@@ -129,32 +151,68 @@ class WindowSource:
         return int(np.random.default_rng([self.config.seed, epoch]).permutation(n)[pos])
 
     def plan(self, visit):
-        """(subject index [n], corners [n, 3], seeds [n, 2]) of one visit's windows."""
+        """(subject index [n], visit [n], corners [n, 3], seeds [n, 2]) of one visit's
+        windows, corners in the padded volume's coordinates."""
         cfg = self.config
         k = self.subject_of_visit(visit)
         subject = self.subjects[k]
         rng = np.random.default_rng([cfg.seed, 1, int(visit)])
-        shape = subject.image.shape[:3]
         n = cfg.windows_per_volume
+        if cfg.spatial_augmentation == "release":
+            image, label = self._transformed(visit, k)
+            shape = image.shape[:3]
+            indices = (None if cfg.sampler == "uniform" else
+                       [np.flatnonzero(label == c) for c in range(NUM_CLASSES)])
+            offset = 0
+        else:
+            shape = tuple(s + 2 * cfg.volume_padding for s in subject.image.shape[:3])
+            indices, offset = subject.class_indices, cfg.volume_padding
         if cfg.sampler == "uniform":
             corners = uniform_corners(shape, cfg.window, n, rng)
         else:
-            centres = balanced_centres(subject.class_indices, shape, n, rng)
+            unpadded = tuple(s - 2 * offset for s in shape)
+            centres = balanced_centres(indices, unpadded, n, rng) + offset
             corners = corners_from_centres(centres, shape, cfg.window)
         seeds = rng.integers(0, 2 ** 31 - 1, size=(n, 2), dtype=np.int64)
-        return np.full(n, k, np.int64), corners.astype(np.int64), seeds
+        return (np.full(n, k, np.int64), np.full(n, visit, np.int64), corners.astype(np.int64),
+                seeds)
 
-    def extract(self, k, corner):
+    def _transformed(self, visit, k):
+        """The visit's padded, zoomed and flipped volume (kept until its windows are read)."""
+        cfg = self.config
+        subject = self.subjects[k]
+        rng = np.random.default_rng([cfg.seed, 2, int(visit)])
+        transform = draw_visit_transform(rng, cfg.scaling, cfg.flip_axes)
+        image = pad_volume(np.asarray(subject.image), cfg.volume_padding, self._minimum(k))
+        label = pad_volume(np.asarray(subject.label), cfg.volume_padding, 0)
+        _release_pages(subject.image)
+        _release_pages(subject.label)
+        image, label = transform_volume(image, label, transform)
+        with self._lock:
+            self._visits[int(visit)] = [image, label, cfg.windows_per_volume]
+        return image, label
+
+    def extract(self, k, visit, corner):
         """(image [X', Y', Z', 4] float32, label [X', Y', Z', 1] int32, available [4])."""
         cfg = self.config
         subject = self.subjects[int(k)]
-        margin = cfg.margin
-        image = _extract_with_margin(subject.image, corner, cfg.window, margin,
-                                     self._minimum(int(k))).astype(np.float32)
-        label = _extract_with_margin(subject.label, corner, cfg.window, margin, 0)
-        _release_pages(subject.image)
-        _release_pages(subject.label)
-        return image, label.astype(np.int32)[..., None], subject.available.astype(np.float32)
+        if cfg.spatial_augmentation == "release":
+            with self._lock:
+                entry = self._visits[int(visit)]
+                entry[2] -= 1
+                if not entry[2]:                  # the visit's last window: let it go
+                    del self._visits[int(visit)]
+            image = extract_window(entry[0], corner, cfg.window, self._minimum(int(k)))
+            label = extract_window(entry[1], corner, cfg.window, 0)
+        else:
+            image = read_region(subject.image, corner, cfg.window, cfg.margin,
+                                cfg.volume_padding, self._minimum(int(k)))
+            label = read_region(subject.label, corner, cfg.window, cfg.margin,
+                                cfg.volume_padding, 0)
+            _release_pages(subject.image)
+            _release_pages(subject.label)
+        return (image.astype(np.float32), label.astype(np.int32)[..., None],
+                subject.available.astype(np.float32))
 
 
 def make_training_dataset(subjects, config=PipelineConfig()):
@@ -169,16 +227,18 @@ def make_training_dataset(subjects, config=PipelineConfig()):
     outer = tuple(w + 2 * m for w, m in zip(window, config.margin))
 
     def visit(v):
-        k, corners, seeds = tf.numpy_function(source.plan, [v], [tf.int64, tf.int64, tf.int64],
-                                              stateful=False)
+        k, visits, corners, seeds = tf.numpy_function(
+            source.plan, [v], [tf.int64, tf.int64, tf.int64, tf.int64], stateful=False)
         k.set_shape([None])
+        visits.set_shape([None])
         corners.set_shape([None, 3])
         seeds.set_shape([None, 2])
-        return tf.data.Dataset.from_tensor_slices((k, corners, seeds))
+        return tf.data.Dataset.from_tensor_slices((k, visits, corners, seeds))
 
-    def read(k, corner, seed):
+    def read(k, visit_id, corner, seed):
         image, label, available = tf.numpy_function(
-            source.extract, [k, corner], [tf.float32, tf.int32, tf.float32], stateful=False)
+            source.extract, [k, visit_id, corner], [tf.float32, tf.int32, tf.float32],
+            stateful=False)
         image.set_shape([*outer, NUM_MODALITIES])
         label.set_shape([*outer, 1])
         available.set_shape([NUM_MODALITIES])
@@ -189,7 +249,9 @@ def make_training_dataset(subjects, config=PipelineConfig()):
         if any(config.margin):
             image, label = augment.random_affine(image, label, window, seeds[0],
                                                  config.rotation_degrees, config.scaling)
-        image, label = augment.random_flip(image, label, tuple(config.flip_axes), seeds[1])
+        if config.spatial_augmentation == "window":      # release: flipped per visit
+            image, label = augment.random_flip(image, label, tuple(config.flip_axes),
+                                               seeds[1])
         image.set_shape([*window, NUM_MODALITIES])
         label.set_shape([*window, 1])
         return {"image": image, "available": available}, label

@@ -21,9 +21,9 @@ from hved_tf.io.atomic import atomic_directory, check_writable
 from hved_tf.modalities import MODALITIES
 from hved_tf.preprocessing.histogram import (read_niftynet_landmarks, train_landmarks,
                                              write_niftynet_landmarks)
+from hved_tf.progress import Progress
 
 log = logging.getLogger(__name__)
-LANDMARK_SUBJECTS = 20       # raw volumes used to train landmarks (enough for stable means)
 SPLIT_FILE = "split.json"    # in a run folder: the ids of its train, validation, test subjects
 
 
@@ -64,7 +64,9 @@ def split_subjects(subjects, data_config, seed=0):
 
 def _raw_images(subjects, on_error, skipped):
     """The raw images of `subjects` for landmark training; bad ones skipped as configured."""
-    for subject in subjects:
+    progress = Progress("  landmarks", len(subjects), "subjects read")
+    for k, subject in enumerate(subjects):
+        progress.update(k)
         try:
             yield load_subject_image(subject)[0]
         except ValueError as err:
@@ -72,6 +74,7 @@ def _raw_images(subjects, on_error, skipped):
                 raise
             log.warning("Skipping subject %s for the landmarks: %s", subject.id, err)
             skipped.append({"id": subject.id, "stage": "landmarks", "reason": str(err)})
+    progress.update(len(subjects))
 
 
 def landmarks_for(data_config, train_subjects, run_dir, skipped=None):
@@ -81,7 +84,7 @@ def landmarks_for(data_config, train_subjects, run_dir, skipped=None):
     kept = pathlib.Path(run_dir) / "hist.txt"
     if kept.is_file():
         return read_niftynet_landmarks(kept)
-    chosen = train_subjects[:LANDMARK_SUBJECTS]
+    chosen = train_subjects[:data_config.landmark_subjects or None]
     log.info("Training histogram landmarks on %d subjects", len(chosen))
     skipped = [] if skipped is None else skipped
     landmarks = train_landmarks(_raw_images(chosen, data_config.on_bad_subject, skipped))

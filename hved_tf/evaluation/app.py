@@ -199,19 +199,20 @@ def check_out_dir(out_dir, overwrite):
 
 
 def run_evaluation(models, out_dir, options, data_root="", split="", subsets=("all",),
-                   cache_dir="", hist_file=None, figures=0, overwrite=False, log=print):
+                   cache_dir="", hist_file=None, figures=0, overwrite=False, log=print,
+                   weights="best", protocol="default"):
     """The whole of `python -m hved_tf.evaluate`: loads, scores, writes; returns the table."""
     out_dir = pathlib.Path(out_dir)
     check_out_dir(out_dir, overwrite)
     if figures < 0:
         raise ValueError("--figures must be >= 0.")
     subsets = parse_subsets(subsets)
-    segmenters = [open_segmenter(m, hist_file, options) for m in models]
+    segmenters = [open_segmenter(m, hist_file, options, weights) for m in models]
     names = model_names(segmenters)
     subjects, cache = subjects_to_evaluate(data_root, split, segmenters[0])
     cache = pathlib.Path(cache_dir) if cache_dir else (cache or out_dir.parent / "cache")
     log(f"evaluating {', '.join(names)} on {len(subjects)} subjects x {len(subsets)} subsets "
-        f"({describe_inference(options)})")
+        f"({protocol} protocol: {describe_inference(options)}; {weights} weights)")
     start = time.time()
     with atomic_directory(out_dir, replace=overwrite) as tmp:      # the results: all or none
         rows = evaluate(segmenters, names, subjects, subsets, cache, figures, tmp / "figures")
@@ -220,6 +221,7 @@ def run_evaluation(models, out_dir, options, data_root="", split="", subsets=("a
             "subjects": [s.id for s in subjects], "subsets": subsets,
             "models": {n: t.identity for n, t in zip(names, segmenters)},
             "inference": dataclasses.asdict(options), "settings": describe_inference(options),
+            "protocol": protocol, "weights": weights,
             "seconds": time.time() - start})
         markdown = tables.table1_markdown(rows, names, subsets)
         write_text(tmp / "table1.md", markdown)

@@ -59,7 +59,7 @@ def _landmarks(candidates, hist_file):
     return None, None
 
 
-def _from_run_dir(run_dir, hist_file):
+def _from_run_dir(run_dir, hist_file, weights="best"):
     config_path = run_dir / "run_config.json"
     if not config_path.is_file():
         raise ValueError(f"{run_dir} is not a training run folder of hved_tf (no "
@@ -68,12 +68,17 @@ def _from_run_dir(run_dir, hist_file):
         config = TrainConfig.from_dict(json.loads(config_path.read_text()))
     except (ValueError, KeyError, TypeError) as err:
         raise ValueError(f"{config_path} is not a readable run config ({err}).") from None
-    weights = next((run_dir / n for n in ("best.weights.h5", "model.weights.h5")
-                    if (run_dir / n).is_file()), None)
-    if weights is None:
+    names = {"best": ("best.weights.h5", "model.weights.h5"),
+             "final": ("model.weights.h5",)}[weights]
+    chosen = next((run_dir / n for n in names if (run_dir / n).is_file()), None)
+    if chosen is None and weights == "final":
+        raise ValueError(f"{run_dir} holds no final weights (model.weights.h5): the run has "
+                         "not finished; use --weights=best, or let it finish.")
+    if chosen is None:
         raise ValueError(f"{run_dir} holds no finished model (neither best.weights.h5 nor "
                          "model.weights.h5): let the training run reach its first validation, "
                          "or give another run folder.")
+    weights = chosen
     model = build_model(config.model.name, **config.model.build_options())
     load_weights(model, weights, config, config_path)
     landmarks, source = _landmarks([run_dir / "hist.txt", config.data.hist_file], hist_file)
@@ -160,14 +165,15 @@ def is_export(path):
     return pathlib.Path(path, "saved_model.pb").is_file()
 
 
-def load_trained(path, hist_file=None):
-    """A `TrainedModel` from a run folder or a .keras file (see the module docstring)."""
+def load_trained(path, hist_file=None, weights="best"):
+    """A `TrainedModel` from a run folder (its `weights`: "best", the best validation's when
+    there is one, or "final") or a .keras file (see the module docstring)."""
     path = pathlib.Path(path)
     if is_export(path):
         raise ValueError(f"{path} is an export: give the training run folder or the .keras "
                          "file it was made from.")
     if path.is_dir():
-        return _from_run_dir(path, hist_file)
+        return _from_run_dir(path, hist_file, weights)
     if path.is_file():
         if path.suffix != ".keras":
             raise ValueError(f"{path}: expected a training run folder or a .keras file.")
@@ -182,8 +188,8 @@ def keras_segmenter(trained, options=InferenceOptions(), synthesise=True):
                           synthesise)
 
 
-def open_segmenter(path, hist_file=None, options=InferenceOptions()):
+def open_segmenter(path, hist_file=None, options=InferenceOptions(), weights="best"):
     """The Segmenter of a run folder, a .keras file or an export (whose settings are its own)."""
     if is_export(path):
         return ExportSegmenter(path)
-    return keras_segmenter(load_trained(path, hist_file), options)
+    return keras_segmenter(load_trained(path, hist_file, weights), options)

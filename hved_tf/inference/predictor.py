@@ -15,7 +15,7 @@ import tensorflow as tf
 
 
 class ModelPredictor:
-    def __init__(self, model, num_samples=10, synthesise=True, seed=0):
+    def __init__(self, model, num_samples=10, synthesise=True, seed=0, single_draw=False):
         if isinstance(num_samples, bool) or not isinstance(num_samples, int) or num_samples < 1:
             raise ValueError(f"num_samples must be an integer >= 1, got {num_samples!r}.")
         self.model, self.num_samples = model, num_samples
@@ -27,7 +27,7 @@ class ModelPredictor:
         @tf.function(reduce_retracing=True)
         def forward(image, masks):
             out = model.infer({"image": image, "mask": masks}, num_samples=num_samples,
-                              seed=seed)
+                              seed=seed, single_draw=single_draw)
             result = {"probabilities": out["seg_probabilities"]}
             if self.variance:
                 result["variance"] = out["seg_variance"]

@@ -95,7 +95,8 @@ class KerasSegmenter:
         self.landmarks = landmarks
         self.identity = identity or {}
         self.capabilities = model.capabilities
-        self.predictor = ModelPredictor(model, options.num_samples, synthesise, seed)
+        self.predictor = ModelPredictor(model, options.num_samples, synthesise, seed,
+                                        options.single_draw)
 
     def refuse(self, mask):
         reason = self.capabilities.refuses(mask)

@@ -14,7 +14,8 @@ the volume [X, Y, Z, K_name] stitched from the windows. Each window keeps only i
 window's edge); interiors are laid out with a stride of `(1 - overlap)` times their size, the
 last one slid back to end at the volume's end; where interiors overlap the outputs are averaged,
 with equal weights or a Gaussian centred on each interior (`blend="gaussian"`, sigma 1/8 of the
-interior, nnU-Net's choice). The volume is padded with `pad_value` (per channel: the channel's
+interior, nnU-Net's choice), or the later window (in the order x, then y, then z of the starts)
+overwrites the earlier (`blend="overwrite"`, the release's aggregation). The volume is padded with `pad_value` (per channel: the channel's
 minimum, i.e. its background) by `border` on each side and at the end wherever the windows
 reach past it. A window larger than the padded volume is shrunk to it, kept a multiple of
 `multiple` (the network's total pooling factor).
@@ -84,7 +85,7 @@ def blend_weights(interior, blend="constant"):
     if blend not in BLENDS:
         raise ValueError(f"blend must be one of {BLENDS}, got {blend!r}.")
     interior = tf.cast(interior, tf.int32)
-    if blend == "constant":
+    if blend in ("constant", "overwrite"):      # overwrite: weights unused, later windows win
         return tf.ones(interior, tf.float32)
     gx, gy, gz = (_gaussian_1d(interior[i]) for i in range(3))
     w = gx[:, None, None] * gy[None, :, None] * gz[None, None, :]
@@ -181,8 +182,14 @@ def sliding_window(predict, volume, window, border=0, overlap=0.0, blend="consta
                 value = np.asarray(value[k])
                 if name not in sums:
                     sums[name] = np.zeros(shape + value.shape[3:], np.float32)
-                sums[name][dst] += value[src] * w[..., None]
-            total[dst] += w
+                if blend == "overwrite":
+                    sums[name][dst] = value[src]
+                else:
+                    sums[name][dst] += value[src] * w[..., None]
+            if blend == "overwrite":
+                total[dst] = 1.0
+            else:
+                total[dst] += w
 
     for first in range(0, len(corners), batch_size):
         flush(corners[first:first + batch_size])

@@ -123,10 +123,11 @@ class UHVED(HeteroModalModel):
         recon = self.decode_images(means if recon_z == "mean" else zs)
         return {"seg_logits": seg_logits, "seg_probabilities": seg_probs, "recon": recon}
 
-    def infer(self, inputs, num_samples=1, seed=0):
+    def infer(self, inputs, num_samples=1, seed=0, single_draw=False):
         """Inference: the encoders once; {"seg_probabilities", "seg_variance", "recon"}.
 
-        `num_samples` (a Python int or an int32 scalar tensor): 1 decodes the posterior mean;
+        `num_samples` (a Python int or an int32 scalar tensor): 1 decodes the posterior mean
+        (or, with `single_draw`, one random draw of the latents: the release's protocol);
         more averages the softmax of that many draws of the latents ("seg_variance": their
         variance, summed over classes). Draws are stateless, keyed by (`seed`, sample index,
         level), so an input always gives the same output, here or in an exported SavedModel.
@@ -149,8 +150,11 @@ class UHVED(HeteroModalModel):
 
         if isinstance(num_samples, int):
             check_int("num_samples", num_samples, 1)
-            probs, variance = (average_draws(draw, tf.constant(num_samples))
-                               if num_samples > 1 else decode_mean())
+            if num_samples == 1 and single_draw:
+                probs, variance = average_draws(draw, 1)
+            else:
+                probs, variance = (average_draws(draw, tf.constant(num_samples))
+                                   if num_samples > 1 else decode_mean())
         else:
             n = tf.cast(num_samples, tf.int32)
             probs, variance = tf.cond(n > 1, lambda: average_draws(draw, n), decode_mean)

@@ -250,6 +250,11 @@ def export_target(export_dir, version=None):
 def export_model(trained, export_dir, version=None, label_convention="brats2018",
                  options=InferenceOptions(), seed=0):
     """Writes `<export_dir>/<version>` (see the module docstring); returns its path."""
+    if options.blend == "overwrite" or options.single_draw:
+        raise ValueError("An export blends overlapping windows (--blend constant or gaussian) "
+                         "and averages z samples or decodes the posterior mean; the release's "
+                         "protocol (overwrite, one random draw) runs in predict and evaluate "
+                         "(--protocol=original).")
     target = export_target(export_dir, version)
     check_writable(target.parent, export_bytes(trained.model))
     options = dataclasses.replace(options.validate(), fallback_window=tuple(trained.window))

@@ -20,7 +20,7 @@ import time
 
 import keras
 
-from hved_tf.config import TrainConfig, describe_inference
+from hved_tf.config import TrainConfig, describe_inference, protocol_options
 from hved_tf.data.pipeline import make_training_dataset
 from hved_tf.data.prepare import SPLIT_FILE, prepare_data
 from hved_tf.errors import Interrupted
@@ -66,13 +66,22 @@ def _save_final(model, run_dir):
         model.save(tmp)
 
 
+def learning_rate_schedule(optim):
+    """"step": the rate times the factor every N steps, the U-HeMIS code's rule (the released
+    U-HVED code's 1e-3 / 4^int(n / 10) underflows within 100 steps and overflows at 5,120: it
+    cannot have trained its checkpoint); "constant": the rate the released U-HeMIS graph
+    holds."""
+    if optim.lr_schedule == "constant":
+        return optim.learning_rate
+    return keras.optimizers.schedules.ExponentialDecay(
+        optim.learning_rate, optim.lr_decay_steps, optim.lr_decay_factor, staircase=True)
+
+
 def _build(config, strategy):
     with strategy.scope():
         model = build_model(config.model.name, loss_weights=config.optim.loss,
                             **config.model.build_options())
-        schedule = keras.optimizers.schedules.ExponentialDecay(
-            config.optim.learning_rate, config.optim.lr_decay_steps,
-            config.optim.lr_decay_factor, staircase=True)
+        schedule = learning_rate_schedule(config.optim)
         model.compile(optimizer=model.default_optimizer(schedule))
     return model
 
@@ -93,22 +102,28 @@ def _callbacks(config, data, run_dir, own_dir, chief):
 
 
 def _test(model, config, data, run_dir, steps, start):
-    """Scores the test split with the best validated weights; writes test_results.json."""
+    """Scores the test split (`config.test_protocol`: validation's settings with the best
+    validated weights, or the release's protocol with the final ones); writes
+    test_results.json."""
+    original = config.test_protocol == "original"
     best = run_dir / "best.weights.h5"
-    if best.is_file():
+    if best.is_file() and not original:
         # The file also holds the optimiser state of that moment, hence `steps` read before.
         model.load_weights(best)
-    segmenter = KerasSegmenter(model, config.validation, synthesise=False)
+    weights = best.name if best.is_file() and not original else "model.weights.h5"
+    options = protocol_options(config.test_protocol, dataclasses.replace(
+        config.validation, fallback_window=config.patch))
+    segmenter = KerasSegmenter(model, options, synthesise=False)
     results = evaluate_subjects(segmenter, data["test"], config.validation_subsets)
-    weights = best.name if best.is_file() else "model.weights.h5"
-    settings = describe_inference(config.validation)
+    settings = describe_inference(options)
     summary = {"steps": steps, "test": results, "seconds": time.time() - start,
                "weights": weights, "subjects": [s.id for s in data["test"]],
-               "inference": dataclasses.asdict(config.validation), "settings": settings}
+               "protocol": config.test_protocol, "inference": dataclasses.asdict(options),
+               "settings": settings}
     write_json(run_dir / "test_results.json", summary)
-    print(f"test Dice of {len(data['test'])} held-out subjects ({weights}; {settings}; "
-          "evaluate uses its own --window/--samples, written in its summary.json):",
-          flush=True)
+    print(f"test Dice of {len(data['test'])} held-out subjects ({config.test_protocol} "
+          f"protocol: {weights}; {settings}; evaluate uses its own --protocol/--window/"
+          "--samples, written in its summary.json):", flush=True)
     for code, regions in results.items():
         print(f"  {code}: " + ", ".join(f"{r} {v:.3f}" for r, v in regions.items()),
               flush=True)

@@ -31,6 +31,8 @@ def _define_data():
         flags.DEFINE_list("demo_shape", ["64", "64", "64"], "Phantom size X,Y,Z for the demo.")
         flags.DEFINE_enum("on_bad_subject", "skip", list(cfg.ON_BAD_SUBJECT),
                           "A subject that cannot be read: skip it (listed) or stop.")
+        flags.DEFINE_integer("landmark_subjects", 0, "Training subjects the histogram landmarks "
+                             "are trained on (0: all of them); unused with --hist_file.")
 
 
 def _define_model():
@@ -51,6 +53,9 @@ def _define_optimisation():
         flags.DEFINE_float("lr_decay_factor", 0.25, "Multiply the lr by this every "
                            "--lr_decay_steps.")
         flags.DEFINE_integer("lr_decay_steps", 10_000, "Steps between two lr decays.")
+        flags.DEFINE_enum("lr_schedule", "step", list(cfg.LR_SCHEDULES), "step: the rate times "
+                          "--lr_decay_factor every --lr_decay_steps (the U-HeMIS code's); "
+                          "constant: --learning_rate throughout (the released U-HeMIS graph's).")
         flags.DEFINE_float("dice_weight", 1.0, "Weight of the Dice loss.")
         flags.DEFINE_float("ce_weight", 1.0, "Weight of the cross-entropy.")
         flags.DEFINE_float("kl_weight", 0.1, "Weight of the KL term (u_hved).")
@@ -65,7 +70,15 @@ def _define_optimisation():
                           "uniform (the release's) | balanced.")
         flags.DEFINE_list("flip_axes", ["0", "1", "2"], "Axes of random flips (empty: none).")
         flags.DEFINE_float("rotation", 0.0, "Random rotation within ± this many degrees.")
-        flags.DEFINE_float("scaling", 0.1, "Random zoom within 1 ± this.")
+        flags.DEFINE_float("scaling", 0.1, "Random zoom within 1 ± this (per axis with "
+                           "--spatial_augmentation=release).")
+        flags.DEFINE_integer("volume_padding", 10, "Voxels padded around each volume (images: "
+                             "the channel minimum, labels: 0) before windows are drawn, as the "
+                             "release did (0: none).")
+        flags.DEFINE_enum("spatial_augmentation", "release", list(cfg.SPATIAL_AUGMENTATIONS),
+                          "release: per visit of a subject, a zoom per axis (cubic) and flips "
+                          "of the whole padded volume; window: per window, one isotropic zoom "
+                          "(trilinear), rotation and flips.")
 
 
 def _define_validation_and_output():
@@ -76,6 +89,9 @@ def _define_validation_and_output():
                           "Modality subsets evaluated at each validation.")
         flags.DEFINE_integer("early_stopping_patience", 0,
                              "Stop after this many validations without improvement (0: never).")
+        flags.DEFINE_enum("test_protocol", "default", list(cfg.PROTOCOLS), "The end-of-training "
+                          "test: default (validation's settings, best weights) or original "
+                          "(the release's evaluation, final weights).")
     with flag_group("output"):
         flags.DEFINE_string("run_dir", "runs/demo", "Folder of the run: config, checkpoints, "
                             "logs.")
@@ -116,19 +132,22 @@ def config_from_flags(f=FLAGS):
         data=cfg.DataConfig(
             root=f.data_root, split=f.split, naming=f.naming, fold=f.fold, folds=f.folds,
             cache_dir=f.cache_dir, hist_file=f.hist_file, demo_subjects=f.demo_subjects,
-            demo_shape=_ints("demo_shape", f.demo_shape), on_bad_subject=f.on_bad_subject),
+            demo_shape=_ints("demo_shape", f.demo_shape), on_bad_subject=f.on_bad_subject,
+            landmark_subjects=f.landmark_subjects),
         model=cfg.ModelConfig(name=f.model, subset=f.subset, base_filters=f.base_filters,
                               levels=f.levels, kl_variant=f.kl_variant, seed=f.seed),
         optim=cfg.OptimConfig(learning_rate=f.learning_rate, lr_decay_factor=f.lr_decay_factor,
-                              lr_decay_steps=f.lr_decay_steps, loss=loss),
+                              lr_decay_steps=f.lr_decay_steps, lr_schedule=f.lr_schedule,
+                              loss=loss),
         pipeline=cfg.PipelineConfig(
             window=_ints("patch", f.patch), windows_per_volume=f.windows_per_volume,
             sampler=f.sampler, batch_size=f.batch_size,
             flip_axes=_ints("flip_axes", f.flip_axes), rotation_degrees=f.rotation,
-            scaling=f.scaling),
+            scaling=f.scaling, volume_padding=f.volume_padding,
+            spatial_augmentation=f.spatial_augmentation),
         run_dir=f.run_dir, steps=f.steps, validation_every=f.validation_every,
         validation_subsets=tuple(f.validation_subsets),
         early_stopping_patience=f.early_stopping_patience,
         keep_checkpoints=f.keep_checkpoints, strategy=f.strategy, precision=f.precision,
-        log_every=f.log_every)
+        log_every=f.log_every, test_protocol=f.test_protocol)
     return config.validate()

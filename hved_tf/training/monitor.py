@@ -32,6 +32,7 @@ def window_means(previous, current):
 
 
 def learning_rate(optimizer, step):
+    """The rate at `step` (Keras 3's `optimizer.learning_rate` is already the current one)."""
     rate = optimizer.learning_rate
     return float(rate(step) if callable(rate) else rate)
 

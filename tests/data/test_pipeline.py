@@ -101,10 +101,13 @@ def _take(ds, n):
             for x, y in ds.take(n)]
 
 
-def test_stream_elements_and_reproducibility():
+@pytest.mark.parametrize("augmentation", [
+    {"spatial_augmentation": "window", "volume_padding": 0, "rotation_degrees": 10},
+    {"spatial_augmentation": "release", "volume_padding": 4}], ids=["window", "release"])
+def test_stream_elements_and_reproducibility(augmentation):
     subjects = [_subject(seed=0), _subject(shape=(20, 18, 16), seed=1, available=(1, 1, 1, 1))]
     config = pipeline.PipelineConfig(window=(16, 16, 16), windows_per_volume=3, sampler="balanced",
-                                     batch_size=2, rotation_degrees=10, scaling=0.1, seed=7)
+                                     batch_size=2, scaling=0.1, seed=7, **augmentation)
     a = _take(pipeline.make_training_dataset(subjects, config), 4)
     b = _take(pipeline.make_training_dataset(subjects, config), 4)
     for (ia, aa, la), (ib, ab, lb) in zip(a, b):
