@@ -58,6 +58,7 @@ def test_a_truncated_backup_resumes_from_the_newest_step_checkpoint(finished_run
         outcome = _resume(cli, run_dir, finished_run[1])
     assert outcome.code == 0, outcome
     assert _warned(caplog, "resume backup", "damaged", "step_00000004.weights.h5")
+    assert "resuming from step 4 of 4" in outcome.out
     assert json.loads((run_dir / "test_results.json").read_text())["steps"] == 4
 
 
@@ -279,7 +280,7 @@ def test_a_run_folder_of_another_model_is_refused(finished_run, copy_of, cli):
             "--run_dir")
 
 
-def test_rgb_label_in_a_dataset_is_skipped_with_a_line(tmp_path, cli, tiny_run):
+def test_an_rgb_label_file_is_refused_naming_it(tmp_path, cli, tiny_run):
     """evaluate refuses a subject whose truth is unusable, naming the file."""
     data = tmp_path / "data"
     write_phantom_dataset(data, 1, (32, 32, 32), seed=5)

@@ -130,6 +130,7 @@ def test_mixed_float16_on_a_cpu_is_refused(tmp_path):
         run(config)
 
 
+@pytest.mark.slow   # 50 s; the mirrored step itself is checked in tests/models/test_train_step.py
 def test_mirrored_over_two_logical_cpus_runs_end_to_end(tmp_path):
     run_dir = tmp_path / "run"
     args = [sys.executable, "-m", "hved_tf.train", *TINY, "--steps=4", "--strategy=mirrored",
