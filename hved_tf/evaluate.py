@@ -27,6 +27,10 @@ def define_flags():
         flags.DEFINE_string("split", "", "With --data_root: the release's split CSV (its test "
                             "part) or a file of subject ids.")
         flags.DEFINE_list("subsets", ["all"], "'all' or subset codes, e.g. T1c,T1c+FLAIR.")
+        flags.DEFINE_enum("lesion_protocol", "brats2023", ["brats2023", "brats2024", "none"],
+                          "Lesion-wise Dice and HD95 as the BraTS challenge of that year ranks "
+                          "them (dilation 3; lesions of at most 50, or 20 and 10 for ET, voxels "
+                          "left out), or none.")
         flags.DEFINE_string("cache_dir", "", "Preprocessed-subject cache (default: the run's, "
                             "or <out_dir>/../cache).")
     define_inference_flags()
@@ -43,7 +47,8 @@ def run():
     markdown = run_evaluation(FLAGS.model, FLAGS.out_dir, options, FLAGS.data_root,
                               FLAGS.split, FLAGS.subsets, FLAGS.cache_dir,
                               FLAGS.hist_file or None, FLAGS.figures, FLAGS.overwrite, log,
-                              weights=weights, protocol=FLAGS.protocol)
+                              weights=weights, protocol=FLAGS.protocol,
+                              lesion_protocol=FLAGS.lesion_protocol)
     print(markdown, flush=True)
     print(f"wrote {FLAGS.out_dir}/results.csv, summary.json, table1.md", flush=True)
 

@@ -4,7 +4,8 @@ For every subject of a split and every modality subset (the 15, or `--subsets`),
 segments the subject from that subset (its Segmenter, `hved_tf.inference.segmenter`), and the prediction is scored on the
 subject's full grid against its labels: Dice, HD95 (mm; an empty prediction against a non-empty
 truth scores the grid's diagonal, see `hved_tf.evaluation.metrics.hd95`), sensitivity and specificity for
-whole tumour, core and enhancing; U-HVED's synthesised sequences are scored against the real
+whole tumour, core and enhancing, and lesion-wise Dice and HD95 by the BraTS 2023 or 2024 rules
+(`hved_tf.evaluation.lesions`, `--lesion_protocol`); U-HVED's synthesised sequences are scored against the real
 ones with PSNR and SSIM (scikit-image) in the network's normalised intensities, inside the real
 sequence's brain (voxels above its background value). A model that runs on one subset only (its
 capabilities say so: the U-Net) is scored on that subset only.
@@ -32,6 +33,8 @@ from hved_tf.config import DEMO_ROOT, TrainConfig, describe_inference
 from hved_tf.data.cache import SubjectCache
 from hved_tf.data.prepare import SPLIT_FILE, default_cache_dir, demo_root, split_subjects
 from hved_tf.evaluation import tables
+from hved_tf.evaluation.lesions import PRESETS as LESION_PRESETS
+from hved_tf.evaluation.lesions import region_lesion_metrics
 from hved_tf.evaluation.metrics import image_metrics, region_metrics
 from hved_tf.figures import dice_heatmap, save_figure, subject_columns, subject_figure
 from hved_tf.inference.loading import open_segmenter
@@ -122,13 +125,19 @@ def _check_segmenters(segmenters):
                              "settings are frozen).")
 
 
-def _score(segmentation, prepared, truth, mask, spacing, base):
-    """Long-format rows of one segmentation: regions, then synthesised sequences."""
+def _score(segmentation, prepared, truth, mask, spacing, base, lesion_protocol=None):
+    """Long-format rows of one segmentation: regions (voxel-wise, and lesion-wise with a
+    `lesion_protocol`), then synthesised sequences."""
     rows = []
     pred = segmentation.full("labels")
     for region, values in region_metrics(pred, truth, spacing).items():
         rows += [{**base, "target": region, "metric": m, "value": v}
                  for m, v in values.items()]
+    if lesion_protocol is not None:
+        for region, values in region_lesion_metrics(pred, truth, spacing,
+                                                    lesion_protocol).items():
+            rows += [{**base, "target": region, "metric": m, "value": float(values[m])}
+                     for m in ("lesion_dice", "lesion_hd95")]
     if "recon" in segmentation:
         recon = segmentation.outputs["recon"]
         for i in np.flatnonzero((mask == 0) & (prepared.available > 0)):
@@ -139,7 +148,8 @@ def _score(segmentation, prepared, truth, mask, spacing, base):
     return rows
 
 
-def evaluate(segmenters, names, subjects, subsets, cache_dir, figures=0, figure_dir=None):
+def evaluate(segmenters, names, subjects, subsets, cache_dir, figures=0, figure_dir=None,
+             lesion_protocol=None):
     """Scores every segmenter on every subject and subset; returns the long-format rows."""
     _check_segmenters(segmenters)
     rows = []
@@ -158,8 +168,8 @@ def evaluate(segmenters, names, subjects, subsets, cache_dir, figures=0, figure_
                 if np.any(mask > prepared.available) or segmenter.capabilities.refuses(mask):
                     continue
                 seg = segmenter.segment_prepared(prepared, mask)
-                rows += _score(seg, prepared, truth, mask, spacing,
-                               {"model": name, "subject": subject.id, "subset": code})
+                base = {"model": name, "subject": subject.id, "subset": code}
+                rows += _score(seg, prepared, truth, mask, spacing, base, lesion_protocol)
                 if k < figures and code in FIGURE_SUBSETS:
                     columns = subject_columns(prepared.image, mask, seg.labels,
                                               seg.outputs.get("recon"),
@@ -200,7 +210,7 @@ def check_out_dir(out_dir, overwrite):
 
 def run_evaluation(models, out_dir, options, data_root="", split="", subsets=("all",),
                    cache_dir="", hist_file=None, figures=0, overwrite=False, log=print,
-                   weights="best", protocol="default"):
+                   weights="best", protocol="default", lesion_protocol="brats2023"):
     """The whole of `python -m hved_tf.evaluate`: loads, scores, writes; returns the table."""
     out_dir = pathlib.Path(out_dir)
     check_out_dir(out_dir, overwrite)
@@ -215,13 +225,14 @@ def run_evaluation(models, out_dir, options, data_root="", split="", subsets=("a
         f"({protocol} protocol: {describe_inference(options)}; {weights} weights)")
     start = time.time()
     with atomic_directory(out_dir, replace=overwrite) as tmp:      # the results: all or none
-        rows = evaluate(segmenters, names, subjects, subsets, cache, figures, tmp / "figures")
+        rows = evaluate(segmenters, names, subjects, subsets, cache, figures, tmp / "figures",
+                        LESION_PRESETS.get(lesion_protocol))
         tables.write_csv(tmp / "results.csv", rows)
         tables.write_summary(tmp / "summary.json", rows, names, {
             "subjects": [s.id for s in subjects], "subsets": subsets,
             "models": {n: t.identity for n, t in zip(names, segmenters)},
             "inference": dataclasses.asdict(options), "settings": describe_inference(options),
-            "protocol": protocol, "weights": weights,
+            "protocol": protocol, "weights": weights, "lesion_protocol": lesion_protocol,
             "seconds": time.time() - start})
         markdown = tables.table1_markdown(rows, names, subsets)
         write_text(tmp / "table1.md", markdown)
