@@ -27,8 +27,8 @@ from absl import app, flags
 from absl import logging as absl_logging
 
 from hved_tf import quiet
-from hved_tf.config import (BLENDS, PROTOCOLS, WEIGHTS, InferenceOptions, protocol_options,
-                            protocol_weights)
+from hved_tf.config import BLENDS, PROTOCOLS, WEIGHTS, InferenceOptions
+from hved_tf.protocols import protocol_options, protocol_weights
 from hved_tf.errors import Interrupted
 from hved_tf.flaggroups import GROUPS, flag_group, help_text
 
@@ -161,6 +161,13 @@ def define_inference_flags(samples_help="z samples averaged for the segmentation
         flags.DEFINE_enum("blend", "gaussian", list(BLENDS), "Weights where windows overlap.")
         flags.DEFINE_integer("samples", 10, samples_help)
         flags.DEFINE_integer("batch_size", 1, "Windows per forward pass.")
+    with flag_group("post-processing (off by default: the paper's protocol)"):
+        flags.DEFINE_integer("et_threshold", 0, "ETpp (RFNet's rule with 500): fewer enhancing "
+                             "voxels than this are relabelled necrotic core (0: off).")
+        flags.DEFINE_integer("min_component", 0, "Remove whole-tumour components smaller than "
+                             "this many voxels (0: off).")
+        flags.DEFINE_bool("largest_component", False, "Keep the largest whole-tumour component "
+                          "only.")
 
 
 def define_protocol_flags():
@@ -193,5 +200,6 @@ def parse_window(values):
 def inference_options(f=FLAGS):
     """The validated InferenceOptions of the inference flags."""
     return InferenceOptions(window=parse_window(f.window), border=f.border, overlap=f.overlap,
-                            blend=f.blend, batch_size=f.batch_size,
-                            num_samples=f.samples).validate()
+                            blend=f.blend, batch_size=f.batch_size, num_samples=f.samples,
+                            et_threshold=f.et_threshold, min_component=f.min_component,
+                            largest_component=f.largest_component).validate()

@@ -50,7 +50,8 @@ def _positive_int(name, value):
         raise ValueError(f"--{name} must be a positive integer, got {value!r}.")
 
 
-def _choice(name, value, choices):
+def choice(name, value, choices):
+    """Refuses `value` unless it is one of `choices`, naming the flag."""
     if value not in choices:
         raise ValueError(f"--{name} must be one of {', '.join(choices)}, got {value!r}.")
 
@@ -92,7 +93,7 @@ class DataConfig:
         if self.demo_subjects < 5:
             raise ValueError("--demo_subjects must be at least 5 (train, validation, test).")
         _sizes("demo_shape", tuple(self.demo_shape), 32, "64,64,64")
-        _choice("on_bad_subject", self.on_bad_subject, ON_BAD_SUBJECT)
+        choice("on_bad_subject", self.on_bad_subject, ON_BAD_SUBJECT)
         if isinstance(self.landmark_subjects, bool) or not isinstance(
                 self.landmark_subjects, int) or self.landmark_subjects < 0:
             raise ValueError(f"--landmark_subjects must be an integer >= 0 (0: every training "
@@ -110,7 +111,7 @@ class ModelConfig:
     seed: int = 0
 
     def validate(self):
-        _choice("model", self.name, MODEL_NAMES)
+        choice("model", self.name, MODEL_NAMES)
         options = model_options(self.name)
         if "subset" in options:
             if not self.subset:
@@ -125,7 +126,7 @@ class ModelConfig:
                              f"--model={self.name}).")
         _positive_int("base_filters", self.base_filters)
         _positive_int("levels", self.levels)
-        _choice("kl_variant", self.kl_variant, KL_VARIANTS)
+        choice("kl_variant", self.kl_variant, KL_VARIANTS)
         return self
 
     def build_options(self):
@@ -151,7 +152,7 @@ class OptimConfig:
         if not 0 < self.lr_decay_factor <= 1:
             raise ValueError(f"--lr_decay_factor must be in (0, 1], got {self.lr_decay_factor}.")
         _positive_int("lr_decay_steps", self.lr_decay_steps)
-        _choice("lr_schedule", self.lr_schedule, LR_SCHEDULES)
+        choice("lr_schedule", self.lr_schedule, LR_SCHEDULES)
         for flag, field in _FLAT_LOSS.items():
             value = getattr(self.loss, field)
             if not isinstance(value, (int, float)) or value != value or value < 0:
@@ -181,13 +182,13 @@ class PipelineConfig:
                 or self.volume_padding < 0:
             raise ValueError(f"--volume_padding must be an integer >= 0, got "
                              f"{self.volume_padding!r}.")
-        _choice("spatial_augmentation", self.spatial_augmentation, SPATIAL_AUGMENTATIONS)
+        choice("spatial_augmentation", self.spatial_augmentation, SPATIAL_AUGMENTATIONS)
         if self.spatial_augmentation == "release" and self.rotation_degrees:
             raise ValueError("--rotation is for --spatial_augmentation=window (the release "
                              "zoomed and flipped its volumes, it did not rotate them).")
         for name in ("windows_per_volume", "batch_size", "cycle_length", "prefetch"):
             _positive_int(name, getattr(self, name))
-        _choice("sampler", self.sampler, SAMPLERS)
+        choice("sampler", self.sampler, SAMPLERS)
         if any(a not in (0, 1, 2) for a in self.flip_axes):
             raise ValueError(f"--flip_axes must be among 0, 1, 2, got {self.flip_axes}.")
         if not 0 <= self.rotation_degrees <= 45:
@@ -221,6 +222,13 @@ class InferenceOptions:
     max_voxels: int = WHOLE_VOLUME_MAX_VOXELS
     fallback_window: tuple = (112, 112, 112)
     single_draw: bool = False          # with num_samples 1: one random z draw, not the mean
+    et_threshold: int = 0              # post-processing (hved_tf.inference.postprocess); 0: off
+    min_component: int = 0
+    largest_component: bool = False
+
+    @property
+    def postprocessing(self):
+        return bool(self.et_threshold or self.min_component or self.largest_component)
 
     def validate(self):
         if self.window is not None:
@@ -230,42 +238,14 @@ class InferenceOptions:
             raise ValueError(f"--border must be an integer >= 0, got {self.border!r}.")
         if not (isinstance(self.overlap, (int, float)) and 0.0 <= self.overlap < 1.0):
             raise ValueError(f"--overlap must be in [0, 1), got {self.overlap!r}.")
-        _choice("blend", self.blend, BLENDS)
+        choice("blend", self.blend, BLENDS)
         for name in ("batch_size", "num_samples", "max_voxels"):
             _positive_int({"num_samples": "samples"}.get(name, name), getattr(self, name))
+        for name in ("et_threshold", "min_component"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise ValueError(f"--{name} must be an integer >= 0 (0: off), got {value!r}.")
         return self
-
-
-def protocol_options(protocol, options=None):
-    """The InferenceOptions of a protocol: "default" keeps `options` (the flags'); "original"
-    is the release's evaluation: 128^3 windows with a 10-voxel border cut on the 10-padded
-    volume (`sliding_window` pads by the border), later windows overwriting earlier ones, one
-    random draw of the latents with a fixed seed."""
-    _choice("protocol", protocol, PROTOCOLS)
-    options = options or InferenceOptions()
-    if protocol == "original":
-        options = dataclasses.replace(options, window=(128, 128, 128), border=10, overlap=0.0,
-                                      blend="overwrite", num_samples=1, single_draw=True)
-    return options.validate()
-
-
-def protocol_weights(protocol, weights=""):
-    """"best" or "final": as asked, else the protocol's (the original: the final weights)."""
-    if weights:
-        _choice("weights", weights, WEIGHTS)
-        return weights
-    return "final" if protocol == "original" else "best"
-
-
-def describe_inference(options):
-    """The settings of an InferenceOptions in words (for reports and logs)."""
-    window = ("whole volume (else " + "x".join(map(str, options.fallback_window)) + " windows)"
-              if options.window is None else "x".join(map(str, options.window)) + " windows")
-    z = ("one random draw of z" if options.num_samples == 1 and options.single_draw else
-         "the posterior mean of z" if options.num_samples == 1 else
-         f"{options.num_samples} z samples averaged")
-    border = f", border {options.border}" if options.border else ""
-    return f"{window}, overlap {options.overlap:g}{border}, {options.blend} blending, {z}"
 
 
 def validation_options(patch):
@@ -317,13 +297,13 @@ class TrainConfig:
         self.validation_subsets = tuple(codes)
         if self.early_stopping_patience < 0:
             raise ValueError("--early_stopping_patience must be >= 0.")
-        _choice("strategy", self.strategy, STRATEGIES)
+        choice("strategy", self.strategy, STRATEGIES)
         if self.strategy == "multi_worker" and self.early_stopping_patience:
             raise ValueError("--early_stopping_patience is decided on the chief alone and would "
                              "leave the other workers waiting: leave it at 0 with "
                              "--strategy=multi_worker.")
-        _choice("precision", self.precision, PRECISIONS)
-        _choice("test_protocol", self.test_protocol, PROTOCOLS)
+        choice("precision", self.precision, PRECISIONS)
+        choice("test_protocol", self.test_protocol, PROTOCOLS)
         if not self.run_dir:
             raise ValueError("--run_dir is empty.")
         return self

@@ -38,6 +38,8 @@ def define_flags():
     with flag_group("output"):
         flags.DEFINE_string("out_dir", None, "Output folder.")
         flags.DEFINE_integer("figures", 0, "PNG panels for the first N subjects.")
+        flags.DEFINE_list("table_metrics", ["dice"], "Columns of table1.md: dice, dice_pp "
+                          "(post-processed), lesion_dice, lesion_dice_pp.")
         flags.DEFINE_bool("overwrite", False, "Replace earlier results in --out_dir.")
 
 
@@ -48,7 +50,8 @@ def run():
                               FLAGS.split, FLAGS.subsets, FLAGS.cache_dir,
                               FLAGS.hist_file or None, FLAGS.figures, FLAGS.overwrite, log,
                               weights=weights, protocol=FLAGS.protocol,
-                              lesion_protocol=FLAGS.lesion_protocol)
+                              lesion_protocol=FLAGS.lesion_protocol,
+                              table_metrics=FLAGS.table_metrics)
     print(markdown, flush=True)
     print(f"wrote {FLAGS.out_dir}/results.csv, summary.json, table1.md", flush=True)
 

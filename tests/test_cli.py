@@ -21,9 +21,11 @@ NOISE = re.compile(r"^[IWEF]\d{4} |All log messages before absl|cuInit|cuda|oneD
                    r"\w+Warning: |^\s+warnings\.warn", re.IGNORECASE)
 GROUPS = {"train": ["data", "model", "optimisation", "training windows and augmentation",
                     "validation", "output", "distribution and precision"],
-          "predict": ["model", "inputs", "inference (sliding windows)", "protocol", "output"],
-          "evaluate": ["models", "data", "inference (sliding windows)", "protocol", "output"],
-          "export": ["model", "inference (sliding windows)", "output"]}
+          "predict": ["model", "inputs", "inference (sliding windows)", "post-processing",
+                      "protocol", "output"],
+          "evaluate": ["models", "data", "inference (sliding windows)", "post-processing",
+                       "protocol", "output"],
+          "export": ["model", "inference (sliding windows)", "post-processing", "output"]}
 
 
 def _run(*args, timeout=900):

@@ -29,7 +29,7 @@ import time
 
 import numpy as np
 
-from hved_tf.config import DEMO_ROOT, TrainConfig, describe_inference
+from hved_tf.config import DEMO_ROOT, TrainConfig
 from hved_tf.data.cache import SubjectCache
 from hved_tf.data.prepare import SPLIT_FILE, default_cache_dir, demo_root, split_subjects
 from hved_tf.evaluation import tables
@@ -45,6 +45,7 @@ from hved_tf.io.nifti import read_geometry
 from hved_tf.modalities import MODALITIES, SUBSET_CODES, parse_subset, subset_code, subset_mask
 from hved_tf.preprocessing.crop import uncrop
 from hved_tf.progress import Progress
+from hved_tf.protocols import describe_inference
 
 FIGURE_SUBSETS = ("T1c+FLAIR", "T1+T1c+T2+FLAIR")
 
@@ -129,15 +130,19 @@ def _score(segmentation, prepared, truth, mask, spacing, base, lesion_protocol=N
     """Long-format rows of one segmentation: regions (voxel-wise, and lesion-wise with a
     `lesion_protocol`), then synthesised sequences."""
     rows = []
-    pred = segmentation.full("labels")
-    for region, values in region_metrics(pred, truth, spacing).items():
-        rows += [{**base, "target": region, "metric": m, "value": v}
-                 for m, v in values.items()]
-    if lesion_protocol is not None:
-        for region, values in region_lesion_metrics(pred, truth, spacing,
-                                                    lesion_protocol).items():
-            rows += [{**base, "target": region, "metric": m, "value": float(values[m])}
-                     for m in ("lesion_dice", "lesion_hd95")]
+    versions = [("labels", "")]
+    if "labels_raw" in segmentation:          # post-processed: raw and "_pp" side by side
+        versions = [("labels_raw", ""), ("labels", "_pp")]
+    for key, suffix in versions:
+        pred = segmentation.full(key)
+        for region, values in region_metrics(pred, truth, spacing).items():
+            rows += [{**base, "target": region, "metric": m + suffix, "value": v}
+                     for m, v in values.items()]
+        if lesion_protocol is not None:
+            for region, values in region_lesion_metrics(pred, truth, spacing,
+                                                        lesion_protocol).items():
+                rows += [{**base, "target": region, "metric": m + suffix,
+                          "value": float(values[m])} for m in ("lesion_dice", "lesion_hd95")]
     if "recon" in segmentation:
         recon = segmentation.outputs["recon"]
         for i in np.flatnonzero((mask == 0) & (prepared.available > 0)):
@@ -210,7 +215,8 @@ def check_out_dir(out_dir, overwrite):
 
 def run_evaluation(models, out_dir, options, data_root="", split="", subsets=("all",),
                    cache_dir="", hist_file=None, figures=0, overwrite=False, log=print,
-                   weights="best", protocol="default", lesion_protocol="brats2023"):
+                   weights="best", protocol="default", lesion_protocol="brats2023",
+                   table_metrics=("dice",)):
     """The whole of `python -m hved_tf.evaluate`: loads, scores, writes; returns the table."""
     out_dir = pathlib.Path(out_dir)
     check_out_dir(out_dir, overwrite)
@@ -234,7 +240,13 @@ def run_evaluation(models, out_dir, options, data_root="", split="", subsets=("a
             "inference": dataclasses.asdict(options), "settings": describe_inference(options),
             "protocol": protocol, "weights": weights, "lesion_protocol": lesion_protocol,
             "seconds": time.time() - start})
-        markdown = tables.table1_markdown(rows, names, subsets)
+        known = {r["metric"] for r in rows}
+        missing = [m for m in table_metrics if m not in known]
+        if missing:
+            raise ValueError(f"--table_metrics {', '.join(missing)}: not computed in this "
+                             f"evaluation (computed: {', '.join(sorted(known))}); "
+                             "post-processed ones (_pp) need a post-processing flag.")
+        markdown = tables.table1_markdown(rows, names, subsets, metrics=tuple(table_metrics))
         write_text(tmp / "table1.md", markdown)
         save_figure(tmp / "table1.png", dice_heatmap(tables.mean_dice(rows), names, subsets))
     return markdown

@@ -102,31 +102,45 @@ def significance(rows, models, subset, region, alpha=0.05):
     return marks
 
 
-def table1_markdown(rows, models, subsets=SUBSET_CODES, alpha=0.05):
-    """The Markdown table (see the module docstring)."""
-    columns = [(region, model) for region in REGIONS for model in models]
-    head = list(MODALITIES) + [f"{REGION_SHORT[r]} {m}" for r, m in columns]
+METRIC_NAMES = {"dice": "Dice", "dice_pp": "Dice after post-processing",
+                "lesion_dice": "lesion-wise Dice",
+                "lesion_dice_pp": "lesion-wise Dice after post-processing"}
+
+
+def table1_markdown(rows, models, subsets=SUBSET_CODES, alpha=0.05, metrics=("dice",)):
+    """The Markdown table (see the module docstring); `metrics`: the Dice-like metrics shown
+    (in %), e.g. "dice", "dice_pp" (post-processed), "lesion_dice"."""
+    columns = [(metric, region, model) for metric in metrics for region in REGIONS
+               for model in models]
+
+    def title(metric, region, model):
+        name = "" if list(metrics) == ["dice"] else f" {metric}"
+        return f"{REGION_SHORT[region]}{name} {model}"
+
+    head = list(MODALITIES) + [title(*c) for c in columns]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     cells = {c: [] for c in columns}
     for code in subsets:
         present = set(parse_subset(code))
         row = ["●" if i in present else "○" for i in range(len(MODALITIES))]
         marks = {region: significance(rows, models, code, region, alpha) for region in REGIONS}
-        for region, model in columns:
-            values = _values(rows, model, code, region, "dice")
+        for metric, region, model in columns:
+            values = _values(rows, model, code, region, metric)
             if not values:
                 row.append("–")
                 continue
             mean = 100.0 * _nanmean(list(values.values()))
-            cells[(region, model)].append(mean)
-            row.append(f"{mean:.1f}" + ("*" if marks[region].get(model) else ""))
+            cells[(metric, region, model)].append(mean)
+            star = metric == "dice" and marks[region].get(model)
+            row.append(f"{mean:.1f}" + ("*" if star else ""))
         lines.append("| " + " | ".join(row) + " |")
     means = ["**Means**"] + [""] * (len(MODALITIES) - 1)
     for column in columns:
         means.append(f"{np.mean(cells[column]):.1f}" if cells[column] else "–")
     lines.append("| " + " | ".join(means) + " |")
-    note = (f"Dice (%) per modality subset (● present, ○ missing). `*`: the better of the "
+    shown = ", ".join(METRIC_NAMES.get(m, m) for m in metrics)
+    note = (f"{shown} (%) per modality subset (● present, ○ missing). `*`: the better of the "
             f"pair ({models[0]} vs the other model) by a two-sided Wilcoxon signed-rank test on "
             f"the paired per-subject Dice, p < {alpha}." if len(models) > 1 else
-            "Dice (%) per modality subset (● present, ○ missing).")
+            f"{shown} (%) per modality subset (● present, ○ missing).")
     return "\n".join(lines) + "\n\n" + note + "\n"

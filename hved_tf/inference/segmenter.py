@@ -28,6 +28,7 @@ import time
 import numpy as np
 
 from hved_tf.config import InferenceOptions
+from hved_tf.inference.postprocess import postprocess
 from hved_tf.inference.predictor import ModelPredictor
 from hved_tf.inference.windows import choose_window, entropy, sliding_window
 from hved_tf.preprocessing.crop import CropBox, uncrop
@@ -77,6 +78,17 @@ def finish(probabilities, extra, box, timings, settings):
                "entropy": entropy(probabilities).numpy()}
     outputs.update({k: v for k, v in extra.items() if v is not None})
     return Segmentation(outputs, box, timings, settings)
+
+
+def postprocessed(segmentation, et_threshold=0, min_component=0, largest_component=False):
+    """The segmentation with its labels post-processed (`hved_tf.inference.postprocess`), the
+    network's own kept as "labels_raw"; unchanged when every rule is off."""
+    if et_threshold or min_component or largest_component:
+        raw = segmentation.outputs["labels"]
+        segmentation.outputs["labels_raw"] = raw
+        segmentation.outputs["labels"] = postprocess(raw, et_threshold, min_component,
+                                                     largest_component)
+    return segmentation
 
 
 class KerasSegmenter:
@@ -136,8 +148,9 @@ class KerasSegmenter:
         extra = {"variance": out["variance"][..., 0] if "variance" in out else None,
                  "recon": out.get("recon")}
         settings = {**dataclasses.asdict(o), "window_used": list(window)}
-        return finish(out["probabilities"], extra, box,
-                      {"inference_s": time.perf_counter() - start}, settings)
+        return postprocessed(finish(out["probabilities"], extra, box,
+                                    {"inference_s": time.perf_counter() - start}, settings),
+                             o.et_threshold, o.min_component, o.largest_component)
 
 
 def _present(image, mask):

@@ -40,6 +40,7 @@ import tensorflow as tf
 
 from hved_tf.config import InferenceOptions
 from hved_tf.inference.exported import EXPORT_METADATA
+from hved_tf.inference.postprocess import ENHANCING, NECROTIC
 from hved_tf.inference.windows import (axis_starts, blend_weights, choose_window, entropy,
                                        fit_window)
 from hved_tf.io.atomic import (OutputError, atomic_directory, check_writable, remove_partials,
@@ -102,7 +103,13 @@ class ServingModule(tf.Module):
         return probs, variance, out.get("recon", tf.zeros_like(image))
 
     def _outputs(self, probs, variance, recon):
-        labels = tf.gather(self.label_values, tf.argmax(probs, axis=-1, output_type=tf.int32))
+        classes = tf.argmax(probs, axis=-1, output_type=tf.int32)
+        if self.options.et_threshold:      # RFNet's ETpp rule, per volume (per window in a batch)
+            enhancing = classes == ENHANCING
+            count = tf.reduce_sum(tf.cast(enhancing, tf.int32), axis=[-3, -2, -1], keepdims=True)
+            small = (count > 0) & (count < self.options.et_threshold)
+            classes = tf.where(enhancing & small, NECROTIC, classes)
+        labels = tf.gather(self.label_values, classes)
         return {"seg_probabilities": probs, "seg_labels": labels,
                 "uncertainty": entropy(probs), "variance": variance[..., 0], "recon": recon}
 
@@ -250,6 +257,10 @@ def export_target(export_dir, version=None):
 def export_model(trained, export_dir, version=None, label_convention="brats2018",
                  options=InferenceOptions(), seed=0):
     """Writes `<export_dir>/<version>` (see the module docstring); returns its path."""
+    if options.min_component or options.largest_component:
+        raise ValueError("An export post-processes with the enhancing-tumour rule only "
+                         "(--et_threshold); connected components (--min_component, "
+                         "--largest_component) run in predict and evaluate.")
     if options.blend == "overwrite" or options.single_draw:
         raise ValueError("An export blends overlapping windows (--blend constant or gaussian) "
                          "and averages z samples or decodes the posterior mean; the release's "

@@ -20,7 +20,8 @@ import time
 
 import keras
 
-from hved_tf.config import TrainConfig, describe_inference, protocol_options
+from hved_tf.config import TrainConfig
+from hved_tf.protocols import describe_inference, protocol_options
 from hved_tf.data.pipeline import make_training_dataset
 from hved_tf.data.prepare import SPLIT_FILE, prepare_data
 from hved_tf.errors import Interrupted

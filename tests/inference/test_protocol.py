@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from hved_tf.config import InferenceOptions, protocol_options, protocol_weights
+from hved_tf.config import InferenceOptions
+from hved_tf.protocols import protocol_options, protocol_weights
 from hved_tf.inference.windows import sliding_window
 from hved_tf.models import build_model
 
