@@ -161,6 +161,10 @@ def define_inference_flags(samples_help="z samples averaged for the segmentation
         flags.DEFINE_enum("blend", "gaussian", list(BLENDS), "Weights where windows overlap.")
         flags.DEFINE_integer("samples", 10, samples_help)
         flags.DEFINE_integer("batch_size", 1, "Windows per forward pass.")
+        flags.DEFINE_bool("tta", False, "Test-time augmentation: average over the mirror "
+                          "flips of --tta_axes (8 flips for all three axes) composed with the z "
+                          "samples; the variance and uncertainty include the spread.")
+        flags.DEFINE_list("tta_axes", ["0", "1", "2"], "Axes mirrored by --tta.")
     with flag_group("post-processing (off by default: the paper's protocol)"):
         flags.DEFINE_integer("et_threshold", 0, "ETpp (RFNet's rule with 500): fewer enhancing "
                              "voxels than this are relabelled necrotic core (0: off).")
@@ -202,4 +206,13 @@ def inference_options(f=FLAGS):
     return InferenceOptions(window=parse_window(f.window), border=f.border, overlap=f.overlap,
                             blend=f.blend, batch_size=f.batch_size, num_samples=f.samples,
                             et_threshold=f.et_threshold, min_component=f.min_component,
-                            largest_component=f.largest_component).validate()
+                            largest_component=f.largest_component,
+                            tta_axes=parse_axes(f.tta_axes) if f.tta else ()).validate()
+
+
+def parse_axes(values):
+    try:
+        return tuple(int(a) for a in values)
+    except ValueError:
+        raise ValueError(f"--tta_axes must be axes among 0, 1, 2, got {','.join(values)}.") \
+            from None

@@ -225,6 +225,7 @@ class InferenceOptions:
     et_threshold: int = 0              # post-processing (hved_tf.inference.postprocess); 0: off
     min_component: int = 0
     largest_component: bool = False
+    tta_axes: tuple = ()               # mirror test-time augmentation along these axes
 
     @property
     def postprocessing(self):
@@ -245,6 +246,9 @@ class InferenceOptions:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:
                 raise ValueError(f"--{name} must be an integer >= 0 (0: off), got {value!r}.")
+        axes = tuple(self.tta_axes)
+        if any(a not in (0, 1, 2) for a in axes) or len(set(axes)) != len(axes):
+            raise ValueError(f"--tta_axes must be distinct axes among 0, 1, 2, got {axes}.")
         return self
 
 
@@ -339,6 +343,7 @@ class TrainConfig:
         if validation is not None:
             validation = InferenceOptions(**{
                 **validation, "fallback_window": tuple(validation["fallback_window"]),
+                "tta_axes": tuple(validation.get("tta_axes", ())),
                 "window": None if validation["window"] is None else tuple(validation["window"])})
         d["validation_subsets"] = tuple(d["validation_subsets"])
         return cls(data=data, model=model, optim=optim, pipeline=pipeline,

@@ -41,6 +41,8 @@ def describe_inference(options):
          "the posterior mean of z" if options.num_samples == 1 else
          f"{options.num_samples} z samples averaged")
     border = f", border {options.border}" if options.border else ""
+    tta = f", mirror TTA over axes {','.join(map(str, options.tta_axes))}" \
+        if options.tta_axes else ""
     post = []
     if options.et_threshold:
         post.append(f"ET under {options.et_threshold} voxels relabelled necrotic")
@@ -48,5 +50,5 @@ def describe_inference(options):
         post.append(f"components under {options.min_component} voxels removed")
     if options.largest_component:
         post.append("the largest component only")
-    return (f"{window}, overlap {options.overlap:g}{border}, {options.blend} blending, {z}"
+    return (f"{window}, overlap {options.overlap:g}{border}, {options.blend} blending, {z}{tta}"
             + (f"; post-processing: {', '.join(post)}" if post else ""))

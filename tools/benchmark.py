@@ -5,6 +5,8 @@
         [--spatial_augmentation release|window]
     python tools/benchmark.py train [--subjects 16] [--work_dir DIR] [--steps 8]
     python tools/benchmark.py predict [--work_dir DIR] [--samples 10] [--repeats 3] [--window auto]
+        [--tta]
+    python tools/benchmark.py metrics [--repeats 3]
 
 `data`: writes BraTS-size (240x240x155) phantoms, prepares and caches them (crop, Nyul,
 whitening), then in a fresh process draws augmented 112³ windows (the paper's recipe: 32 windows
@@ -274,7 +276,7 @@ def cmd_model(args):
             json.dump(rows, f, indent=1)
 
 
-def run_predict(work_dir, samples, repeats, window):
+def run_predict(work_dir, samples, repeats, window, tta=False):
     import pathlib
     import shutil
 
@@ -296,7 +298,7 @@ def run_predict(work_dir, samples, repeats, window):
     trained = load_trained(run_dir)
     window = None if window == "auto" else tuple(int(w) for w in window.split(","))
     options = InferenceOptions(window=window, overlap=0.5, blend="gaussian",
-                               num_samples=samples)
+                               num_samples=samples, tta_axes=(0, 1, 2) if tta else ())
     out_dir = pathlib.Path(work_dir) / "predict_out"
     segmenter = keras_segmenter(trained, options)
     reports = [predict_subject(segmenter, subjects[0], out_dir, synth_all=True, overwrite=True)
@@ -323,18 +325,43 @@ def cmd_predict(args):
     import tempfile
     work = args.work_dir or tempfile.mkdtemp(prefix="hved_bench_predict_")
     _data_setup(work, 1)
-    r = _child(["_predict", work, args.samples, args.repeats, args.window])
+    r = _child(["_predict", work, args.samples, args.repeats, args.window]
+               + (["tta"] if args.tta else []))
     t = r["timings"]
     print(f"predict, 240x240x155 phantom (cropped {'x'.join(map(str, r['cropped_shape']))}), "
           f"u_hved, all 4 modalities, {args.samples} z samples, 4 synthesised, uncertainty, "
           f"{r['windows']} window(s) of {'x'.join(map(str, r['window']))} (--window "
-          f"{args.window}, overlap 0.5):\n"
+          f"{args.window}, overlap 0.5{', mirror TTA over 8 flips' if args.tta else ''}):\n"
           f"  wall {r['wall_s']:.1f} s (median of {args.repeats}: "
           f"{', '.join(f'{w:.1f}' for w in r['wall_runs_s'])}; first run {r['first_run_s']:.1f} s "
           f"with tracing) (target <= 60 s) | peak RSS {r['peak_rss_gb']:.2f} GB (target <= 8)\n"
           f"  read + preprocess {t['load_s'] + t['preprocess_s']:.1f} s | encoders "
           f"{r['encoders_s']:.1f} s | decoders (10 seg + 4 images per window) and stitching "
           f"{r['decoders_s']:.1f} s | write {t['write_s']:.1f} s", flush=True)
+
+
+def cmd_metrics(args):
+    """Lesion-wise Dice and HD95 of three regions on a BraTS-size phantom's labels against a
+    prediction with spurious components (medians of the repeats)."""
+    import numpy as np
+    from scipy import ndimage
+
+    from hved_tf.data.synthetic import make_phantom
+    from hved_tf.evaluation.lesions import region_lesion_metrics
+    from hved_tf.evaluation.metrics import region_metrics
+    from hved_tf.modalities import to_training_labels
+
+    _, label = make_phantom((240, 240, 155), seed=[0, 1])
+    truth = to_training_labels(label, "brats2018")
+    blobs = ndimage.gaussian_filter(np.random.default_rng(0).random(truth.shape, np.float32), 1)
+    pred = truth.copy()
+    pred[blobs > np.quantile(blobs, 0.9995)] = 2
+    lesion, _ = _timed(lambda: region_lesion_metrics(pred, truth), args.repeats)
+    voxel, _ = _timed(lambda: region_metrics(pred, truth), args.repeats)
+    fps = {r: v["false_positives"] for r, v in region_lesion_metrics(pred, truth).items()}
+    print(f"240x240x155, three regions, false positives {fps}: lesion-wise Dice and HD95 "
+          f"{lesion:.2f} s (target <= 3 s) | voxel-wise Dice, HD95, sensitivity, specificity "
+          f"{voxel:.2f} s (medians of {args.repeats})", flush=True)
 
 
 def main(argv=None):
@@ -346,7 +373,8 @@ def main(argv=None):
         print(json.dumps(run_loop(argv[1], int(argv[2]), int(argv[3]), argv[4])))
         return
     if argv and argv[0] == "_predict":
-        print(json.dumps(run_predict(argv[1], int(argv[2]), int(argv[3]), argv[4])))
+        print(json.dumps(run_predict(argv[1], int(argv[2]), int(argv[3]), argv[4],
+                                     argv[5:6] == ["tta"])))
         return
     if argv and argv[0] == "_one_bf16":
         import keras
@@ -383,8 +411,12 @@ def main(argv=None):
     p.add_argument("--samples", type=int, default=10)
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--window", default="auto", help="auto (predict's default) or X,Y,Z")
+    p.add_argument("--tta", action="store_true", help="mirror TTA over the 8 flips")
     p.add_argument("--work_dir", help="reuse the phantom and cache from an earlier run")
     p.set_defaults(func=cmd_predict)
+    p = sub.add_parser("metrics", help="lesion-wise metrics on a BraTS-size case")
+    p.add_argument("--repeats", type=int, default=3)
+    p.set_defaults(func=cmd_metrics)
     args = parser.parse_args(argv)
     args.func(args)
 

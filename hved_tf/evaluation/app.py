@@ -35,7 +35,7 @@ from hved_tf.data.prepare import SPLIT_FILE, default_cache_dir, demo_root, split
 from hved_tf.evaluation import tables
 from hved_tf.evaluation.lesions import PRESETS as LESION_PRESETS
 from hved_tf.evaluation.lesions import region_lesion_metrics
-from hved_tf.evaluation.metrics import image_metrics, region_metrics
+from hved_tf.evaluation.metrics import brasyn_metrics, image_metrics, region_metrics
 from hved_tf.figures import dice_heatmap, save_figure, subject_columns, subject_figure
 from hved_tf.inference.loading import open_segmenter
 from hved_tf.io import datasets
@@ -145,9 +145,12 @@ def _score(segmentation, prepared, truth, mask, spacing, base, lesion_protocol=N
                           "value": float(values[m])} for m in ("lesion_dice", "lesion_hd95")]
     if "recon" in segmentation:
         recon = segmentation.outputs["recon"]
+        tumour = np.asarray(prepared.label) > 0          # the whole tumour, on the cropped grid
         for i in np.flatnonzero((mask == 0) & (prepared.available > 0)):
             real = np.asarray(prepared.image[..., i])
-            scores = image_metrics(recon[..., i], real, real > prepared.minimum[i])
+            brain = real > prepared.minimum[i]
+            scores = {**image_metrics(recon[..., i], real, brain),
+                      **brasyn_metrics(recon[..., i], real, brain, tumour)}
             rows += [{**base, "target": MODALITIES[i], "metric": m, "value": v}
                      for m, v in scores.items()]
     return rows

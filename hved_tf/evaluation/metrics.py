@@ -6,7 +6,9 @@ core and enhancing regions from training labels 0..3. `hd95`: the 95th percentil
 symmetric surface distances in mm (surfaces: voxels with a face neighbour outside; distances by
 a k-d tree over surface voxel centres); both masks empty gives 0, exactly one empty gives the
 grid's diagonal in mm (BraTS' penalty, 373.13 mm for 240x240x155). `region_metrics` adds
-sensitivity and specificity; `image_metrics` gives PSNR and SSIM of a synthesised sequence;
+sensitivity and specificity; `image_metrics` gives PSNR and SSIM of a synthesised sequence,
+`brasyn_metrics` the BraSyn challenge's scores (SSIM inside and outside the tumour, MSE, PSNR,
+after percentile clipping);
 `wilcoxon_p` is the paired test of the Table-1 significance marks.
 """
 from __future__ import annotations
@@ -119,6 +121,34 @@ def image_metrics(synthesised, truth, foreground):
     win = min(7, *[s - (1 - s % 2) for s in truth.shape])
     ssim = structural_similarity(truth, synthesised, data_range=data_range, win_size=win)
     return {"psnr": float(psnr), "ssim": float(ssim)}
+
+
+def clip_and_scale(volume, mask, low=0.5, high=99.5):
+    """The volume clipped to its [low, high] percentiles inside `mask`, scaled to [0, 1]."""
+    volume = np.asarray(volume, np.float64)
+    lo, hi = np.percentile(volume[mask], [low, high])
+    return np.clip((volume - lo) / max(float(hi - lo), 1e-12), 0.0, 1.0)
+
+
+def brasyn_metrics(synthesised, truth, brain, tumour):
+    """BraSyn's synthesis scores: each volume clipped to its 0.5-99.5 percentiles in the brain
+    and scaled to [0, 1]; the SSIM map (data range 1) averaged inside the tumour and inside the
+    rest of the brain; MSE and PSNR in the brain. {"brasyn_ssim_tumour" (NaN without tumour),
+    "brasyn_ssim_healthy", "brasyn_mse", "brasyn_psnr"}."""
+    brain = np.asarray(brain, bool)
+    tumour = np.asarray(tumour, bool) & brain
+    if not brain.any():
+        raise ValueError("brasyn_metrics: the brain mask is empty.")
+    s = clip_and_scale(synthesised, brain)
+    t = clip_and_scale(truth, brain)
+    win = min(7, *[n - (1 - n % 2) for n in t.shape])
+    _, ssim_map = structural_similarity(t, s, data_range=1.0, win_size=win, full=True)
+    healthy = brain & ~tumour
+    mse = float(np.mean((s[brain] - t[brain]) ** 2))
+    return {"brasyn_ssim_tumour": float(ssim_map[tumour].mean()) if tumour.any() else np.nan,
+            "brasyn_ssim_healthy": float(ssim_map[healthy].mean()) if healthy.any() else np.nan,
+            "brasyn_mse": mse,
+            "brasyn_psnr": float(10 * np.log10(1.0 / mse)) if mse > 0 else float("inf")}
 
 
 # ------------------------------------------------------------------ paired statistics

@@ -7,32 +7,44 @@ mean of `num_samples` draws of the segmentation and, when more than one, their v
 (`UHVED.infer`: the encoders once, stateless draws keyed by (seed, sample, level), so every
 window of every run uses the same noise for a given `seed`); a model that synthesises gives the
 four reconstructions from the posterior mean (if `synthesise`); the others the probabilities.
+With `tta_axes`, every window is also mirrored along those axes and the outputs averaged
+(`hved_tf.inference.tta`; the variance then includes the spread over the flips).
 """
 from __future__ import annotations
 
 import numpy as np
 import tensorflow as tf
 
+from hved_tf.inference.tta import with_flips
+
 
 class ModelPredictor:
-    def __init__(self, model, num_samples=10, synthesise=True, seed=0, single_draw=False):
+    def __init__(self, model, num_samples=10, synthesise=True, seed=0, single_draw=False,
+                 tta_axes=()):
         if isinstance(num_samples, bool) or not isinstance(num_samples, int) or num_samples < 1:
             raise ValueError(f"num_samples must be an integer >= 1, got {num_samples!r}.")
         self.model, self.num_samples = model, num_samples
         capabilities = model.capabilities
         self.capabilities = capabilities
-        self.variance = capabilities.latent_samples and num_samples > 1
+        self.variance = (capabilities.latent_samples and num_samples > 1) or bool(tta_axes)
         self.synthesise = bool(synthesise) and capabilities.synthesises
+
+        def once(image, masks):
+            out = model.infer({"image": image, "mask": masks}, num_samples=num_samples,
+                              seed=seed, single_draw=single_draw)
+            probs = out["seg_probabilities"]
+            return (probs, out.get("seg_variance", tf.zeros_like(probs[..., :1])),
+                    out.get("recon", tf.zeros_like(image)) if self.synthesise
+                    else tf.zeros_like(image[..., :1]))
 
         @tf.function(reduce_retracing=True)
         def forward(image, masks):
-            out = model.infer({"image": image, "mask": masks}, num_samples=num_samples,
-                              seed=seed, single_draw=single_draw)
-            result = {"probabilities": out["seg_probabilities"]}
+            probs, variance, recon = with_flips(lambda x: once(x, masks), image, tta_axes)
+            result = {"probabilities": probs}
             if self.variance:
-                result["variance"] = out["seg_variance"]
+                result["variance"] = variance
             if self.synthesise:
-                result["recon"] = out["recon"]
+                result["recon"] = recon
             return result
 
         self._forward = forward

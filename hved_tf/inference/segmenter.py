@@ -108,7 +108,7 @@ class KerasSegmenter:
         self.identity = identity or {}
         self.capabilities = model.capabilities
         self.predictor = ModelPredictor(model, options.num_samples, synthesise, seed,
-                                        options.single_draw)
+                                        options.single_draw, options.tta_axes)
 
     def refuse(self, mask):
         reason = self.capabilities.refuses(mask)

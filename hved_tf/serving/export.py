@@ -41,6 +41,7 @@ import tensorflow as tf
 from hved_tf.config import InferenceOptions
 from hved_tf.inference.exported import EXPORT_METADATA
 from hved_tf.inference.postprocess import ENHANCING, NECROTIC
+from hved_tf.inference.tta import with_flips
 from hved_tf.inference.windows import (axis_starts, blend_weights, choose_window, entropy,
                                        fit_window)
 from hved_tf.io.atomic import (OutputError, atomic_directory, check_writable, remove_partials,
@@ -96,11 +97,13 @@ class ServingModule(tf.Module):
 
     # ------------------------------------------------------------------ pieces
     def _infer(self, image, mask, num_samples):
-        out = self.model.infer({"image": image, "mask": mask}, num_samples=num_samples,
-                               seed=self.seed)
-        probs = out["seg_probabilities"]
-        variance = out.get("seg_variance", tf.zeros_like(probs[..., :1]))
-        return probs, variance, out.get("recon", tf.zeros_like(image))
+        def once(x):
+            out = self.model.infer({"image": x, "mask": mask}, num_samples=num_samples,
+                                   seed=self.seed)
+            probs = out["seg_probabilities"]
+            return (probs, out.get("seg_variance", tf.zeros_like(probs[..., :1])),
+                    out.get("recon", tf.zeros_like(x)))
+        return with_flips(once, image, self.options.tta_axes)     # the export's frozen TTA
 
     def _outputs(self, probs, variance, recon):
         classes = tf.argmax(probs, axis=-1, output_type=tf.int32)

@@ -24,7 +24,9 @@ def test_evaluate_writes_table_csv_summary_and_figures(tmp_path, tiny_run):
     assert len(names) == 2
     assert {r["subset"] for r in rows} == set(SUBSET_CODES)
     assert {r["metric"] for r in rows} == {"dice", "hd95", "sensitivity", "specificity",
-                                           "lesion_dice", "lesion_hd95", "psnr", "ssim"}
+                                           "lesion_dice", "lesion_hd95", "psnr", "ssim",
+                                           "brasyn_ssim_tumour", "brasyn_ssim_healthy",
+                                           "brasyn_mse", "brasyn_psnr"}
     # PSNR/SSIM only for modalities the subset leaves out: 4 * 15 - 32 present = 28 per subject.
     assert sum(r["metric"] == "ssim" for r in rows) == 2 * 2 * 28
     lines = [ln for ln in (out / "table1.md").read_text().splitlines() if ln.startswith("|")]

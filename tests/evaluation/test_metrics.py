@@ -118,3 +118,33 @@ def test_wilcoxon_p():
     assert wilcoxon_p(a, a) == 1.0
     assert wilcoxon_p(a, a + 1.0) < 0.001
     assert np.isnan(wilcoxon_p([1.0], [2.0]))
+
+
+def test_brasyn_scores_clip_scale_and_split_the_ssim_by_the_tumour():
+    from hved_tf.evaluation.metrics import brasyn_metrics, clip_and_scale
+
+    rng = np.random.default_rng(3)
+    real = rng.normal(100.0, 20.0, size=(30, 30, 30))
+    brain = np.zeros(real.shape, bool)
+    brain[3:27, 3:27, 3:27] = True
+    tumour = np.zeros(real.shape, bool)
+    tumour[9:21, 9:21, 9:21] = True
+    same = brasyn_metrics(real, real, brain, tumour)
+    assert same["brasyn_mse"] == 0.0 and same["brasyn_psnr"] == float("inf")
+    assert same["brasyn_ssim_tumour"] == pytest.approx(1.0)
+    assert same["brasyn_ssim_healthy"] == pytest.approx(1.0)
+    # A linear rescaling is undone by the percentile clipping and scaling.
+    scaled = brasyn_metrics(3.0 * real + 7.0, real, brain, tumour)
+    assert scaled["brasyn_mse"] == pytest.approx(0.0, abs=1e-20)
+    # Noise inside the tumour only: its SSIM drops, the healthy one far less.
+    noisy = real.copy()
+    noisy[tumour] = rng.normal(100.0, 20.0, size=tumour.sum())
+    scores = brasyn_metrics(noisy, real, brain, tumour)
+    assert scores["brasyn_ssim_tumour"] < 0.5 < 0.9 < scores["brasyn_ssim_healthy"]
+    lo, hi = np.percentile(noisy[brain], [0.5, 99.5])       # each volume its own percentiles
+    s = np.clip((noisy - lo) / (hi - lo), 0, 1)
+    lo, hi = np.percentile(real[brain], [0.5, 99.5])
+    t = np.clip((real - lo) / (hi - lo), 0, 1)
+    assert scores["brasyn_mse"] == pytest.approx(np.mean((s[brain] - t[brain]) ** 2))
+    assert scores["brasyn_psnr"] == pytest.approx(10 * np.log10(1 / scores["brasyn_mse"]))
+    np.testing.assert_allclose(clip_and_scale(real, brain)[brain].min(), 0.0)
