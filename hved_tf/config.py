@@ -34,7 +34,8 @@ MODEL_NAMES = tuple(MODELS)
 SAMPLERS = ("uniform", "balanced")
 SPATIAL_AUGMENTATIONS = ("release", "window")    # per visit (the release's) | per window
 BLENDS = ("constant", "gaussian", "overwrite")   # overwrite: later windows win (the release)
-PROTOCOLS = ("default", "original")
+PROTOCOLS = ("paper", "original", "brats", "rfnet")   # hved_tf.protocols
+OLD_PROTOCOL_NAMES = {"default": "paper"}
 WEIGHTS = ("best", "final")
 STRATEGIES = ("default", "mirrored", "multi_worker")
 PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
@@ -275,7 +276,7 @@ class TrainConfig:
     strategy: str = "default"
     precision: str = "float32"
     log_every: int = 50                # steps between training-loss points and progress lines
-    test_protocol: str = "default"     # the end-of-training test: validation's settings and
+    test_protocol: str = "paper"       # the end-of-training test: validation's settings and
                                        # best weights, or the release's ("original")
 
     @property
@@ -346,6 +347,8 @@ class TrainConfig:
                 "tta_axes": tuple(validation.get("tta_axes", ())),
                 "window": None if validation["window"] is None else tuple(validation["window"])})
         d["validation_subsets"] = tuple(d["validation_subsets"])
+        if "test_protocol" in d:
+            d["test_protocol"] = OLD_PROTOCOL_NAMES.get(d["test_protocol"], d["test_protocol"])
         return cls(data=data, model=model, optim=optim, pipeline=pipeline,
                    validation=validation, **d)
 

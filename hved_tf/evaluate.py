@@ -1,4 +1,6 @@
-"""Reproduce Table 1: `python -m hved_tf.evaluate --model M [--model M2 ...] --out_dir O`.
+"""Reproduce Table 1: `python -m hved_tf.evaluate --model M [--model M2 ...] --out_dir O`;
+models averaged as one (`--ensemble NAME=M1,M2,M3`); segmentation files of any tool
+(`--predictions DIR --data_root D`).
 
 Every subject of a split, every modality subset, every model: Dice, HD95, sensitivity,
 specificity, and PSNR/SSIM of the synthesised sequences; `results.csv`, `summary.json`,
@@ -11,7 +13,8 @@ from absl import flags
 
 from hved_tf.cli import (Program, define_inference_flags, define_protocol_flags, flag_group,
                          protocol_settings)
-from hved_tf.evaluation.app import run_evaluation
+from hved_tf.evaluation.app import Predictions, run_evaluation
+from hved_tf.evaluation.files import PREDICTION_CONVENTIONS
 
 FLAGS = flags.FLAGS
 
@@ -20,6 +23,9 @@ def define_flags():
     with flag_group("models"):
         flags.DEFINE_multi_string("model", None, "A run folder or .keras file; repeat to "
                                   "compare.")
+        flags.DEFINE_multi_string("ensemble", None, "NAME=PATH,PATH[,...]: run folders (or "
+                                  ".keras files) averaged as one model named NAME in the "
+                                  "tables; repeatable.")
         flags.DEFINE_string("hist_file", "", "Landmarks when a model folder has none.")
     with flag_group("data"):
         flags.DEFINE_string("data_root", "", "Dataset folder (default: the first run's test "
@@ -27,19 +33,33 @@ def define_flags():
         flags.DEFINE_string("split", "", "With --data_root: the release's split CSV (its test "
                             "part) or a file of subject ids.")
         flags.DEFINE_list("subsets", ["all"], "'all' or subset codes, e.g. T1c,T1c+FLAIR.")
-        flags.DEFINE_enum("lesion_protocol", "brats2023", ["brats2023", "brats2024", "none"],
+        flags.DEFINE_enum("lesion_protocol", "", ["", "brats2023", "brats2024", "none"],
                           "Lesion-wise Dice and HD95 as the BraTS challenge of that year ranks "
                           "them (dilation 3; lesions of at most 50, or 20 and 10 for ET, voxels "
-                          "left out), or none.")
+                          "left out), or none; default: the protocol's (brats2023).")
         flags.DEFINE_string("cache_dir", "", "Preprocessed-subject cache (default: the run's, "
                             "or <out_dir>/../cache).")
+    with flag_group("segmentations on disk (another tool's, or predict's)"):
+        flags.DEFINE_string("predictions", "", "A folder of <subject>.nii.gz or "
+                            "<subject>/seg.nii.gz files, scored against --data_root's labels "
+                            "(with or without --model).")
+        flags.DEFINE_string("predictions_name", "", "Their column in the tables (default: the "
+                            "folder's name).")
+        flags.DEFINE_string("predictions_subset", "T1+T1c+T2+FLAIR", "The sequences the tool "
+                            "was given (their row in table1.md).")
+        flags.DEFINE_enum("predictions_convention", "auto", list(PREDICTION_CONVENTIONS),
+                          "Their labels: auto (from the values), brats2018 (0/1/2/4), "
+                          "brats2023 (0/1/2/3).")
+        flags.DEFINE_bool("missing_as_empty", False, "Score subjects without a file as an "
+                          "empty prediction (else they are refused, listed).")
     define_inference_flags()
     define_protocol_flags()
     with flag_group("output"):
         flags.DEFINE_string("out_dir", None, "Output folder.")
         flags.DEFINE_integer("figures", 0, "PNG panels for the first N subjects.")
-        flags.DEFINE_list("table_metrics", ["dice"], "Columns of table1.md: dice, dice_pp "
-                          "(post-processed), lesion_dice, lesion_dice_pp.")
+        flags.DEFINE_list("table_metrics", [], "Columns of table1.md: dice, dice_pp "
+                          "(post-processed), lesion_dice, lesion_dice_pp (default: the "
+                          "protocol's).")
         flags.DEFINE_bool("overwrite", False, "Replace earlier results in --out_dir.")
 
 
@@ -51,12 +71,17 @@ def run():
                               FLAGS.hist_file or None, FLAGS.figures, FLAGS.overwrite, log,
                               weights=weights, protocol=FLAGS.protocol,
                               lesion_protocol=FLAGS.lesion_protocol,
-                              table_metrics=FLAGS.table_metrics)
+                              table_metrics=FLAGS.table_metrics, ensembles=FLAGS.ensemble,
+                              predictions=Predictions(
+                                  FLAGS.predictions, FLAGS.predictions_name,
+                                  FLAGS.predictions_subset, FLAGS.predictions_convention,
+                                  FLAGS.missing_as_empty) if FLAGS.predictions else None)
     print(markdown, flush=True)
-    print(f"wrote {FLAGS.out_dir}/results.csv, summary.json, table1.md", flush=True)
+    print(f"wrote {FLAGS.out_dir}/results.csv, summary.json, table1.md, table1.png "
+          "(and synthesis.md when sequences were synthesised)", flush=True)
 
 
-PROGRAM = Program(define_flags, run, ("model", "out_dir"), name="evaluate", doc=__doc__)
+PROGRAM = Program(define_flags, run, ("out_dir",), name="evaluate", doc=__doc__)
 
 if __name__ == "__main__":
     PROGRAM.main()

@@ -29,7 +29,8 @@ FLAGS = flags.FLAGS
 
 def define_flags():
     with flag_group("model"):
-        flags.DEFINE_string("model", None, "A training run folder, a .keras file or an export.")
+        flags.DEFINE_multi_string("model", None, "A training run folder, a .keras file or an "
+                                  "export; repeat for an ensemble (probabilities averaged).")
         flags.DEFINE_string("hist_file", "", "Landmarks (hist.txt) when the model folder has "
                             "none.")
     with flag_group("inputs (one way: modality files, one subject's folder, or a dataset)"):
@@ -76,6 +77,8 @@ def run():
     check_out_dir(FLAGS.out_dir, FLAGS.overwrite, per_subject_dirs=bool(FLAGS.data_root))
     options, weights = protocol_settings()
     segmenter = open_segmenter(FLAGS.model, FLAGS.hist_file or None, options, weights)
+    for member in segmenter.identity.get("ensemble", ()):
+        print(f"ensemble member: {member['model']} from {member['source']}", flush=True)
     print(f"model: {segmenter.identity['model']} from {segmenter.identity['source']}",
           flush=True)
     predict_all(segmenter, subjects, FLAGS.out_dir, bool(FLAGS.data_root),

@@ -23,7 +23,8 @@ GROUPS = {"train": ["data", "model", "optimisation", "training windows and augme
                     "validation", "output", "distribution and precision"],
           "predict": ["model", "inputs", "inference (sliding windows)", "post-processing",
                       "protocol", "output"],
-          "evaluate": ["models", "data", "inference (sliding windows)", "post-processing",
+          "evaluate": ["models", "data", "segmentations on disk", "inference (sliding windows)",
+                       "post-processing",
                        "protocol", "output"],
           "export": ["model", "inference (sliding windows)", "post-processing", "output"]}
 

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 import pathlib
 import time
 
@@ -33,6 +34,7 @@ from hved_tf.config import DEMO_ROOT, TrainConfig
 from hved_tf.data.cache import SubjectCache
 from hved_tf.data.prepare import SPLIT_FILE, default_cache_dir, demo_root, split_subjects
 from hved_tf.evaluation import tables
+from hved_tf.evaluation.files import check_predictions, prediction_rows
 from hved_tf.evaluation.lesions import PRESETS as LESION_PRESETS
 from hved_tf.evaluation.lesions import region_lesion_metrics
 from hved_tf.evaluation.metrics import brasyn_metrics, image_metrics, region_metrics
@@ -45,7 +47,7 @@ from hved_tf.io.nifti import read_geometry
 from hved_tf.modalities import MODALITIES, SUBSET_CODES, parse_subset, subset_code, subset_mask
 from hved_tf.preprocessing.crop import uncrop
 from hved_tf.progress import Progress
-from hved_tf.protocols import describe_inference
+from hved_tf.protocols import Scoring, describe_inference, protocol_name, protocol_scoring
 
 FIGURE_SUBSETS = ("T1c+FLAIR", "T1+T1c+T2+FLAIR")
 
@@ -126,23 +128,16 @@ def _check_segmenters(segmenters):
                              "settings are frozen).")
 
 
-def _score(segmentation, prepared, truth, mask, spacing, base, lesion_protocol=None):
-    """Long-format rows of one segmentation: regions (voxel-wise, and lesion-wise with a
-    `lesion_protocol`), then synthesised sequences."""
+def _score(segmentation, prepared, truth, mask, spacing, base, scoring=None):
+    """Long-format rows of one segmentation: regions (voxel-wise, and lesion-wise unless the
+    scoring's lesion protocol is "none"), then synthesised sequences."""
+    scoring = scoring or Scoring()
     rows = []
     versions = [("labels", "")]
     if "labels_raw" in segmentation:          # post-processed: raw and "_pp" side by side
         versions = [("labels_raw", ""), ("labels", "_pp")]
     for key, suffix in versions:
-        pred = segmentation.full(key)
-        for region, values in region_metrics(pred, truth, spacing).items():
-            rows += [{**base, "target": region, "metric": m + suffix, "value": v}
-                     for m, v in values.items()]
-        if lesion_protocol is not None:
-            for region, values in region_lesion_metrics(pred, truth, spacing,
-                                                        lesion_protocol).items():
-                rows += [{**base, "target": region, "metric": m + suffix,
-                          "value": float(values[m])} for m in ("lesion_dice", "lesion_hd95")]
+        rows += label_rows(segmentation.full(key), truth, spacing, base, scoring, suffix)
     if "recon" in segmentation:
         recon = segmentation.outputs["recon"]
         tumour = np.asarray(prepared.label) > 0          # the whole tumour, on the cropped grid
@@ -156,9 +151,25 @@ def _score(segmentation, prepared, truth, mask, spacing, base, lesion_protocol=N
     return rows
 
 
+def label_rows(pred, truth, spacing, base, scoring, suffix=""):
+    """Rows of one label volume (training classes) against the truth, on the same grid."""
+    rows = []
+    for region, values in region_metrics(pred, truth, spacing, scoring.hd95_penalty).items():
+        rows += [{**base, "target": region, "metric": m + suffix, "value": v}
+                 for m, v in values.items()]
+    lesions = LESION_PRESETS.get(scoring.lesion_protocol)
+    if lesions is not None:
+        for region, values in region_lesion_metrics(pred, truth, spacing, lesions).items():
+            rows += [{**base, "target": region, "metric": m + suffix, "value": float(values[m])}
+                     for m in ("lesion_dice", "lesion_hd95")]
+    return rows
+
+
 def evaluate(segmenters, names, subjects, subsets, cache_dir, figures=0, figure_dir=None,
-             lesion_protocol=None):
-    """Scores every segmenter on every subject and subset; returns the long-format rows."""
+             scoring=None):
+    """Scores every segmenter on every subject and subset; returns the long-format rows.
+    `scoring`: `hved_tf.protocols.Scoring` (its lesion_protocol "none": no lesion-wise rows)."""
+    scoring = scoring or Scoring()
     _check_segmenters(segmenters)
     rows = []
     progress = Progress("evaluated", len(subjects) * len(segmenters) * len(subsets),
@@ -167,7 +178,9 @@ def evaluate(segmenters, names, subjects, subsets, cache_dir, figures=0, figure_
     for k, subject in enumerate(subjects):
         spacing = read_geometry(next(iter(subject.paths.values()))).ras_zooms
         for segmenter, name in zip(segmenters, names):
-            prepared = SubjectCache(cache_dir / "subjects", segmenter.landmarks).get(subject)
+            preparations = [SubjectCache(cache_dir / "subjects", landmarks).get(subject)
+                            for landmarks in segmenter.landmark_sets]
+            prepared = preparations[0]
             truth = uncrop(np.asarray(prepared.label), prepared.box)
             for code in subsets:
                 progress.update(done, subject.id)          # those finished before this one
@@ -175,9 +188,9 @@ def evaluate(segmenters, names, subjects, subsets, cache_dir, figures=0, figure_
                 mask = subset_mask(parse_subset(code))
                 if np.any(mask > prepared.available) or segmenter.capabilities.refuses(mask):
                     continue
-                seg = segmenter.segment_prepared(prepared, mask)
+                seg = segmenter.segment_prepared_set(preparations, mask)
                 base = {"model": name, "subject": subject.id, "subset": code}
-                rows += _score(seg, prepared, truth, mask, spacing, base, lesion_protocol)
+                rows += _score(seg, prepared, truth, mask, spacing, base, scoring)
                 if k < figures and code in FIGURE_SUBSETS:
                     columns = subject_columns(prepared.image, mask, seg.labels,
                                               seg.outputs.get("recon"),
@@ -190,7 +203,7 @@ def evaluate(segmenters, names, subjects, subsets, cache_dir, figures=0, figure_
     return rows
 
 
-RESULT_FILES = ("results.csv", "summary.json", "table1.md", "table1.png")
+RESULT_FILES = ("results.csv", "summary.json", "table1.md", "table1.png", "synthesis.md")
 
 
 def check_out_dir(out_dir, overwrite):
@@ -216,40 +229,133 @@ def check_out_dir(out_dir, overwrite):
     check_writable(parent)
 
 
+def parse_ensembles(values):
+    """["NAME=PATH,PATH,..."] -> [(name, [paths])]."""
+    ensembles = []
+    for value in values or ():
+        name, sep, paths = value.partition("=")
+        paths = [p for p in paths.split(",") if p]
+        if not sep or not name or len(paths) < 2:
+            raise ValueError(f"--ensemble {value!r}: expected NAME=PATH,PATH[,...] (a name for "
+                             "the table and at least two run folders or .keras files).")
+        ensembles.append((name, paths))
+    return ensembles
+
+
+@dataclasses.dataclass
+class Predictions:
+    """Segmentations on disk to score beside the models (`hved_tf.evaluation.files`)."""
+    folder: str
+    name: str = ""                       # the table's column; default: the folder's name
+    subset: str = "T1+T1c+T2+FLAIR"      # the inputs the tool was given
+    convention: str = "auto"
+    missing_as_empty: bool = False
+
+
+def _scoring(protocol, lesion_protocol, table_metrics):
+    scoring = protocol_scoring(protocol)
+    return dataclasses.replace(scoring, lesion_protocol=lesion_protocol or scoring.lesion_protocol,
+                               table_metrics=tuple(table_metrics or scoring.table_metrics))
+
+
+def _checked_predictions(predictions, subjects, names):
+    """(checked files, column name, subset code) of `--predictions`, or a refusal."""
+    name = predictions.name or pathlib.Path(predictions.folder).resolve().name
+    if name in names:
+        raise ValueError(f"--predictions_name {name!r} is also a model's name; give another.")
+    subset = parse_subsets([predictions.subset])[0]
+    check = Progress("checked", len(subjects), "prediction files")
+    checked = check_predictions(predictions.folder, subjects, predictions.missing_as_empty,
+                                predictions.convention, check.update)
+    check.update(len(subjects))
+    empty = [i for i, (path, _) in checked.items() if path is None]
+    if empty:
+        logging.getLogger("hved_tf").warning(
+            f"{len(empty)} subjects without a prediction file are scored as empty "
+            f"(--missing_as_empty): {', '.join(empty[:10])}")
+    return checked, name, subset
+
+
+def _score_predictions(checked, subjects, name, subset, scoring):
+    progress = Progress("scored", len(subjects), "prediction files")
+    rows = prediction_rows(checked, subjects, name, subset,
+                           lambda p, t, spacing, base: label_rows(p, t, spacing, base, scoring),
+                           progress.update)
+    progress.update(len(subjects))
+    return rows
+
+
+def _write_results(folder, rows, names, subsets, scoring, about):
+    """results.csv, summary.json, table1.md, synthesis.md (when any), table1.png; returns
+    the Table-1 Markdown."""
+    known = {r["metric"] for r in rows}
+    missing = [m for m in scoring.table_metrics if m not in known]
+    if missing:
+        raise ValueError(f"--table_metrics {', '.join(missing)}: not computed in this "
+                         f"evaluation (computed: {', '.join(sorted(known))}); "
+                         "post-processed ones (_pp) need a post-processing flag.")
+    tables.write_csv(folder / "results.csv", rows)
+    tables.write_summary(folder / "summary.json", rows, names, about)
+    markdown = tables.table1_markdown(rows, names, subsets, metrics=scoring.table_metrics)
+    write_text(folder / "table1.md", markdown)
+    synthesis = tables.synthesis_markdown(rows, names, subsets)
+    if synthesis:
+        write_text(folder / "synthesis.md", synthesis)
+    save_figure(folder / "table1.png", dice_heatmap(tables.mean_dice(rows), names, subsets))
+    return markdown
+
+
 def run_evaluation(models, out_dir, options, data_root="", split="", subsets=("all",),
                    cache_dir="", hist_file=None, figures=0, overwrite=False, log=print,
-                   weights="best", protocol="default", lesion_protocol="brats2023",
-                   table_metrics=("dice",)):
-    """The whole of `python -m hved_tf.evaluate`: loads, scores, writes; returns the table."""
+                   weights="best", protocol="paper", lesion_protocol="", table_metrics=(),
+                   ensembles=(), predictions=None):
+    """The whole of `python -m hved_tf.evaluate`: loads, checks, scores, writes; returns the
+    table. `lesion_protocol` and `table_metrics` left empty: the protocol's."""
     out_dir = pathlib.Path(out_dir)
     check_out_dir(out_dir, overwrite)
     if figures < 0:
         raise ValueError("--figures must be >= 0.")
+    protocol = protocol_name(protocol)
+    scoring = _scoring(protocol, lesion_protocol, table_metrics)
     subsets = parse_subsets(subsets)
-    segmenters = [open_segmenter(m, hist_file, options, weights) for m in models]
+    ensembles = parse_ensembles(ensembles)
+    if not models and not ensembles and predictions is None:
+        raise ValueError("Nothing to evaluate: give --model (repeat to compare), --ensemble "
+                         "NAME=PATH,PATH or --predictions DIR.")
+    if predictions is not None and not models and not ensembles and not data_root:
+        raise ValueError("--predictions needs --data_root: the dataset whose label files are "
+                         "the truth.")
+    segmenters = [open_segmenter(m, hist_file, options, weights) for m in models or ()]
+    segmenters += [open_segmenter(paths, hist_file, options, weights, name=name)
+                   for name, paths in ensembles]
     names = model_names(segmenters)
-    subjects, cache = subjects_to_evaluate(data_root, split, segmenters[0])
+    subjects, cache = subjects_to_evaluate(data_root, split,
+                                           segmenters[0] if segmenters else None)
     cache = pathlib.Path(cache_dir) if cache_dir else (cache or out_dir.parent / "cache")
-    log(f"evaluating {', '.join(names)} on {len(subjects)} subjects x {len(subsets)} subsets "
-        f"({protocol} protocol: {describe_inference(options)}; {weights} weights)")
+    checked = pred_name = pred_subset = None
+    if predictions is not None:                  # every file checked before any long work
+        checked, pred_name, pred_subset = _checked_predictions(predictions, subjects, names)
+    if segmenters:
+        log(f"evaluating {', '.join(names)} on {len(subjects)} subjects x {len(subsets)} "
+            f"subsets ({protocol} protocol: {describe_inference(options)}; {weights} weights)")
     start = time.time()
     with atomic_directory(out_dir, replace=overwrite) as tmp:      # the results: all or none
-        rows = evaluate(segmenters, names, subjects, subsets, cache, figures, tmp / "figures",
-                        LESION_PRESETS.get(lesion_protocol))
-        tables.write_csv(tmp / "results.csv", rows)
-        tables.write_summary(tmp / "summary.json", rows, names, {
+        rows = (evaluate(segmenters, names, subjects, subsets, cache, figures, tmp / "figures",
+                         scoring) if segmenters else [])
+        about = {"models": {n: t.identity for n, t in zip(names, segmenters)}}
+        if checked is not None:
+            log(f"scoring {pred_name} ({predictions.folder}) on {len(subjects)} subjects, "
+                f"subset {pred_subset} ({protocol} protocol)")
+            rows += _score_predictions(checked, subjects, pred_name, pred_subset, scoring)
+            names = names + [pred_name]
+            about["models"][pred_name] = {
+                "model": "predictions", "source": str(pathlib.Path(predictions.folder).resolve()),
+                "subset": pred_subset, "convention": predictions.convention,
+                "files": {i: (str(p) if p else None) for i, (p, _) in checked.items()}}
+        about.update({
             "subjects": [s.id for s in subjects], "subsets": subsets,
-            "models": {n: t.identity for n, t in zip(names, segmenters)},
             "inference": dataclasses.asdict(options), "settings": describe_inference(options),
-            "protocol": protocol, "weights": weights, "lesion_protocol": lesion_protocol,
+            "protocol": protocol, "weights": weights, "scoring": dataclasses.asdict(scoring),
             "seconds": time.time() - start})
-        known = {r["metric"] for r in rows}
-        missing = [m for m in table_metrics if m not in known]
-        if missing:
-            raise ValueError(f"--table_metrics {', '.join(missing)}: not computed in this "
-                             f"evaluation (computed: {', '.join(sorted(known))}); "
-                             "post-processed ones (_pp) need a post-processing flag.")
-        markdown = tables.table1_markdown(rows, names, subsets, metrics=tuple(table_metrics))
-        write_text(tmp / "table1.md", markdown)
-        save_figure(tmp / "table1.png", dice_heatmap(tables.mean_dice(rows), names, subsets))
+        markdown = _write_results(tmp, rows, names, subsets, scoring, about)
     return markdown

@@ -57,10 +57,10 @@ def empty_penalty(shape, spacing=(1.0, 1.0, 1.0)):
     return float(np.sqrt(np.sum((np.asarray(shape, float) * np.asarray(spacing, float)) ** 2)))
 
 
-def hd95(pred, truth, spacing=(1.0, 1.0, 1.0)):
+def hd95(pred, truth, spacing=(1.0, 1.0, 1.0), penalty=None):
     """95th percentile of the symmetric surface distances (mm), both directions pooled.
 
-    Both empty: 0. One empty: `empty_penalty` (the grid's diagonal).
+    Both empty: 0. One empty: `penalty`, by default `empty_penalty` (the grid's diagonal).
     """
     pred = np.asarray(pred, bool)
     truth = np.asarray(truth, bool)
@@ -69,7 +69,7 @@ def hd95(pred, truth, spacing=(1.0, 1.0, 1.0)):
     if not pred.any() and not truth.any():
         return 0.0
     if not pred.any() or not truth.any():
-        return empty_penalty(pred.shape, spacing)
+        return empty_penalty(pred.shape, spacing) if penalty is None else float(penalty)
     spacing = np.asarray(spacing, float)
     a = np.argwhere(surface(pred)) * spacing
     b = np.argwhere(surface(truth)) * spacing
@@ -93,11 +93,12 @@ def specificity(pred, truth):
             else float("nan"))
 
 
-def region_metrics(pred_labels, true_labels, spacing=(1.0, 1.0, 1.0)):
-    """{region: {"dice", "hd95", "sensitivity", "specificity"}} from training labels 0..3."""
+def region_metrics(pred_labels, true_labels, spacing=(1.0, 1.0, 1.0), hd95_penalty=None):
+    """{region: {"dice", "hd95", "sensitivity", "specificity"}} from training labels 0..3
+    (`hd95_penalty`: HD95 when exactly one mask is empty; None: the grid's diagonal)."""
     pred, truth = region_masks(pred_labels), region_masks(true_labels)
     return {name: {"dice": dice(pred[name], truth[name]),
-                   "hd95": hd95(pred[name], truth[name], spacing),
+                   "hd95": hd95(pred[name], truth[name], spacing, hd95_penalty),
                    "sensitivity": sensitivity(pred[name], truth[name]),
                    "specificity": specificity(pred[name], truth[name])}
             for name in truth}

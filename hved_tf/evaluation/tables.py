@@ -144,3 +144,38 @@ def table1_markdown(rows, models, subsets=SUBSET_CODES, alpha=0.05, metrics=("di
             f"the paired per-subject Dice, p < {alpha}." if len(models) > 1 else
             f"{shown} (%) per modality subset (● present, ○ missing).")
     return "\n".join(lines) + "\n\n" + note + "\n"
+
+
+SYNTHESIS_METRICS = (("brasyn_ssim_healthy", "SSIM healthy", "{:.3f}"),
+                     ("brasyn_ssim_tumour", "SSIM tumour", "{:.3f}"),
+                     ("brasyn_psnr", "PSNR dB", "{:.1f}"))
+
+
+def synthesis_markdown(rows, models, subsets=SUBSET_CODES):
+    """The synthesis table: per model, a row per subset with a missing sequence, and for each
+    sequence its BraSyn scores where it was synthesised (means over the subjects; "–" where the
+    sequence was given); None when no model synthesised anything."""
+    synthesised = {r["model"] for r in rows if r["metric"] == "brasyn_psnr"}
+    sections = []
+    for model in [m for m in models if m in synthesised]:
+        head = list(MODALITIES) + [f"{m} {label}" for m in MODALITIES
+                                   for _, label, _ in SYNTHESIS_METRICS]
+        lines = [f"**{model}**", "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+        for code in subsets:
+            present = set(parse_subset(code))
+            if len(present) == len(MODALITIES):
+                continue
+            row = ["●" if i in present else "○" for i in range(len(MODALITIES))]
+            for modality in MODALITIES:
+                for metric, _, fmt in SYNTHESIS_METRICS:
+                    values = _values(rows, model, code, modality, metric)
+                    mean = _nanmean(list(values.values())) if values else float("nan")
+                    row.append("–" if math.isnan(mean) else fmt.format(mean))
+            lines.append("| " + " | ".join(row) + " |")
+        sections.append("\n".join(lines))
+    if not sections:
+        return None
+    return ("\n\n".join(sections) + "\n\nSynthesised sequences scored as BraSyn does (each "
+            "volume clipped to its 0.5-99.5 percentiles in the brain and scaled to [0, 1]; SSIM "
+            "in the healthy brain and in the whole tumour, PSNR in the brain), means over the "
+            "subjects, for each sequence missing from the subset (● present, ○ missing).\n")

@@ -16,7 +16,7 @@ import time
 import numpy as np
 import tensorflow as tf
 
-from hved_tf.inference.segmenter import finish, whole_box
+from hved_tf.inference.segmenter import OnePreparation, finish, whole_box
 from hved_tf.modalities import to_training_labels
 from hved_tf.models import MODELS, Capabilities
 
@@ -65,7 +65,7 @@ def export_capabilities(meta):
                         latent_samples=cls.latent_samples)
 
 
-class ExportSegmenter:
+class ExportSegmenter(OnePreparation):
     landmarks = None                   # frozen inside the graph
 
     def __init__(self, path):

@@ -7,7 +7,8 @@ identity recorded in reports: the source, the model's name and options, the weig
 its SHA-256. Anything else (a folder without a finished model, a file that is not one of our
 models) is refused with a message saying what was expected.
 
-`open_segmenter(path, hist_file, options)` gives the Segmenter of any of them and of an export
+`open_segmenter(path, hist_file, options)` gives the Segmenter of any of them, of a list of
+them (their ensemble), and of an export
 (`hved_tf.inference.exported`: the settings frozen at export, recorded in its
 assets/hved_export.json with the identity of the model it came from).
 """
@@ -22,6 +23,7 @@ import h5py
 import keras
 
 from hved_tf.config import InferenceOptions, TrainConfig
+from hved_tf.inference.ensemble import EnsembleSegmenter
 from hved_tf.inference.exported import ExportSegmenter
 from hved_tf.inference.segmenter import KerasSegmenter
 from hved_tf.models import MODELS, build_model
@@ -188,8 +190,21 @@ def keras_segmenter(trained, options=InferenceOptions(), synthesise=True):
                           synthesise)
 
 
-def open_segmenter(path, hist_file=None, options=InferenceOptions(), weights="best"):
-    """The Segmenter of a run folder, a .keras file or an export (whose settings are its own)."""
+def open_segmenter(path, hist_file=None, options=InferenceOptions(), weights="best",
+                   name=None):
+    """The Segmenter of a run folder, a .keras file or an export (whose settings are its own);
+    of several of them (a list of paths), their ensemble (`hved_tf.inference.ensemble`)."""
+    if isinstance(path, (list, tuple)):
+        if len(path) == 1:
+            return open_segmenter(path[0], hist_file, options, weights)
+        exports = [str(p) for p in path if is_export(p)]
+        if exports:
+            raise ValueError(f"{exports[0]} is an export: its settings and label convention are "
+                             "frozen, so it cannot join an ensemble; give the training run "
+                             "folders (or .keras files) it was made from.")
+        members = [load_trained(p, hist_file, weights) for p in path]
+        return EnsembleSegmenter(members, options, name or "ensemble of " + ", ".join(
+            pathlib.Path(p).name for p in path))
     if is_export(path):
         return ExportSegmenter(path)
     return keras_segmenter(load_trained(path, hist_file, weights), options)

@@ -7,7 +7,7 @@ mean of `num_samples` draws of the segmentation and, when more than one, their v
 (`UHVED.infer`: the encoders once, stateless draws keyed by (seed, sample, level), so every
 window of every run uses the same noise for a given `seed`); a model that synthesises gives the
 four reconstructions from the posterior mean (if `synthesise`); the others the probabilities.
-With `tta_axes`, every window is also mirrored along those axes and the outputs averaged
+With `tta_axes`, every window is also mirrored along those axes and the probabilities averaged
 (`hved_tf.inference.tta`; the variance then includes the spread over the flips).
 """
 from __future__ import annotations

@@ -8,7 +8,8 @@ and returns every output, whatever model it runs.
 Two implementations share the interface: `KerasSegmenter` (here) over one of our Keras models
 (the release's preprocessing, `sliding_window` over a `ModelPredictor`, the crop undone), and
 `ExportSegmenter` (`hved_tf.inference.exported`) over an export's `segment_raw` and
-`segment_volume` signatures. predict, evaluate, validation during training, the benchmarks and
+`segment_volume` signatures; `EnsembleSegmenter` (`hved_tf.inference.ensemble`) averages
+several Keras models. predict, evaluate, validation during training, the benchmarks and
 the serving checks use them; none asks which kind it holds, they read `capabilities` (the
 model's: a fixed subset or any, synthesis, latent samples) and `landmarks` (None when the
 intensity chain is frozen inside, as in an export).
@@ -91,7 +92,20 @@ def postprocessed(segmentation, et_threshold=0, min_component=0, largest_compone
     return segmentation
 
 
-class KerasSegmenter:
+class OnePreparation:
+    """What evaluate asks of every Segmenter: the sets of landmarks the subject must be
+    prepared with (one here; an ensemble's members may need several) and a segmentation from
+    one prepared subject per set."""
+
+    @property
+    def landmark_sets(self):
+        return [self.landmarks]
+
+    def segment_prepared_set(self, prepared, mask, progress=None):
+        return self.segment_prepared(prepared[0], mask, progress)
+
+
+class KerasSegmenter(OnePreparation):
     """A Segmenter over one of our Keras models (see the module docstring).
 
     `landmarks` ({modality: 13 values}) are needed by `segment_raw` only; `identity` is what

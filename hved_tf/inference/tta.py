@@ -3,10 +3,16 @@ window predictor (`hved_tf.inference.predictor`) and inside an export's graph al
 
 `with_flips(infer, image, axes)`: `infer(image)` -> (probabilities, variance, recon), each
 [B, x, y, z, K], run on the image mirrored along every subset of the spatial `axes` (2^k
-flips, the unflipped one first), each output mirrored back and averaged. The variance of the
-class probabilities (summed over the classes) follows the law of total variance: the mean of
+flips, the unflipped one first), the probabilities mirrored back and averaged. The variance of
+the class probabilities (summed over the classes) follows the law of total variance: the mean of
 each flip's own variance across its z samples plus the variance of the flips' means, so the
-uncertainty includes the spread over flips.
+uncertainty includes the spread over flips. The reconstructions are the unflipped window's:
+mirroring is there for the segmentation (as in nnU-Net), and decoding the four sequences of
+every flip would cost 7 more passes of four image decoders (inside a traced function the
+flipped windows' unused reconstructions are pruned from the graph).
+
+The flips run one after the other (each starts once the previous one's sums exist): on a CPU
+running them side by side gains nothing and holds every flip's activations at once.
 """
 from __future__ import annotations
 
@@ -22,17 +28,27 @@ def flip_sets(axes):
 
 
 def with_flips(infer, image, axes):
+    """Running sums rather than a list of the flips' outputs: four accumulators stay in memory
+    whatever the number of flips (the between-flip variance is E[p^2] - E[p]^2, exact enough
+    for probabilities in [0, 1])."""
     if not axes:
         return infer(image)
-    results = []
-    for flips in flip_sets(axes):
+    sets = flip_sets(axes)
+    sums = recon = None
+    for flips in sets:
         dims = [1 + a for a in flips]               # after the batch axis
-        out = infer(tf.reverse(image, dims) if dims else image)
-        results.append([tf.reverse(t, dims) if dims else t for t in out])
-    n = float(len(results))
-    probs = tf.add_n([r[0] for r in results]) / n
-    within = tf.add_n([r[1] for r in results]) / n
-    between = tf.reduce_sum(tf.add_n([tf.square(r[0] - probs) for r in results]) / n,
-                            axis=-1, keepdims=True)
-    recon = tf.add_n([r[2] for r in results]) / n
-    return probs, within + between, recon
+        x = image
+        if sums is not None:                        # one flip after the other
+            with tf.control_dependencies([sums[0], sums[2]]):
+                x = tf.identity(image)
+        out = infer(tf.reverse(x, dims) if dims else x)
+        probs, var = [tf.reverse(t, dims) if dims else t for t in out[:2]]
+        terms = [probs, tf.square(probs), var]
+        if sums is None:
+            sums, recon = terms, out[2]
+        else:
+            sums = [a + b for a, b in zip(sums, terms)]
+    n = float(len(sets))
+    mean, mean_sq, within = [t / n for t in sums]
+    between = tf.reduce_sum(tf.maximum(mean_sq - tf.square(mean), 0.0), axis=-1, keepdims=True)
+    return mean, within + between, recon

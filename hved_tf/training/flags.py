@@ -89,7 +89,7 @@ def _define_validation_and_output():
                           "Modality subsets evaluated at each validation.")
         flags.DEFINE_integer("early_stopping_patience", 0,
                              "Stop after this many validations without improvement (0: never).")
-        flags.DEFINE_enum("test_protocol", "default", list(cfg.PROTOCOLS), "The end-of-training "
+        flags.DEFINE_enum("test_protocol", "paper", list(cfg.PROTOCOLS), "The end-of-training "
                           "test: default (validation's settings, best weights) or original "
                           "(the release's evaluation, final weights).")
     with flag_group("output"):

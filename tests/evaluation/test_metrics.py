@@ -148,3 +148,16 @@ def test_brasyn_scores_clip_scale_and_split_the_ssim_by_the_tumour():
     assert scores["brasyn_mse"] == pytest.approx(np.mean((s[brain] - t[brain]) ** 2))
     assert scores["brasyn_psnr"] == pytest.approx(10 * np.log10(1 / scores["brasyn_mse"]))
     np.testing.assert_allclose(clip_and_scale(real, brain)[brain].min(), 0.0)
+
+
+def test_hd95_penalty_of_one_empty_mask_can_be_chosen():
+    from hved_tf.evaluation.metrics import hd95, region_metrics
+    pred = np.zeros((10, 10, 10), bool)
+    truth = pred.copy()
+    truth[2:4, 2:4, 2:4] = True
+    assert hd95(pred, truth) == pytest.approx(np.sqrt(300.0))       # the grid's diagonal
+    assert hd95(pred, truth, penalty=374.0) == 374.0
+    assert hd95(pred, pred, penalty=374.0) == 0.0
+    labels = truth.astype(np.uint8) * 2                              # oedema only
+    out = region_metrics(pred.astype(np.uint8), labels, hd95_penalty=374.0)
+    assert out["whole_tumour"]["hd95"] == 374.0 and out["enhancing"]["hd95"] == 0.0

@@ -58,3 +58,21 @@ def test_summary_means():
              "metric": "hd95", "value": v} for s, v in (("x", 2.0), ("y", 4.0))]
     out = tables.summary(rows, ["a"])
     assert out["a"]["T1c"]["enhancing"]["hd95"] == pytest.approx(3.0)
+
+
+def test_synthesis_table_lists_each_missing_sequence_per_subset():
+    rows = []
+    for subject, ssim in (("a", 0.5), ("b", 0.7)):
+        rows.append({"model": "m", "subject": subject, "subset": "T1c", "target": "T2",
+                     "metric": "brasyn_ssim_healthy", "value": ssim})
+        rows.append({"model": "m", "subject": subject, "subset": "T1c", "target": "T2",
+                     "metric": "brasyn_psnr", "value": 20.0 + 10 * ssim})
+    text = tables.synthesis_markdown(rows, ["m", "unet"], subsets=("T1c", "T1+T1c+T2+FLAIR"))
+    lines = [ln for ln in text.splitlines() if ln.startswith("|")]
+    assert len(lines) == 3                       # header, rule, T1c (all four: nothing missing)
+    head = [c.strip() for c in lines[0].strip("|").split("|")]
+    row = dict(zip(head, [c.strip() for c in lines[2].strip("|").split("|")]))
+    assert row["T2 SSIM healthy"] == "0.600" and row["T2 PSNR dB"] == "26.0"
+    assert row["T2 SSIM tumour"] == "–" and row["T1 PSNR dB"] == "–" and row["T1c"] == "●"
+    assert "**unet**" not in text                 # a model that synthesised nothing
+    assert tables.synthesis_markdown([r for r in rows if r["metric"] == "dice"], ["m"]) is None

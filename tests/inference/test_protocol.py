@@ -24,6 +24,26 @@ def test_original_protocol_settings():
         protocol_weights("default", "last")
 
 
+def test_scoring_protocols():
+    """paper/brats/rfnet: the same inference flags, their own post-processing and scoring; the
+    old name of the paper's protocol ("default", in run configs) still means it."""
+    from hved_tf.config import TrainConfig
+    from hved_tf.protocols import protocol_name, protocol_scoring
+    flags = InferenceOptions(num_samples=3)
+    for name in ("paper", "brats", "default"):
+        assert protocol_options(name, flags) == flags.validate()
+    assert protocol_options("rfnet", flags).et_threshold == 500
+    assert protocol_options("rfnet", InferenceOptions(et_threshold=200)).et_threshold == 200
+    assert protocol_name("default") == "paper"
+    assert protocol_scoring("paper").hd95_penalty is None
+    assert protocol_scoring("brats").hd95_penalty == 374.0
+    assert protocol_scoring("brats").table_metrics[0] == "lesion_dice"
+    assert protocol_scoring("rfnet").table_metrics == ("dice", "dice_pp")
+    old = TrainConfig(run_dir="r").validate().to_dict()
+    old["test_protocol"] = "default"
+    assert TrainConfig.from_dict(old).validate().test_protocol == "paper"
+
+
 def test_overwrite_aggregation_equals_a_tiling_by_hand():
     """Windows of 12 with a border of 2 (interior 8) on an axis of 20: interiors start at 0, 8
     and 12 (the last slid back to end at 20). Each window outputs, at each voxel, its own

@@ -241,7 +241,8 @@ def test_evaluate_overwrite_replaces_the_set(tmp_path, cli, tiny_run, labelled):
     assert (out / "figures").is_dir()
     again = _evaluate(cli, tiny_run, labelled, out, "--overwrite")
     assert again.code == 0, again
-    whole_or_nothing(out, ["results.csv", "summary.json", "table1.md", "table1.png"])
+    whole_or_nothing(out, ["results.csv", "summary.json", "table1.md", "table1.png",
+                           "synthesis.md"])  # the tiny run is a U-HVED: it synthesises
 
 
 def test_a_stray_partial_of_a_live_process_is_kept(tmp_path, cli, tiny_run, case_files):
