@@ -28,6 +28,10 @@ setup(
         # draws far better than pixel arrays assembled by hand.
         "matplotlib>=3.7",
         "absl-py>=1.4",
+        # The demo's anatomical phantoms are built on the MNI ICBM152 2009 template and its grey-
+        # and white-matter maps, which nilearn's wheel bundles: real anatomy offline, read from
+        # the installed package at run time (never copied into this repository).
+        "nilearn>=0.10",
     ],
     extras_require={
         # tools/serving_client.py builds TF Serving's PredictRequest protos and gRPC stubs with

@@ -20,7 +20,8 @@ TINY = ["--data_root=demo", "--demo_subjects=5", "--demo_shape=32,32,32", "--pat
 NOISE = re.compile(r"^[IWEF]\d{4} |All log messages before absl|cuInit|cuda|oneDNN|"
                    r"\w+Warning: |^\s+warnings\.warn", re.IGNORECASE)
 GROUPS = {"train": ["data", "model", "optimisation", "training windows and augmentation",
-                    "validation", "output", "distribution and precision"],
+                    "intensity augmentation", "validation", "output",
+                    "distribution and precision"],
           "predict": ["model", "inputs", "inference (sliding windows)", "post-processing",
                       "protocol", "output"],
           "evaluate": ["models", "data", "segmentations on disk", "inference (sliding windows)",

@@ -25,7 +25,7 @@ import numpy as np
 import tensorflow as tf
 
 from hved_tf.config import PipelineConfig
-from hved_tf.data import augment
+from hved_tf.data import augment, intensity
 from hved_tf.data.visit_augment import draw_visit_transform, pad_volume, transform_volume
 from hved_tf.modalities import NUM_CLASSES, NUM_MODALITIES
 
@@ -183,7 +183,8 @@ class WindowSource:
         subject = self.subjects[k]
         rng = np.random.default_rng([cfg.seed, 2, int(visit)])
         transform = draw_visit_transform(rng, cfg.scaling, cfg.flip_axes)
-        image = pad_volume(np.asarray(subject.image), cfg.volume_padding, self._minimum(k))
+        image = pad_volume(np.asarray(subject.image, np.float32), cfg.volume_padding,
+                           self._minimum(k))
         label = pad_volume(np.asarray(subject.label), cfg.volume_padding, 0)
         _release_pages(subject.image)
         _release_pages(subject.label)
@@ -252,6 +253,10 @@ def make_training_dataset(subjects, config=PipelineConfig()):
         if config.spatial_augmentation == "window":      # release: flipped per visit
             image, label = augment.random_flip(image, label, tuple(config.flip_axes),
                                                seeds[1])
+        if config.intensity.active:                      # its own stream: the spatial one
+            image.set_shape([*window, NUM_MODALITIES])   # stays as it was without it
+            image = intensity.augment_intensity(
+                image, tf.random.experimental.stateless_fold_in(seed, 3), config.intensity)
         image.set_shape([*window, NUM_MODALITIES])
         label.set_shape([*window, 1])
         return {"image": image, "available": available}, label

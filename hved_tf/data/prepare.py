@@ -15,6 +15,7 @@ import time
 
 from hved_tf.config import DEMO_ROOT
 from hved_tf.data.cache import SubjectCache, load_subject_image
+from hved_tf.data.anatomy import write_anatomical_dataset
 from hved_tf.data.synthetic import write_phantom_dataset
 from hved_tf.io import datasets
 from hved_tf.io.atomic import atomic_directory, check_writable
@@ -33,17 +34,28 @@ def default_cache_dir(run_dir):
 
 def demo_root(data_config, cache_dir, seed=0):
     """The demo's phantom folder, generated once (atomically)."""
-    shape = tuple(data_config.demo_shape)
-    name = f"demo_phantoms_{data_config.demo_subjects}x{'x'.join(map(str, shape))}_seed{seed}"
+    n = data_config.demo_subjects
+    if data_config.demo_phantoms == "anatomical":
+        size = f"{data_config.demo_voxel_mm:g}mm"
+        name = f"demo_anatomical_{n}x{size}_seed{seed}"
+    else:
+        size = "x".join(map(str, data_config.demo_shape))
+        name = f"demo_phantoms_{n}x{size}_seed{seed}"
     root = pathlib.Path(cache_dir) / name
     if root.is_dir():
         return root
     start = time.time()
-    log.info("Generating %d demo phantoms of %s into %s", data_config.demo_subjects, shape, root)
+    log.info("Generating %d %s demo phantoms (%s) into %s", n, data_config.demo_phantoms, size,
+             root)
+    progress = Progress("  phantoms", n, "subjects written")
     # Another process (another worker) finishing the same folder first wins.
     with atomic_directory(root) as tmp:
-        write_phantom_dataset(tmp, data_config.demo_subjects, shape, seed=seed,
-                              layout="brats2020")
+        if data_config.demo_phantoms == "anatomical":
+            write_anatomical_dataset(tmp, n, data_config.demo_voxel_mm, seed=seed,
+                                     progress=lambda i, total, sid: progress.update(i))
+        else:
+            write_phantom_dataset(tmp, n, tuple(data_config.demo_shape), seed=seed,
+                                  layout="brats2020")
     log.info("Demo phantoms ready in %.0f s", time.time() - start)
     return root
 
@@ -121,7 +133,7 @@ def prepare_data(data_config, run_dir, seed=0, progress=None):
                     for s in unlabelled]
         parts["train"] = [s for s in parts["train"] if s.label_path is not None]
     landmarks = landmarks_for(data_config, parts["train"], run_dir, skipped)
-    cache = SubjectCache(cache_dir / "subjects", landmarks)
+    cache = SubjectCache(cache_dir / "subjects", landmarks, dtype=data_config.cache_dtype)
     prepared = {}
     left_out = {s["id"] for s in skipped}        # listed once, at the stage that refused them
     parts = {name: [s for s in part if s.id not in left_out] for name, part in parts.items()}
@@ -129,7 +141,8 @@ def prepare_data(data_config, run_dir, seed=0, progress=None):
     for name, part in parts.items():
         counted = functools.partial(_counted, progress, offset, total) if progress else None
         prepared[name] = cache.prepare_all(part, on_error=data_config.on_bad_subject,
-                                           progress=counted, skipped=skipped)
+                                           progress=counted, skipped=skipped,
+                                           workers=data_config.prepare_workers)
         offset += len(part)
     if not prepared["train"]:
         raise ValueError("No training subject could be prepared.")

@@ -114,20 +114,19 @@ _NAMING = {
 LAYOUT_NAMES = tuple(_NAMING)
 
 
-def phantom_affine(shape, lps):
-    """1 mm voxels centred on the origin; LPS flips the first two axes."""
+def phantom_affine(shape, lps, voxel_mm=1.0):
+    """`voxel_mm` voxels centred on the origin; LPS flips the first two axes."""
     signs = np.array([-1.0, -1.0, 1.0]) if lps else np.ones(3)
-    affine = np.diag([*signs, 1.0])
-    affine[:3, 3] = -signs * (np.asarray(shape) - 1) / 2.0
+    affine = np.diag([*(signs * voxel_mm), 1.0])
+    affine[:3, 3] = -signs * voxel_mm * (np.asarray(shape) - 1) / 2.0
     return affine
 
 
-def write_phantom_dataset(out, n, shape=(96, 96, 80), seed=0, layout="brats2020",
-                          lps_every=3, progress=None):
-    """Writes `n` phantoms as a BraTS dataset under `out`; returns the subject ids.
-
-    Subject i uses seed (seed, i); every `lps_every`-th subject is stored in LPS orientation.
-    """
+def write_dataset(out, n, make, seed=0, layout="brats2020", lps_every=3, progress=None,
+                  voxel_mm=1.0):
+    """Writes `n` subjects of `make((seed, i), label_values) -> (images, label)` as a BraTS
+    dataset under `out`; returns the subject ids. Every `lps_every`-th subject is stored in
+    LPS orientation (0: none)."""
     if layout not in _NAMING:
         raise ValueError(f"Unknown layout {layout!r}: expected one of {', '.join(_NAMING)}.")
     if n < 1:
@@ -138,10 +137,9 @@ def write_phantom_dataset(out, n, shape=(96, 96, 80), seed=0, layout="brats2020"
     ids = []
     for i in range(1, n + 1):
         sid = id_pattern.format(i=i)
-        images, label = make_phantom(shape, seed=[seed, i],
-                                     label_values=LABEL_CONVENTIONS[convention])
+        images, label = make([seed, i], LABEL_CONVENTIONS[convention])
         lps = bool(lps_every) and i % lps_every == 0
-        affine = phantom_affine(shape, lps)
+        affine = phantom_affine(label.shape, lps, voxel_mm)
         flip = (lambda a: a[::-1, ::-1, :]) if lps else (lambda a: a)
         for modality, suffix in zip(MODALITIES, suffixes):
             write_nifti(out / path_pattern.format(id=sid, s=suffix), flip(images[modality]),
@@ -152,3 +150,13 @@ def write_phantom_dataset(out, n, shape=(96, 96, 80), seed=0, layout="brats2020"
         if progress:
             progress(i, n, sid)
     return ids
+
+
+def write_phantom_dataset(out, n, shape=(96, 96, 80), seed=0, layout="brats2020",
+                          lps_every=3, progress=None):
+    """Writes `n` ellipsoid phantoms as a BraTS dataset under `out`; returns the subject ids.
+
+    Subject i uses seed (seed, i); every `lps_every`-th subject is stored in LPS orientation.
+    """
+    return write_dataset(out, n, lambda s, values: make_phantom(shape, s, values), seed,
+                         layout, lps_every, progress)

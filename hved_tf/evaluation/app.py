@@ -178,7 +178,10 @@ def evaluate(segmenters, names, subjects, subsets, cache_dir, figures=0, figure_
     for k, subject in enumerate(subjects):
         spacing = read_geometry(next(iter(subject.paths.values()))).ras_zooms
         for segmenter, name in zip(segmenters, names):
-            preparations = [SubjectCache(cache_dir / "subjects", landmarks).get(subject)
+            # float32 entries: the subject as predict prepares it, so that a model's scores
+            # here equal those of its predict outputs (the training cache may be float16).
+            preparations = [SubjectCache(cache_dir / "subjects", landmarks,
+                                         dtype="float32").get(subject)
                             for landmarks in segmenter.landmark_sets]
             prepared = preparations[0]
             truth = uncrop(np.asarray(prepared.label), prepared.box)

@@ -29,7 +29,8 @@ from hved_tf.inference.segmenter import KerasSegmenter
 from hved_tf.io.atomic import OutputError, atomic_path, check_writable, write_json
 from hved_tf.models import build_model
 from hved_tf.progress import Progress
-from hved_tf.training.callbacks import NonFiniteLoss, StopAtStep, Validation, evaluate_subjects
+from hved_tf.training.callbacks import (NonFiniteLoss, StopAtStep, Validation, enhancing_by_t1c,
+                                       mean_scores, subject_scores)
 from hved_tf.training.checkpoints import (AtomicBackupAndRestore, StepCheckpoints,
                                           check_room_for_run, save_weights)
 from hved_tf.training.monitor import TrainingLog
@@ -115,9 +116,13 @@ def _test(model, config, data, run_dir, steps, start):
     options = protocol_options(config.test_protocol, dataclasses.replace(
         config.validation, fallback_window=config.patch))
     segmenter = KerasSegmenter(model, options, synthesise=False)
-    results = evaluate_subjects(segmenter, data["test"], config.validation_subsets)
+    scores = subject_scores(segmenter, data["test"], config.test_subsets or
+                            config.validation_subsets)
+    results = mean_scores(scores)
+    by_t1c = enhancing_by_t1c(scores, data["test"])
     settings = describe_inference(options)
-    summary = {"steps": steps, "test": results, "seconds": time.time() - start,
+    summary = {"steps": steps, "test": results, "enhancing_by_t1c": by_t1c,
+               "seconds": time.time() - start,
                "weights": weights, "subjects": [s.id for s in data["test"]],
                "protocol": config.test_protocol, "inference": dataclasses.asdict(options),
                "settings": settings}
@@ -128,6 +133,10 @@ def _test(model, config, data, run_dir, steps, start):
     for code, regions in results.items():
         print(f"  {code}: " + ", ".join(f"{r} {v:.3f}" for r, v in regions.items()),
               flush=True)
+    if by_t1c:
+        print(f"  enhancing tumour, {by_t1c['subjects']} subjects with one: Dice "
+              f"{by_t1c['with_t1c']:.3f} over the subsets with T1c, {by_t1c['without_t1c']:.3f} "
+              f"without (T1c adds {by_t1c['gap']:+.3f})", flush=True)
     return summary
 
 
@@ -154,8 +163,8 @@ def finished(run_dir, config):
         return None                       # damaged: the run is finished again
 
 
-def _prepare(config, run_dir, chief, start):
-    progress = Progress("  prepared", 1, "subjects", start=start)
+def prepare(config, run_dir, chief, start):
+    progress = Progress("  prepared", 1, "subjects", start=start, rate=True)
 
     def show(i, n, sid):
         progress.total = n
@@ -189,7 +198,7 @@ def _retest(config, run_dir, summary, start):
     """The test figures of a finished run computed again (nothing else is written)."""
     print(f"{run_dir}: finished at step {summary['steps']}; computing the test figures again",
           flush=True)
-    data = _prepare(config, run_dir, True, start)
+    data = prepare(config, run_dir, True, start)
     model = _build(config, make_strategy("default"))
     model.load_weights(run_dir / "model.weights.h5")
     return _test(model, config, data, run_dir, int(summary["steps"]), start)
@@ -228,7 +237,7 @@ def run(config: TrainConfig, retest=False):
     if config.pipeline.batch_size % strategy.num_replicas_in_sync:
         raise ValueError(f"--batch_size={config.pipeline.batch_size} does not split over "
                          f"{strategy.num_replicas_in_sync} replicas; use a multiple of it.")
-    data = _prepare(config, run_dir, chief, start)
+    data = prepare(config, run_dir, chief, start)
     pipeline = dataclasses.replace(config.pipeline, seed=config.model.seed + 1000 * index)
     dataset = make_training_dataset(data["train"], pipeline)
     if workers > 1:

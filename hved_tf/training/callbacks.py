@@ -24,8 +24,10 @@ import tensorflow as tf
 
 from hved_tf.figures import figure_pixels, subject_columns, subject_figure
 from hved_tf.evaluation.metrics import region_dice
+from hved_tf.inference.postprocess import ENHANCING
 from hved_tf.inference.segmenter import KerasSegmenter
-from hved_tf.modalities import REGION_SHORT, parse_subset, subset_code, subset_mask
+from hved_tf.modalities import (MODALITIES, REGION_SHORT, SUBSET_CODES, parse_subset,
+                                subset_code, subset_mask)
 from hved_tf.training.checkpoints import read_best_score, save_weights, write_best
 from hved_tf.training.monitor import learning_rate
 
@@ -58,22 +60,50 @@ class NonFiniteLoss(keras.callbacks.Callback):
                 "data (hist file, intensities), or use --precision=float32.")
 
 
-def evaluate_subjects(segmenter, subjects, subsets):
-    """{subset code: {region: mean Dice}} over subjects that have the subset's modalities."""
-    results = {}
+def subject_scores(segmenter, subjects, subsets):
+    """{subset code: {subject id: {region: Dice}}} over subjects that have the subset's
+    modalities (subsets the model refuses left out)."""
+    scores = {}
     for code in subsets:
         mask = subset_mask(parse_subset(code))
         if segmenter.capabilities.refuses(mask):
             continue
-        scores = []
         for subject in subjects:
             if subject.label is None or np.any(mask > subject.available):
                 continue
             labels = segmenter.segment_prepared(subject, mask).labels
-            scores.append(region_dice(labels, np.asarray(subject.label)))
-        if scores:
-            results[code] = {r: float(np.mean([s[r] for s in scores])) for r in scores[0]}
-    return results
+            scores.setdefault(code, {})[subject.id] = region_dice(labels,
+                                                                  np.asarray(subject.label))
+    return scores
+
+
+def mean_scores(scores):
+    """{subset code: {region: mean Dice over its subjects}}."""
+    return {code: {r: float(np.mean([s[r] for s in per.values()]))
+                   for r in next(iter(per.values()))} for code, per in scores.items()}
+
+
+def evaluate_subjects(segmenter, subjects, subsets):
+    """{subset code: {region: mean Dice}} over subjects that have the subset's modalities."""
+    return mean_scores(subject_scores(segmenter, subjects, subsets))
+
+
+def enhancing_by_t1c(scores, subjects):
+    """Enhancing-tumour Dice over the subsets with T1c and over those without, on the subjects
+    whose truth has an enhancing part (what T1c is for): {"with_t1c", "without_t1c", "gap"},
+    or None unless both kinds of subsets were scored."""
+    t1c = MODALITIES.index("T1c")
+    enhancing = {s.id for s in subjects if s.label is not None and np.any(
+        np.asarray(s.label) == ENHANCING)}
+    groups = {True: [], False: []}
+    for code, per in scores.items():
+        has = t1c in parse_subset(code)
+        groups[has] += [d["enhancing"] for sid, d in per.items() if sid in enhancing]
+    if not groups[True] or not groups[False]:
+        return None
+    with_t1c, without = float(np.mean(groups[True])), float(np.mean(groups[False]))
+    return {"with_t1c": with_t1c, "without_t1c": without, "gap": with_t1c - without,
+            "subjects": len(enhancing)}
 
 
 class Validation(keras.callbacks.Callback):

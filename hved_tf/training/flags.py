@@ -28,11 +28,20 @@ def _define_data():
                             "<run_dir>/../cache).")
         flags.DEFINE_string("hist_file", "", "NiftyNet hist.txt landmarks; empty: train them.")
         flags.DEFINE_integer("demo_subjects", 24, "Phantoms generated for --data_root=demo.")
-        flags.DEFINE_list("demo_shape", ["64", "64", "64"], "Phantom size X,Y,Z for the demo.")
+        flags.DEFINE_enum("demo_phantoms", "ellipsoid", list(cfg.DEMO_PHANTOMS), "The demo's "
+                          "phantoms: anatomical (the MNI152 template with a grown tumour, from "
+                          "nilearn) or ellipsoid (fast, for tests).")
+        flags.DEFINE_float("demo_voxel_mm", 2.0, "Voxel size of the anatomical phantoms (mm).")
+        flags.DEFINE_list("demo_shape", ["64", "64", "64"], "Size X,Y,Z of the ellipsoid "
+                          "phantoms.")
         flags.DEFINE_enum("on_bad_subject", "skip", list(cfg.ON_BAD_SUBJECT),
                           "A subject that cannot be read: skip it (listed) or stop.")
         flags.DEFINE_integer("landmark_subjects", 0, "Training subjects the histogram landmarks "
                              "are trained on (0: all of them); unused with --hist_file.")
+        flags.DEFINE_enum("cache_dtype", "float16", list(cfg.CACHE_DTYPES), "The prepared "
+                          "images in the cache: float16 (half the bytes) or float32.")
+        flags.DEFINE_integer("prepare_workers", 1, "Processes preparing subjects into the cache "
+                             "(also: python -m hved_tf.prepare).")
 
 
 def _define_model():
@@ -79,6 +88,14 @@ def _define_optimisation():
                           "release: per visit of a subject, a zoom per axis (cubic) and flips "
                           "of the whole padded volume; window: per window, one isotropic zoom "
                           "(trilinear), rotation and flips.")
+    with flag_group("intensity augmentation (off by default: the paper's recipe)"):
+        flags.DEFINE_list("bias_field", ["0", "0.3"], "Probability, strength: a smooth "
+                          "multiplicative field exp(quadratic) per sequence.")
+        flags.DEFINE_list("gamma", ["0", "0.3"], "Probability, range of log gamma.")
+        flags.DEFINE_list("intensity_scale", ["0", "0.1", "0.1"], "Probability, scale range, "
+                          "shift range (whitened units).")
+        flags.DEFINE_list("noise", ["0", "0.1"], "Probability, largest std of Gaussian noise.")
+        flags.DEFINE_list("blur", ["0", "1.0"], "Probability, largest Gaussian sigma (voxels).")
 
 
 def _define_validation_and_output():
@@ -87,6 +104,8 @@ def _define_validation_and_output():
                              "backups).")
         flags.DEFINE_list("validation_subsets", ["T1+T1c+T2+FLAIR", "T1c", "FLAIR", "T1+T2"],
                           "Modality subsets evaluated at each validation.")
+        flags.DEFINE_list("test_subsets", [], "Subsets of the end-of-training test (all: the "
+                          "15; empty: --validation_subsets).")
         flags.DEFINE_integer("early_stopping_patience", 0,
                              "Stop after this many validations without improvement (0: never).")
         flags.DEFINE_enum("test_protocol", "paper", list(cfg.PROTOCOLS), "The end-of-training "
@@ -123,6 +142,14 @@ def _ints(name, values):
                          f"{','.join(values)!r}.") from None
 
 
+def _floats(name, values):
+    try:
+        return tuple(float(v) for v in values)
+    except (TypeError, ValueError):
+        raise ValueError(f"--{name} must be numbers separated by commas, got "
+                         f"{','.join(values)!r}.") from None
+
+
 def config_from_flags(f=FLAGS):
     """A validated TrainConfig from the parsed flags (ValueError on a bad value)."""
     loss = cfg.LossWeights(dice=f.dice_weight, ce=f.ce_weight, kl=f.kl_weight,
@@ -133,7 +160,9 @@ def config_from_flags(f=FLAGS):
             root=f.data_root, split=f.split, naming=f.naming, fold=f.fold, folds=f.folds,
             cache_dir=f.cache_dir, hist_file=f.hist_file, demo_subjects=f.demo_subjects,
             demo_shape=_ints("demo_shape", f.demo_shape), on_bad_subject=f.on_bad_subject,
-            landmark_subjects=f.landmark_subjects),
+            demo_phantoms=f.demo_phantoms, demo_voxel_mm=f.demo_voxel_mm,
+            landmark_subjects=f.landmark_subjects, cache_dtype=f.cache_dtype,
+            prepare_workers=f.prepare_workers),
         model=cfg.ModelConfig(name=f.model, subset=f.subset, base_filters=f.base_filters,
                               levels=f.levels, kl_variant=f.kl_variant, seed=f.seed),
         optim=cfg.OptimConfig(learning_rate=f.learning_rate, lr_decay_factor=f.lr_decay_factor,
@@ -144,9 +173,13 @@ def config_from_flags(f=FLAGS):
             sampler=f.sampler, batch_size=f.batch_size,
             flip_axes=_ints("flip_axes", f.flip_axes), rotation_degrees=f.rotation,
             scaling=f.scaling, volume_padding=f.volume_padding,
-            spatial_augmentation=f.spatial_augmentation),
+            spatial_augmentation=f.spatial_augmentation,
+            intensity=cfg.IntensityConfig(
+                bias_field=_floats("bias_field", f.bias_field), gamma=_floats("gamma", f.gamma),
+                scale_shift=_floats("intensity_scale", f.intensity_scale),
+                noise=_floats("noise", f.noise), blur=_floats("blur", f.blur))),
         run_dir=f.run_dir, steps=f.steps, validation_every=f.validation_every,
-        validation_subsets=tuple(f.validation_subsets),
+        validation_subsets=tuple(f.validation_subsets), test_subsets=tuple(f.test_subsets),
         early_stopping_patience=f.early_stopping_patience,
         keep_checkpoints=f.keep_checkpoints, strategy=f.strategy, precision=f.precision,
         log_every=f.log_every, test_protocol=f.test_protocol)

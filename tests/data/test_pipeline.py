@@ -122,6 +122,24 @@ def test_stream_elements_and_reproducibility(augmentation):
     assert not np.array_equal(other[0][0], a[0][0])
 
 
+def test_intensity_augmentation_changes_images_only_on_its_own_stream():
+    from hved_tf.config import IntensityConfig
+    subjects = [_subject(seed=0), _subject(shape=(20, 18, 16), seed=1, available=(1, 1, 1, 1))]
+    plain = pipeline.PipelineConfig(window=(16, 16, 16), windows_per_volume=3, batch_size=1,
+                                    seed=7, volume_padding=2)
+    on = pipeline.PipelineConfig(**{**plain.__dict__, "intensity": IntensityConfig(
+        gamma=(1.0, 0.3), noise=(1.0, 0.2))})
+    a = _take(pipeline.make_training_dataset(subjects, plain), 3)
+    b = _take(pipeline.make_training_dataset(subjects, on), 3)
+    for (ia, aa, la), (ib, ab, lb) in zip(a, b):
+        np.testing.assert_array_equal(la, lb)              # the same windows, the same labels
+        np.testing.assert_array_equal(aa, ab)
+        assert not np.allclose(ia, ib)
+        # The background (each channel's minimum in the window) keeps its value.
+        background = ia[0] == ia[0].reshape(-1, 4).min(0)
+        np.testing.assert_array_equal(ib[0][background], ia[0][background])
+
+
 def test_stream_rejects_unlabelled_subjects_and_bad_config():
     subject = _subject()
     unlabelled = PreparedSubject("u", subject.image, None, subject.available, subject.box, None)

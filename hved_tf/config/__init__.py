@@ -29,39 +29,26 @@ from hved_tf.io.atomic import write_json
 from hved_tf.losses import KL_VARIANTS, LossWeights
 from hved_tf.modalities import LABEL_CONVENTIONS, SUBSET_CODES, parse_subset, subset_code
 from hved_tf.models import MODELS, model_options, pooling_factor
+from hved_tf.preprocessing.normalise import STORAGE_DTYPES
+from hved_tf.config.checks import _positive_int, _sizes, choice  # noqa: F401
+from hved_tf.config.inference import (BLENDS, WHOLE_VOLUME_MAX_VOXELS,  # noqa: F401
+                                      InferenceOptions, validation_options)
 
 MODEL_NAMES = tuple(MODELS)
 SAMPLERS = ("uniform", "balanced")
 SPATIAL_AUGMENTATIONS = ("release", "window")    # per visit (the release's) | per window
-BLENDS = ("constant", "gaussian", "overwrite")   # overwrite: later windows win (the release)
 PROTOCOLS = ("paper", "original", "brats", "rfnet")   # hved_tf.protocols
 OLD_PROTOCOL_NAMES = {"default": "paper"}
 WEIGHTS = ("best", "final")
 STRATEGIES = ("default", "mirrored", "multi_worker")
 PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
 ON_BAD_SUBJECT = ("skip", "fail")
+DEMO_PHANTOMS = ("ellipsoid", "anatomical")
+CACHE_DTYPES = STORAGE_DTYPES
 LR_SCHEDULES = ("step", "constant")      # ÷ factor every N steps (U-HeMIS code) | constant
 CONVENTIONS = tuple(LABEL_CONVENTIONS)
 DEMO_ROOT = "demo"
-WHOLE_VOLUME_MAX_VOXELS = 200 * 200 * 160   # u_hved with 10 samples: about 5 GB, 20 s on 2 cores
 
-
-def _positive_int(name, value):
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"--{name} must be a positive integer, got {value!r}.")
-
-
-def choice(name, value, choices):
-    """Refuses `value` unless it is one of `choices`, naming the flag."""
-    if value not in choices:
-        raise ValueError(f"--{name} must be one of {', '.join(choices)}, got {value!r}.")
-
-
-def _sizes(name, value, minimum, example="112,112,112"):
-    if (len(value) != 3 or any(isinstance(v, bool) or not isinstance(v, int) or v < minimum
-                               for v in value)):
-        raise ValueError(f"--{name} must be three integers >= {minimum}, e.g. {example}; got "
-                         f"{tuple(value)}.")
 
 
 @dataclasses.dataclass
@@ -74,9 +61,13 @@ class DataConfig:
     cache_dir: str = ""                # default: <run_dir>/../cache
     hist_file: str = ""                # NiftyNet hist.txt; empty: train landmarks, keep in run dir
     demo_subjects: int = 24
-    demo_shape: tuple = (64, 64, 64)
+    demo_shape: tuple = (64, 64, 64)  # ellipsoid phantoms only
+    demo_phantoms: str = "ellipsoid"   # | "anatomical" (hved_tf.data.anatomy; configs/demo.cfg)
+    demo_voxel_mm: float = 2.0         # anatomical phantoms only
     on_bad_subject: str = "skip"
     landmark_subjects: int = 0         # training subjects the landmarks are trained on; 0: all
+    cache_dtype: str = "float16"       # the prepared images on disk (hved_tf.data.cache)
+    prepare_workers: int = 1           # processes preparing subjects into the cache
 
     def validate(self):
         if not self.root:
@@ -94,11 +85,17 @@ class DataConfig:
         if self.demo_subjects < 5:
             raise ValueError("--demo_subjects must be at least 5 (train, validation, test).")
         _sizes("demo_shape", tuple(self.demo_shape), 32, "64,64,64")
+        choice("demo_phantoms", self.demo_phantoms, DEMO_PHANTOMS)
+        if not isinstance(self.demo_voxel_mm, (int, float)) or not \
+                1.0 <= self.demo_voxel_mm <= 4.0:
+            raise ValueError(f"--demo_voxel_mm must be in [1, 4] mm, got {self.demo_voxel_mm!r}.")
         choice("on_bad_subject", self.on_bad_subject, ON_BAD_SUBJECT)
         if isinstance(self.landmark_subjects, bool) or not isinstance(
                 self.landmark_subjects, int) or self.landmark_subjects < 0:
             raise ValueError(f"--landmark_subjects must be an integer >= 0 (0: every training "
                              f"subject), got {self.landmark_subjects!r}.")
+        choice("cache_dtype", self.cache_dtype, CACHE_DTYPES)
+        _positive_int("prepare_workers", self.prepare_workers)
         return self
 
 
@@ -162,6 +159,42 @@ class OptimConfig:
 
 
 @dataclasses.dataclass(frozen=True)
+class IntensityConfig:
+    """Intensity augmentation (hved_tf.data.intensity): (probability, ranges...) per operation;
+    all off by default (the paper's recipe)."""
+    bias_field: tuple = (0.0, 0.3)             # probability, strength
+    gamma: tuple = (0.0, 0.3)                  # probability, range of log gamma
+    scale_shift: tuple = (0.0, 0.1, 0.1)       # probability, scale range, shift range
+    noise: tuple = (0.0, 0.1)                  # probability, largest std
+    blur: tuple = (0.0, 1.0)                   # probability, largest sigma (voxels)
+
+    @property
+    def active(self):
+        return any(op[0] > 0 for op in (self.bias_field, self.gamma, self.scale_shift,
+                                        self.noise, self.blur))
+
+    def validate(self):
+        for name, value, size in (("bias_field", self.bias_field, 2), ("gamma", self.gamma, 2),
+                                  ("intensity_scale", self.scale_shift, 3),
+                                  ("noise", self.noise, 2), ("blur", self.blur, 2)):
+            value = tuple(value)
+            if len(value) != size or not all(isinstance(v, (int, float)) for v in value):
+                raise ValueError(f"--{name} must be {size} numbers (probability first), got "
+                                 f"{value}.")
+            if not 0.0 <= value[0] <= 1.0:
+                raise ValueError(f"--{name}: the probability must be in [0, 1], got {value[0]}.")
+            if any(v < 0 for v in value[1:]):
+                raise ValueError(f"--{name}: ranges must be >= 0, got {value[1:]}.")
+        if self.gamma[1] > 1.0 or self.scale_shift[1] >= 1.0 or self.bias_field[1] > 2.0 \
+                or self.blur[1] > 5.0:
+            raise ValueError("Intensity augmentation out of range: --gamma range <= 1 (log), "
+                             "--intensity_scale scale < 1, --bias_field strength <= 2, --blur "
+                             "sigma <= 5 voxels.")
+        return self
+
+
+
+@dataclasses.dataclass(frozen=True)
 class PipelineConfig:
     """Training windows. `seed` is set by the training app from --seed and the worker."""
     window: tuple = (112, 112, 112)
@@ -176,9 +209,11 @@ class PipelineConfig:
     prefetch: int = 2
     volume_padding: int = 10           # voxels around each volume before windows are drawn
     spatial_augmentation: str = "release"
+    intensity: IntensityConfig = IntensityConfig()
 
     def validate(self):
         _sizes("patch", tuple(self.window), 8)
+        self.intensity.validate()
         if isinstance(self.volume_padding, bool) or not isinstance(self.volume_padding, int) \
                 or self.volume_padding < 0:
             raise ValueError(f"--volume_padding must be an integer >= 0, got "
@@ -209,55 +244,18 @@ class PipelineConfig:
         return tuple(int(math.ceil(w * max(grow, 0.0) / 2)) + 1 for w in self.window)
 
 
-@dataclasses.dataclass(frozen=True)
-class InferenceOptions:
-    """Sliding-window settings (hved_tf.inference). `window=None` ("auto"): the whole volume in
-    one window when it holds at most `max_voxels` voxels (once padded to the network's
-    multiple), else windows of `fallback_window` (the training patch)."""
-    window: tuple | None = None
-    border: int = 0
-    overlap: float = 0.5
-    blend: str = "gaussian"
-    batch_size: int = 1
-    num_samples: int = 10
-    max_voxels: int = WHOLE_VOLUME_MAX_VOXELS
-    fallback_window: tuple = (112, 112, 112)
-    single_draw: bool = False          # with num_samples 1: one random z draw, not the mean
-    et_threshold: int = 0              # post-processing (hved_tf.inference.postprocess); 0: off
-    min_component: int = 0
-    largest_component: bool = False
-    tta_axes: tuple = ()               # mirror test-time augmentation along these axes
-
-    @property
-    def postprocessing(self):
-        return bool(self.et_threshold or self.min_component or self.largest_component)
-
-    def validate(self):
-        if self.window is not None:
-            _sizes("window", tuple(self.window), 8, "'auto' or 128,128,128")
-        _sizes("fallback_window", tuple(self.fallback_window), 8)
-        if isinstance(self.border, bool) or not isinstance(self.border, int) or self.border < 0:
-            raise ValueError(f"--border must be an integer >= 0, got {self.border!r}.")
-        if not (isinstance(self.overlap, (int, float)) and 0.0 <= self.overlap < 1.0):
-            raise ValueError(f"--overlap must be in [0, 1), got {self.overlap!r}.")
-        choice("blend", self.blend, BLENDS)
-        for name in ("batch_size", "num_samples", "max_voxels"):
-            _positive_int({"num_samples": "samples"}.get(name, name), getattr(self, name))
-        for name in ("et_threshold", "min_component"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-                raise ValueError(f"--{name} must be an integer >= 0 (0: off), got {value!r}.")
-        axes = tuple(self.tta_axes)
-        if any(a not in (0, 1, 2) for a in axes) or len(set(axes)) != len(axes):
-            raise ValueError(f"--tta_axes must be distinct axes among 0, 1, 2, got {axes}.")
-        return self
-
-
-def validation_options(patch):
-    """Validation's settings: windows of the training patch, no overlap, the posterior mean
-    (fast and repeatable)."""
-    return InferenceOptions(window=tuple(patch), overlap=0.0, blend="constant", num_samples=1,
-                            fallback_window=tuple(patch))
+def _subset_codes(flag, values):
+    """Canonical subset codes of a flag's values ("all": the 15)."""
+    if list(values) == ["all"]:
+        return tuple(SUBSET_CODES)
+    codes = []
+    for code in values:
+        try:
+            codes.append(subset_code(parse_subset(code)))
+        except ValueError as err:
+            raise ValueError(f"--{flag}: {err} Known codes: {', '.join(SUBSET_CODES)}, or "
+                             "all.") from None
+    return tuple(codes)
 
 
 @dataclasses.dataclass
@@ -271,6 +269,7 @@ class TrainConfig:
     steps: int = 60_000
     validation_every: int = 1000
     validation_subsets: tuple = ("T1+T1c+T2+FLAIR", "T1c", "FLAIR", "T1+T2")
+    test_subsets: tuple = ()           # the end-of-training test's; empty: validation's
     early_stopping_patience: int = 0   # validations without improvement; 0: never stop early
     keep_checkpoints: int = 3
     strategy: str = "default"
@@ -292,14 +291,8 @@ class TrainConfig:
         self.validation.validate()
         for name in ("steps", "validation_every", "keep_checkpoints", "log_every"):
             _positive_int(name, getattr(self, name))
-        codes = []
-        for code in self.validation_subsets:
-            try:
-                codes.append(subset_code(parse_subset(code)))
-            except ValueError as err:
-                raise ValueError(f"--validation_subsets: {err} Known codes: "
-                                 f"{', '.join(SUBSET_CODES)}.") from None
-        self.validation_subsets = tuple(codes)
+        self.validation_subsets = _subset_codes("validation_subsets", self.validation_subsets)
+        self.test_subsets = _subset_codes("test_subsets", self.test_subsets)
         if self.early_stopping_patience < 0:
             raise ValueError("--early_stopping_patience must be >= 0.")
         choice("strategy", self.strategy, STRATEGIES)
@@ -338,8 +331,11 @@ class TrainConfig:
         pipeline = d.pop("pipeline")
         # Runs written before the release's sampling existed were trained without it.
         pipeline = {"volume_padding": 0, "spatial_augmentation": "window", **pipeline}
+        intensity = IntensityConfig(**{k: tuple(v) for k, v in
+                                       pipeline.pop("intensity", {}).items()})
         pipeline = PipelineConfig(**{**pipeline, "window": tuple(pipeline["window"]),
-                                     "flip_axes": tuple(pipeline["flip_axes"])})
+                                     "flip_axes": tuple(pipeline["flip_axes"]),
+                                     "intensity": intensity})
         validation = d.pop("validation", None)
         if validation is not None:
             validation = InferenceOptions(**{
@@ -347,6 +343,7 @@ class TrainConfig:
                 "tta_axes": tuple(validation.get("tta_axes", ())),
                 "window": None if validation["window"] is None else tuple(validation["window"])})
         d["validation_subsets"] = tuple(d["validation_subsets"])
+        d["test_subsets"] = tuple(d.get("test_subsets", ()))
         if "test_protocol" in d:
             d["test_protocol"] = OLD_PROTOCOL_NAMES.get(d["test_protocol"], d["test_protocol"])
         return cls(data=data, model=model, optim=optim, pipeline=pipeline,

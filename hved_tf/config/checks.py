@@ -1,0 +1,20 @@
+"""Checks of configuration values that name the flag in their message (shared by the configs)."""
+from __future__ import annotations
+
+
+def _positive_int(name, value):
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"--{name} must be a positive integer, got {value!r}.")
+
+
+def choice(name, value, choices):
+    """Refuses `value` unless it is one of `choices`, naming the flag."""
+    if value not in choices:
+        raise ValueError(f"--{name} must be one of {', '.join(choices)}, got {value!r}.")
+
+
+def _sizes(name, value, minimum, example="112,112,112"):
+    if (len(value) != 3 or any(isinstance(v, bool) or not isinstance(v, int) or v < minimum
+                               for v in value)):
+        raise ValueError(f"--{name} must be three integers >= {minimum}, e.g. {example}; got "
+                         f"{tuple(value)}.")

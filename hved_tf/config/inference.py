@@ -1,0 +1,60 @@
+"""Sliding-window inference settings (`InferenceOptions`) and validation's (`validation_options`)."""
+from __future__ import annotations
+
+import dataclasses
+
+from hved_tf.config.checks import _positive_int, _sizes, choice
+
+BLENDS = ("constant", "gaussian", "overwrite")   # overwrite: later windows win (the release)
+WHOLE_VOLUME_MAX_VOXELS = 200 * 200 * 160   # u_hved with 10 samples: about 5 GB, 20 s on 2 cores
+
+
+@dataclasses.dataclass(frozen=True)
+class InferenceOptions:
+    """Sliding-window settings (hved_tf.inference). `window=None` ("auto"): the whole volume in
+    one window when it holds at most `max_voxels` voxels (once padded to the network's
+    multiple), else windows of `fallback_window` (the training patch)."""
+    window: tuple | None = None
+    border: int = 0
+    overlap: float = 0.5
+    blend: str = "gaussian"
+    batch_size: int = 1
+    num_samples: int = 10
+    max_voxels: int = WHOLE_VOLUME_MAX_VOXELS
+    fallback_window: tuple = (112, 112, 112)
+    single_draw: bool = False          # with num_samples 1: one random z draw, not the mean
+    et_threshold: int = 0              # post-processing (hved_tf.inference.postprocess); 0: off
+    min_component: int = 0
+    largest_component: bool = False
+    tta_axes: tuple = ()               # mirror test-time augmentation along these axes
+
+    @property
+    def postprocessing(self):
+        return bool(self.et_threshold or self.min_component or self.largest_component)
+
+    def validate(self):
+        if self.window is not None:
+            _sizes("window", tuple(self.window), 8, "'auto' or 128,128,128")
+        _sizes("fallback_window", tuple(self.fallback_window), 8)
+        if isinstance(self.border, bool) or not isinstance(self.border, int) or self.border < 0:
+            raise ValueError(f"--border must be an integer >= 0, got {self.border!r}.")
+        if not (isinstance(self.overlap, (int, float)) and 0.0 <= self.overlap < 1.0):
+            raise ValueError(f"--overlap must be in [0, 1), got {self.overlap!r}.")
+        choice("blend", self.blend, BLENDS)
+        for name in ("batch_size", "num_samples", "max_voxels"):
+            _positive_int({"num_samples": "samples"}.get(name, name), getattr(self, name))
+        for name in ("et_threshold", "min_component"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise ValueError(f"--{name} must be an integer >= 0 (0: off), got {value!r}.")
+        axes = tuple(self.tta_axes)
+        if any(a not in (0, 1, 2) for a in axes) or len(set(axes)) != len(axes):
+            raise ValueError(f"--tta_axes must be distinct axes among 0, 1, 2, got {axes}.")
+        return self
+
+
+def validation_options(patch):
+    """Validation's settings: windows of the training patch, no overlap, the posterior mean
+    (fast and repeatable)."""
+    return InferenceOptions(window=tuple(patch), overlap=0.0, blend="constant", num_samples=1,
+                            fallback_window=tuple(patch))
