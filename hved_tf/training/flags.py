@@ -134,20 +134,21 @@ def define_flags():
     _define_validation_and_output()
 
 
-def _ints(name, values):
+def _numbers(name, values, kind=int):
     try:
-        return tuple(int(v) for v in values)
+        return tuple(kind(v) for v in values)
     except (TypeError, ValueError):
-        raise ValueError(f"--{name} must be integers separated by commas, got "
+        what = "integers" if kind is int else "numbers"
+        raise ValueError(f"--{name} must be {what} separated by commas, got "
                          f"{','.join(values)!r}.") from None
+
+
+def _ints(name, values):
+    return _numbers(name, values, int)
 
 
 def _floats(name, values):
-    try:
-        return tuple(float(v) for v in values)
-    except (TypeError, ValueError):
-        raise ValueError(f"--{name} must be numbers separated by commas, got "
-                         f"{','.join(values)!r}.") from None
+    return _numbers(name, values, float)
 
 
 def config_from_flags(f=FLAGS):
