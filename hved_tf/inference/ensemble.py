@@ -88,7 +88,8 @@ class EnsembleSegmenter:
     def _combine(self, results, extra_outputs=()):
         start = time.perf_counter()
         probs = np.mean([r.outputs["probabilities"] for r in results], axis=0)
-        within = np.mean([r.outputs.get("variance", 0.0) for r in results], axis=0)
+        within = np.mean([r.outputs["variance"] if "variance" in r else
+                          np.zeros(probs.shape[:-1], np.float32) for r in results], axis=0)
         between = np.sum(np.mean([np.square(r.outputs["probabilities"] - probs)
                                   for r in results], axis=0), axis=-1)
         recons = [r.outputs["recon"] for r in results if "recon" in r]

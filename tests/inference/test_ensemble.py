@@ -101,3 +101,18 @@ def test_an_ensemble_of_different_patches_or_classes_or_an_export_is_refused(run
         open_segmenter([runs[0], export], options=OPTIONS)
     with pytest.raises(ValueError, match="at least two"):
         EnsembleSegmenter([load_trained(runs[0])], OPTIONS)
+
+
+def test_members_of_two_kinds_average_and_only_one_synthesises(runs, tmp_path):
+    hemis = make_run_dir(tmp_path / "hemis", name="u_hemis")
+    image, mask = _raw_image(), np.ones(4)
+    alone = [keras_segmenter(load_trained(p), OPTIONS).segment_raw(image, mask)
+             for p in (runs[0], hemis)]
+    together = open_segmenter([runs[0], hemis], options=OPTIONS).segment_raw(image, mask)
+    probs = [a.outputs["probabilities"] for a in alone]
+    mean = (probs[0] + probs[1]) / 2
+    np.testing.assert_allclose(together.outputs["probabilities"], mean, atol=1e-6)
+    between = (((probs[0] - mean) ** 2 + (probs[1] - mean) ** 2) / 2).sum(-1)
+    within = alone[0].outputs["variance"] / 2          # U-HeMIS draws no z: no variance
+    np.testing.assert_allclose(together.outputs["variance"], within + between, atol=1e-6)
+    np.testing.assert_allclose(together.outputs["recon"], alone[0].outputs["recon"], atol=1e-6)
