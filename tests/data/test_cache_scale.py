@@ -81,6 +81,7 @@ def test_a_bad_subject_in_a_worker_is_refused_or_skipped(subjects, tmp_path):
         cache.prepare_all(group, workers=0)
 
 
+@pytest.mark.slow
 def test_prepare_interrupted_leaves_only_whole_entries_and_resumes(tmp_path):
     args = [sys.executable, "-m", "hved_tf.prepare", "--data_root=demo", "--demo_subjects=12",
             "--demo_shape=64,64,64", f"--run_dir={tmp_path / 'run'}", "--prepare_workers=2"]

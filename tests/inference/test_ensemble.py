@@ -48,6 +48,7 @@ def test_probabilities_are_the_mean_of_the_members(runs):
                                atol=1e-5)
 
 
+@pytest.mark.slow
 def test_members_with_their_own_landmarks_are_prepared_with_them(runs, tmp_path):
     from hved_tf.preprocessing.histogram import (read_niftynet_landmarks,
                                                  write_niftynet_landmarks)
@@ -103,6 +104,7 @@ def test_an_ensemble_of_different_patches_or_classes_or_an_export_is_refused(run
         EnsembleSegmenter([load_trained(runs[0])], OPTIONS)
 
 
+@pytest.mark.slow
 def test_members_of_two_kinds_average_and_only_one_synthesises(runs, tmp_path):
     hemis = make_run_dir(tmp_path / "hemis", name="u_hemis")
     image, mask = _raw_image(), np.ones(4)
