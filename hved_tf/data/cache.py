@@ -155,21 +155,16 @@ class SubjectCache:
 
     def get(self, subject):
         """The prepared subject, from the cache (verified) or prepared now and stored."""
-        return self._load(self.ensure(subject))
-
-    def ensure(self, subject):
-        """The subject's entry folder, verified, or prepared now and stored."""
         entry = self.entry(subject)
         if (entry / "meta.json").is_file():
             try:
-                self._load(entry)
-                return entry
+                return self._load(entry)
             except DamagedEntry as err:
                 log.warning("The cache entry %s of subject %s is damaged (%s); preparing the "
                             "subject again.", entry, subject.id, err)
         self._store(prepare_subject(subject, self.landmarks, self.cutoff, self.padding,
                                     self.do_crop), entry)
-        return entry
+        return self._load(entry)
 
     def _store(self, prepared, entry):
         # A concurrent process's finished entry of the same key wins (atomic_directory); a
@@ -309,4 +304,4 @@ def _main_module_hidden():
 
 def _prepare_in_worker(settings, subject):
     folder, landmarks, cutoff, padding, do_crop, dtype = settings
-    SubjectCache(folder, landmarks, cutoff, padding, do_crop, dtype).ensure(subject)
+    SubjectCache(folder, landmarks, cutoff, padding, do_crop, dtype).get(subject)

@@ -27,7 +27,7 @@ import time
 import numpy as np
 
 from hved_tf.config import InferenceOptions
-from hved_tf.inference.segmenter import KerasSegmenter, finish, postprocessed
+from hved_tf.inference.segmenter import KerasSegmenter, SegmenterBase, finish, postprocessed
 from hved_tf.models.base import Capabilities
 
 NO_POSTPROCESSING = dict(et_threshold=0, min_component=0, largest_component=False)
@@ -56,7 +56,7 @@ def check_members(members):
                              "an ensemble averages models of one kind: leave the odd one out.")
 
 
-class EnsembleSegmenter:
+class EnsembleSegmenter(SegmenterBase):
     label_convention = None          # the caller's: outputs are training classes
 
     def __init__(self, members, options=InferenceOptions(), name="ensemble"):
@@ -79,11 +79,6 @@ class EnsembleSegmenter:
         self.landmarks = self.landmark_sets[0]
         self.identity = {"model": name, "source": name, "ensemble": [m.identity for m in members],
                          "landmarks": [m.identity.get("landmarks") for m in members]}
-
-    def refuse(self, mask):
-        reason = self.capabilities.refuses(mask)
-        if reason:
-            raise ValueError(reason)
 
     def _combine(self, results, extra_outputs=()):
         start = time.perf_counter()

@@ -78,11 +78,6 @@ class ExportSegmenter(OnePreparation):
         self.options = self.meta["inference"]
         self.window = tuple(self.options["fallback_window"])
 
-    def refuse(self, mask):
-        reason = self.capabilities.refuses(mask)
-        if reason:
-            raise ValueError(reason)
-
     def _run(self, signature, image, mask, box):
         self.refuse(mask)
         start = time.perf_counter()

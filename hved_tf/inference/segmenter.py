@@ -92,7 +92,17 @@ def postprocessed(segmentation, et_threshold=0, min_component=0, largest_compone
     return segmentation
 
 
-class OnePreparation:
+class SegmenterBase:
+    """What every Segmenter shares: `refuse(mask)` raises the user-facing reason why its
+    `capabilities` cannot run the mask."""
+
+    def refuse(self, mask):
+        reason = self.capabilities.refuses(mask)
+        if reason:
+            raise ValueError(reason)
+
+
+class OnePreparation(SegmenterBase):
     """What evaluate asks of every Segmenter: the sets of landmarks the subject must be
     prepared with (one here; an ensemble's members may need several) and a segmentation from
     one prepared subject per set."""
@@ -123,11 +133,6 @@ class KerasSegmenter(OnePreparation):
         self.capabilities = model.capabilities
         self.predictor = ModelPredictor(model, options.num_samples, synthesise, seed,
                                         options.single_draw, options.tta_axes)
-
-    def refuse(self, mask):
-        reason = self.capabilities.refuses(mask)
-        if reason:
-            raise ValueError(reason)
 
     def segment_raw(self, image, mask, progress=None):
         """Raw RAS intensities [X, Y, Z, 4] (missing modalities: anything) and the mask [4]."""

@@ -109,7 +109,7 @@ def _define_validation_and_output():
         flags.DEFINE_integer("early_stopping_patience", 0,
                              "Stop after this many validations without improvement (0: never).")
         flags.DEFINE_enum("test_protocol", "paper", list(cfg.PROTOCOLS), "The end-of-training "
-                          "test: default (validation's settings, best weights) or original "
+                          "test: paper (validation's settings, best weights) or original "
                           "(the release's evaluation, final weights).")
     with flag_group("output"):
         flags.DEFINE_string("run_dir", "runs/demo", "Folder of the run: config, checkpoints, "

@@ -1,5 +1,7 @@
 """`evaluate --predictions DIR`: segmentation files of any tool scored like a model's, and its bad
 inputs refused before any scoring (missing files, another grid, unknown label values)."""
+import logging
+
 import nibabel as nib
 import numpy as np
 import pytest
@@ -88,8 +90,13 @@ def test_missing_predictions_are_listed_and_refused_unless_missing_as_empty(tmp_
                    2, subject, "1 of 2", "--missing_as_empty")
     assert "seg.nii.gz" in line
     whole_or_nothing(tmp_path / "out")
-    done = _evaluate(cli, root, cache, tmp_path / "out", f"--predictions={folder}",
-                     "--missing_as_empty")
+    logger = logging.getLogger("hved_tf")      # may not propagate (the CLIs' own logging)
+    logger.addHandler(caplog.handler)
+    try:
+        done = _evaluate(cli, root, cache, tmp_path / "out", f"--predictions={folder}",
+                         "--missing_as_empty")
+    finally:
+        logger.removeHandler(caplog.handler)
     assert done.code == 0, done
     assert "scored as empty" in caplog.text          # a warning (stderr in a real run)
     rows = tables.read_csv(tmp_path / "out" / "results.csv")
