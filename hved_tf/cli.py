@@ -28,6 +28,7 @@ from absl import logging as absl_logging
 
 from hved_tf import quiet
 from hved_tf.config import BLENDS, PROTOCOLS, WEIGHTS, InferenceOptions
+from hved_tf.config import parse_window as cfg_parse_window
 from hved_tf.protocols import protocol_options, protocol_weights
 from hved_tf.errors import Interrupted
 from hved_tf.flaggroups import GROUPS, flag_group, help_text
@@ -195,13 +196,8 @@ def protocol_settings(f=FLAGS):
 
 def parse_window(values):
     """None for ["auto"] (or nothing), else three integers."""
-    if not values or list(values) == ["auto"]:
-        return None
-    try:
-        return tuple(int(w) for w in values)
-    except ValueError:
-        raise ValueError(f"--window must be 'auto' or three integers, got "
-                         f"{','.join(values)}.") from None
+    window = cfg_parse_window(values)
+    return None if window == "auto" else window
 
 
 def inference_options(f=FLAGS):

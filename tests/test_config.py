@@ -60,10 +60,24 @@ def test_every_config_validates(parse, tmp_path, name):
     (["--data_root=/nonexistent/brats"], "is not a folder"),
     (["--validation_subsets=T9"], "--validation_subsets"),
     (["--hist_file=/nonexistent/hist.txt"], "does not exist"),
+    (["--validation_window=whole"], "--validation_window must be 'patch' or 'auto' or three"),
+    (["--validation_window=4,4,4"], "--validation_window must be three integers >= 8"),
 ])
 def test_bad_values(parse, args, match):
     with pytest.raises(ValueError, match=match):
         parse(*args)
+
+
+def test_validation_window(parse):
+    """patch (the default): the training patch's windows; auto: the whole volume (window None)
+    with the patch as fallback; sizes as given; each survives the run_config round trip."""
+    assert parse("--patch=48,48,48").validation.window == (48, 48, 48)
+    auto = parse("--patch=48,48,48", "--validation_window=auto").validation
+    assert auto.window is None and auto.fallback_window == (48, 48, 48)
+    assert (auto.overlap, auto.num_samples) == (0.0, 1)
+    sized = parse("--patch=48,48,48", "--validation_window=64,64,32")
+    assert sized.validation.window == (64, 64, 32)
+    assert TrainConfig.from_dict(json.loads(json.dumps(sized.to_dict()))) == sized
 
 
 def test_unknown_flag_exits_non_zero_before_work(tmp_path):

@@ -3,11 +3,11 @@ augmentation on anatomical phantoms of one scanner profile, evaluated on phantom
 never saw. Not a test: run it by hand (about 25 min on 2 CPU cores).
 
     python tools/benchmark_robustness.py [--work_dir DIR] [--train_subjects 24] [--test_subjects 5]
-        [--steps 300] [--subsets T1+T1c+T2+FLAIR,T1c,FLAIR,T1+T2]
+        [--steps N] [--subsets T1+T1c+T2+FLAIR,T1c,FLAIR,T1+T2]
 
-Training data: `--train_subjects` phantoms of the "default" profile (hved_tf.data.anatomy:
-PROFILES); the recipe is configs/demo.cfg on them ("plain": its intensity augmentation turned
-off; "augmented": as the config has it). Test data, one set per profile, other seeds than the
+Training data: `--train_subjects` phantoms (at the demo's --demo_voxel_mm) of the "default"
+profile (hved_tf.data.anatomy: PROFILES); the recipe is configs/demo.cfg on them ("plain": its
+intensity augmentation turned off; "augmented": as the config has it). Test data, one set per profile, other seeds than the
 training set: "default" (the training scanner), "bright_biased" (2.5-4x the intensity scale,
 a strong bias field, LPS files) and "noisy_thick" (0.3-0.5x the scale, 3x the noise, 4 mm
 slices). Prints the mean Dice over `--subsets` (and with all four sequences) per model and
@@ -38,13 +38,22 @@ def _run(args):
     return done.stdout
 
 
+def _demo_voxel_mm():
+    """The voxel size configs/demo.cfg trains at (the phantoms here are made at the same)."""
+    for line in (REPO / "configs" / "demo.cfg").read_text().splitlines():
+        if line.startswith("--demo_voxel_mm="):
+            return float(line.split("=", 1)[1])
+    return 2.0                                   # the flag's default
+
+
 def _datasets(work, n_train, n_test):
     from hved_tf.data.anatomy import write_anatomical_dataset
+    voxel_mm = _demo_voxel_mm()
     sets = {"train": (work / "train", n_train, 0, "default")}
     sets.update({p: (work / f"test_{p}", n_test, 100 + k, p) for k, p in enumerate(PROFILES)})
     for folder, n, seed, profile in sets.values():
         if not folder.is_dir():
-            write_anatomical_dataset(folder, n, 2.0, seed=seed, profile=profile)
+            write_anatomical_dataset(folder, n, voxel_mm, seed=seed, profile=profile)
     return {name: folder for name, (folder, *_) in sets.items()}
 
 
@@ -61,7 +70,7 @@ def main(argv=None):
     parser.add_argument("--work_dir", default="")
     parser.add_argument("--train_subjects", type=int, default=24)
     parser.add_argument("--test_subjects", type=int, default=5)
-    parser.add_argument("--steps", type=int, default=300)
+    parser.add_argument("--steps", type=int, default=0, help="0: the demo's")
     parser.add_argument("--subsets", default="T1+T1c+T2+FLAIR,T1c,FLAIR,T1+T2")
     args = parser.parse_args(argv)
     work = pathlib.Path(args.work_dir or tempfile.mkdtemp(prefix="hved_bench_robust_"))
@@ -72,8 +81,8 @@ def main(argv=None):
     for recipe, extra in (("plain", OFF), ("augmented", [])):
         run = work / f"run_{recipe}"
         _run(["hved_tf.train", "--flagfile", str(REPO / "configs" / "demo.cfg"),
-              f"--data_root={data['train']}", f"--run_dir={run}", f"--steps={args.steps}",
-              *extra])
+              f"--data_root={data['train']}", f"--run_dir={run}",
+              *([f"--steps={args.steps}"] if args.steps else []), *extra])
         for profile in PROFILES:
             out = work / f"eval_{recipe}_{profile}"
             if not (out / "summary.json").is_file():
@@ -81,7 +90,7 @@ def main(argv=None):
                       f"--out_dir={out}", f"--subsets={args.subsets}", "--lesion_protocol=none",
                       f"--cache_dir={work / 'cache_eval'}"])
             results[recipe, profile] = _mean_dice(out, subsets)
-    print(f"Dice (WT / TC / ET), demo recipe ({args.steps} steps) trained on "
+    print(f"Dice (WT / TC / ET), demo recipe ({args.steps or 'its'} steps) trained on "
           f"{args.train_subjects} 'default' phantoms, {args.test_subjects} test phantoms per "
           f"scanner profile; mean over {', '.join(subsets)} | all four sequences:")
     print("| profile | plain | augmented | plain, all four | augmented, all four |")

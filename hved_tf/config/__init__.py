@@ -32,7 +32,8 @@ from hved_tf.models import MODELS, model_options, pooling_factor
 from hved_tf.preprocessing.normalise import STORAGE_DTYPES
 from hved_tf.config.checks import _positive_int, _sizes, choice  # noqa: F401
 from hved_tf.config.inference import (BLENDS, WHOLE_VOLUME_MAX_VOXELS,  # noqa: F401
-                                      InferenceOptions, validation_options)
+                                      InferenceOptions, parse_window,
+                                      validation_options)
 
 MODEL_NAMES = tuple(MODELS)
 SAMPLERS = ("uniform", "balanced")

@@ -53,8 +53,25 @@ class InferenceOptions:
         return self
 
 
-def validation_options(patch):
-    """Validation's settings: windows of the training patch, no overlap, the posterior mean
-    (fast and repeatable)."""
-    return InferenceOptions(window=tuple(patch), overlap=0.0, blend="constant", num_samples=1,
+def parse_window(values, name="window", keywords=("auto",)):
+    """A window flag's value: one of `keywords` as given (["auto"] or nothing: "auto"), else
+    three integers."""
+    values = list(values or ["auto"])
+    if len(values) == 1 and values[0] in keywords:
+        return values[0]
+    try:
+        return tuple(int(w) for w in values)
+    except ValueError:
+        raise ValueError(f"--{name} must be {' or '.join(repr(k) for k in keywords)} or three "
+                         f"integers, got {','.join(values)!r}.") from None
+
+
+def validation_options(patch, window="patch"):
+    """Validation's settings: windows of the training patch (`window` "patch"; "auto": the
+    whole volume where it fits, else the patch; or given sizes), no overlap, the posterior
+    mean (fast and repeatable)."""
+    if window not in ("patch", "auto"):
+        _sizes("validation_window", tuple(window), 8, "'patch', 'auto' or 64,64,64")
+    window = tuple(patch) if window == "patch" else None if window == "auto" else tuple(window)
+    return InferenceOptions(window=window, overlap=0.0, blend="constant", num_samples=1,
                             fallback_window=tuple(patch))

@@ -104,6 +104,10 @@ def _define_validation_and_output():
                              "backups).")
         flags.DEFINE_list("validation_subsets", ["T1+T1c+T2+FLAIR", "T1c", "FLAIR", "T1+T2"],
                           "Modality subsets evaluated at each validation.")
+        flags.DEFINE_list("validation_window", ["patch"], "Windows of validation and the "
+                          "paper-protocol test: patch (the training patch, the release's), "
+                          "auto (the whole cropped volume where it fits, else the patch) or "
+                          "X,Y,Z.")
         flags.DEFINE_list("test_subsets", [], "Subsets of the end-of-training test (all: the "
                           "15; empty: --validation_subsets).")
         flags.DEFINE_integer("early_stopping_patience", 0,
@@ -179,6 +183,9 @@ def config_from_flags(f=FLAGS):
                 bias_field=_floats("bias_field", f.bias_field), gamma=_floats("gamma", f.gamma),
                 scale_shift=_floats("intensity_scale", f.intensity_scale),
                 noise=_floats("noise", f.noise), blur=_floats("blur", f.blur))),
+        validation=cfg.validation_options(
+            _ints("patch", f.patch), cfg.parse_window(f.validation_window, "validation_window",
+                                                      ("patch", "auto"))),
         run_dir=f.run_dir, steps=f.steps, validation_every=f.validation_every,
         validation_subsets=tuple(f.validation_subsets), test_subsets=tuple(f.test_subsets),
         early_stopping_patience=f.early_stopping_patience,
