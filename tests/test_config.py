@@ -16,8 +16,10 @@ from hved_tf.training.app import check_run_dir
 def parse(monkeypatch, tmp_path):
     monkeypatch.chdir(REPO)
     fv = absl_flags.FLAGS
+    before = set(fv)
     if "data_root" not in fv:
         hv_flags.define_flags()
+    added = set(fv) - before       # removed afterwards: other programs' tests define their own
 
     def _parse(*args):
         fv.unparse_flags()
@@ -28,6 +30,8 @@ def parse(monkeypatch, tmp_path):
             fv.unparse_flags()
     yield _parse
     fv.unparse_flags()
+    for name in added:
+        delattr(fv, name)
 
 
 @pytest.mark.parametrize("name", sorted(p.name for p in (REPO / "configs").glob("*.cfg")))
