@@ -1,17 +1,18 @@
 """Robustness to unseen scanners: the demo recipe trained with and without intensity
 augmentation on anatomical phantoms of one scanner profile, evaluated on phantoms of profiles it
-never saw. Not a test: run it by hand (about 25 min on 2 CPU cores).
+never saw. Not a test: run it by hand (about 36 min on 2 CPU cores).
 
     python tools/benchmark_robustness.py [--work_dir DIR] [--train_subjects 24] [--test_subjects 5]
         [--steps N] [--subsets T1+T1c+T2+FLAIR,T1c,FLAIR,T1+T2]
 
 Training data: `--train_subjects` phantoms (at the demo's --demo_voxel_mm) of the "default"
 profile (hved_tf.data.anatomy: PROFILES); the recipe is configs/demo.cfg on them ("plain": its
-intensity augmentation turned off; "augmented": as the config has it). Test data, one set per profile, other seeds than the
-training set: "default" (the training scanner), "bright_biased" (2.5-4x the intensity scale,
-a strong bias field, LPS files) and "noisy_thick" (0.3-0.5x the scale, 3x the noise, 4 mm
-slices). Prints the mean Dice over `--subsets` (and with all four sequences) per model and
-profile. Runs are kept in the work folder: a second call reuses finished ones.
+intensity augmentation turned off; "augmented": as the config has it). Test data, one set per
+profile, other seeds than the training set: "default" (the training scanner), "bright_biased"
+(2.5-4x the intensity scale, a strong bias field, LPS files) and "noisy_thick" (0.3-0.5x the
+scale, 3x the noise, 4 mm slices). Prints the mean Dice over `--subsets` (and with all four
+sequences) per model and profile. Runs are kept in the work folder: a second call reuses
+finished ones.
 """
 from __future__ import annotations
 
@@ -43,7 +44,8 @@ def _demo_voxel_mm():
     for line in (REPO / "configs" / "demo.cfg").read_text().splitlines():
         if line.startswith("--demo_voxel_mm="):
             return float(line.split("=", 1)[1])
-    return 2.0                                   # the flag's default
+    from hved_tf.config import DataConfig
+    return DataConfig().demo_voxel_mm                # the flag's default
 
 
 def _datasets(work, n_train, n_test):
