@@ -30,6 +30,7 @@ class Progress:
         self.stream = stream or sys.stdout
         self.every_s = float(every_s)
         self.start = time.time() if start is None else float(start)
+        self.earlier_stages = start is not None
         self.tty = bool(getattr(self.stream, "isatty", lambda: False)())
         self.last_print = -float("inf")
         self.first = None          # (time, done) of the first update: the pace is taken from
@@ -39,6 +40,8 @@ class Progress:
         now = time.time() if now is None else now
         if self.first is not None and done > self.first[1]:
             return (now - self.first[0]) / (done - self.first[1])
+        if self.earlier_stages:   # `start` includes other work (and, with workers, their
+            return None           # start-up): no pace before a second update
         return (now - self.start) / done if done else None
 
     def line(self, done, detail=""):

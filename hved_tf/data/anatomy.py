@@ -4,7 +4,9 @@ MRI contrasts and a scanner's effects.
 
 Each subject, deterministic for its seed:
 - anatomy: the template's grey- and white-matter probability maps (CSF: the template's brain
-  minus both), resampled to `voxel_mm`, with a random smooth deformation (a few mm);
+  minus both), resampled to `voxel_mm`, with a random smooth deformation (a few mm) and a
+  random affine (head size 0.9-1.1 per axis, pose within 10 degrees, position within 6 mm),
+  so that no two subjects share where their structures are;
 - a tumour at a random white-matter site: a core (radius 10-22 mm, irregular) pushing the
   tissue around it aside (mass effect: a monotone radial displacement, no folding), oedema
   spreading around it through the white matter, and in most cases (HGG-like) a patchy
@@ -40,6 +42,9 @@ TEMPLATE_FILES = {"t1": "mni_icbm152_t1_tal_nlin_sym_09a_converted.nii.gz",
                   "gm": "mni_icbm152_gm_tal_nlin_sym_09a_converted.nii.gz",
                   "wm": "mni_icbm152_wm_tal_nlin_sym_09a_converted.nii.gz"}
 VOXEL_RANGE_MM = (1.0, 4.0)
+# Raised whenever the generator changes what it draws: the demo's phantom folder is named with
+# it, so that phantoms of an older generator left in a cache are not reused.
+GENERATOR_VERSION = 2
 
 # Relative mean intensity of each tissue (arbitrary units; the scanner's scale multiplies).
 #          CSF   GM    WM    oedema  core (necrotic or non-enhancing)  enhancing
@@ -131,17 +136,38 @@ def _sample(volume, coords):
     return ndimage.map_coordinates(volume, coords, order=1, mode="constant", cval=0.0)
 
 
-def _source_coords(shape, rng, voxel_mm, centre, push_mm):
-    """Where each output voxel reads the anatomy from: a smooth random deformation composed
-    with the tumour's mass effect (sources pulled towards the centre: tissue pushed out)."""
+def _affine(rng, voxel_mm, shape):
+    """A subject's head size, pose and position: (matrix, offset) mapping an output voxel's
+    (warped) position to the template's, about the grid's centre: per-axis scale 0.9-1.1,
+    rotations of up to 10 degrees about each axis, a shift of up to 6 mm."""
+    matrix = np.diag(rng.uniform(0.9, 1.1, 3))
+    for axis, angle in enumerate(np.radians(rng.uniform(-10.0, 10.0, 3))):
+        i, j = [a for a in range(3) if a != axis]
+        rotation = np.eye(3)
+        rotation[[i, i, j, j], [i, j, i, j]] = (np.cos(angle), -np.sin(angle),
+                                                np.sin(angle), np.cos(angle))
+        matrix = rotation @ matrix
+    mid = (np.asarray(shape, np.float64) - 1.0) / 2.0
+    offset = mid - matrix @ mid + rng.uniform(-6.0, 6.0, 3) / voxel_mm
+    return matrix.astype(np.float32), offset.astype(np.float32)
+
+
+def _source_coords(shape, rng, voxel_mm, site, push_mm):
+    """Where each output voxel reads the template from: a smooth random deformation (about
+    4 mm), then the subject's affine (`_affine`), then the tumour's mass effect about the
+    template `site` (sources pulled towards it: tissue pushed out). Returns the coordinates
+    and where the site lands in the output."""
     grid = _grid(shape)
     warp = np.stack([_smooth_noise(shape, rng, coarse=4) for _ in range(3)])
-    coords = grid + warp * (3.0 / voxel_mm)                               # about 3 mm
-    offset = coords - centre.reshape(3, 1, 1, 1)
+    matrix, offset = _affine(rng, voxel_mm, shape)
+    coords = np.einsum("ij,j...->i...", matrix, grid + warp * (4.0 / voxel_mm)) \
+        + offset.reshape(3, 1, 1, 1)
+    centre = np.linalg.solve(matrix, site - offset).astype(np.float32)
+    offset = coords - site.reshape(3, 1, 1, 1)
     r = np.sqrt(np.sum(offset ** 2, axis=0)) + 1e-6
     reach = 2.5 * push_mm / voxel_mm
     pull = (push_mm / voxel_mm) * np.exp(-(r / reach) ** 2)              # r - pull(r): monotone
-    return centre.reshape(3, 1, 1, 1) + offset * (np.maximum(r - pull, 0.0) / r)
+    return site.reshape(3, 1, 1, 1) + offset * (np.maximum(r - pull, 0.0) / r), centre
 
 
 def _tumour(shape, rng, voxel_mm, centre, radius_mm, wm, enhancing):
@@ -156,11 +182,12 @@ def _tumour(shape, rng, voxel_mm, centre, radius_mm, wm, enhancing):
     label[oedema | ndimage.binary_dilation(core, iterations=1)] = 2
     label[core] = 1
     if enhancing:
-        thickness = rng.uniform(2.0, 8.0)                                 # mm
+        thickness = rng.uniform(2.0, min(8.0, 0.45 * radius_mm))          # mm: a core left
         shell = core & (core_d > radius_mm - thickness)
         patchy = _smooth_noise(shape, rng, coarse=7) > rng.uniform(-1.0, 0.4)
         inner = core & (_smooth_noise(shape, rng, coarse=9) > 0.9)       # blobs inside
-        label[(shell & patchy) | inner] = 3
+        deep = core_d < 0.35 * radius_mm                                  # necrotic centre
+        label[((shell & patchy) | inner) & ~deep] = 3
     return label
 
 
@@ -174,8 +201,8 @@ def make_anatomical_phantom(seed=0, voxel_mm=2.0, profile=ScannerProfile(),
     radius_mm = rng.uniform(10.0, 22.0)
     depth = _depth(float(voxel_mm))
     sites = np.argwhere((maps["wm"] > 0.6) & (depth > 0.6 * radius_mm + 6.0))
-    centre = sites[rng.integers(len(sites))].astype(np.float32)
-    coords = _source_coords(shape, rng, voxel_mm, centre, push_mm=0.6 * radius_mm)
+    site = sites[rng.integers(len(sites))].astype(np.float32)
+    coords, centre = _source_coords(shape, rng, voxel_mm, site, push_mm=0.6 * radius_mm)
     tissue = {k: _sample(v, coords) for k, v in maps.items()}
     brain = (tissue["csf"] + tissue["gm"] + tissue["wm"]) > 0.5
     enhancing = rng.uniform() > 0.25                                      # HGG-like

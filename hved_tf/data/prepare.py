@@ -15,7 +15,7 @@ import time
 
 from hved_tf.config import DEMO_ROOT
 from hved_tf.data.cache import SubjectCache, load_subject_image
-from hved_tf.data.anatomy import write_anatomical_dataset
+from hved_tf.data.anatomy import GENERATOR_VERSION, write_anatomical_dataset
 from hved_tf.data.synthetic import write_phantom_dataset
 from hved_tf.io import datasets
 from hved_tf.io.atomic import atomic_directory, check_writable
@@ -37,7 +37,7 @@ def demo_root(data_config, cache_dir, seed=0):
     n = data_config.demo_subjects
     if data_config.demo_phantoms == "anatomical":
         size = f"{data_config.demo_voxel_mm:g}mm"
-        name = f"demo_anatomical_{n}x{size}_seed{seed}"
+        name = f"demo_anatomical_v{GENERATOR_VERSION}_{n}x{size}_seed{seed}"
     else:
         size = "x".join(map(str, data_config.demo_shape))
         name = f"demo_phantoms_{n}x{size}_seed{seed}"

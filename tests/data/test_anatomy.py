@@ -96,3 +96,15 @@ def test_bad_options_and_a_missing_install_are_refused(monkeypatch, tmp_path):
     monkeypatch.setattr(anatomy.importlib.util, "find_spec", lambda name: Spec())
     with pytest.raises(ValueError, match="no bundled MNI152 2009.*force-reinstall"):
         anatomy.template_paths()
+
+
+@needs_nilearn
+def test_subjects_differ_in_head_size_pose_and_position():
+    maps = anatomy.tissue_maps(4.0)
+    template = (maps["csf"] + maps["gm"] + maps["wm"]) > 0.5
+    brains = [anatomy.make_anatomical_phantom([4, s], 4.0)[0]["T1"] > 0 for s in range(3)]
+    for brain in brains:
+        assert 0.7 < brain.sum() / template.sum() < 1.4     # 0.9-1.1 per axis: 0.73-1.33
+    overlaps = [np.sum(a & b) / np.sum(a | b) for i, a in enumerate(brains)
+                for b in brains[i + 1:]]
+    assert max(overlaps) < 0.9, overlaps                    # no two share the template's place
