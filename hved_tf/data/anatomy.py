@@ -163,11 +163,11 @@ def _source_coords(shape, rng, voxel_mm, site, push_mm):
     coords = np.einsum("ij,j...->i...", matrix, grid + warp * (4.0 / voxel_mm)) \
         + offset.reshape(3, 1, 1, 1)
     centre = np.linalg.solve(matrix, site - offset).astype(np.float32)
-    offset = coords - site.reshape(3, 1, 1, 1)
-    r = np.sqrt(np.sum(offset ** 2, axis=0)) + 1e-6
+    delta = coords - site.reshape(3, 1, 1, 1)
+    r = np.sqrt(np.sum(delta ** 2, axis=0)) + 1e-6
     reach = 2.5 * push_mm / voxel_mm
     pull = (push_mm / voxel_mm) * np.exp(-(r / reach) ** 2)              # r - pull(r): monotone
-    return site.reshape(3, 1, 1, 1) + offset * (np.maximum(r - pull, 0.0) / r), centre
+    return site.reshape(3, 1, 1, 1) + delta * (np.maximum(r - pull, 0.0) / r), centre
 
 
 def _tumour(shape, rng, voxel_mm, centre, radius_mm, wm, enhancing):
