@@ -4,6 +4,8 @@ import pathlib
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+import hved_tf  # noqa: E402,F401  (before any TensorFlow import: its oneDNN setting)
+
 import pytest  # noqa: E402
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
