@@ -36,7 +36,7 @@ from hved_tf.config.inference import (BLENDS, WHOLE_VOLUME_MAX_VOXELS,  # noqa: 
                                       validation_options)
 
 MODEL_NAMES = tuple(MODELS)
-SAMPLERS = ("uniform", "balanced")
+SAMPLERS = ("uniform", "balanced", "foreground")
 SPATIAL_AUGMENTATIONS = ("release", "window")    # per visit (the release's) | per window
 PROTOCOLS = ("paper", "original", "brats", "rfnet")   # hved_tf.protocols
 OLD_PROTOCOL_NAMES = {"default": "paper"}
@@ -201,6 +201,7 @@ class PipelineConfig:
     window: tuple = (112, 112, 112)
     windows_per_volume: int = 32
     sampler: str = "uniform"
+    foreground_fraction: float = 0.33  # sampler "foreground": windows centred on the tumour
     batch_size: int = 1
     flip_axes: tuple = (0, 1, 2)
     rotation_degrees: float = 0.0
@@ -226,6 +227,9 @@ class PipelineConfig:
         for name in ("windows_per_volume", "batch_size", "cycle_length", "prefetch"):
             _positive_int(name, getattr(self, name))
         choice("sampler", self.sampler, SAMPLERS)
+        if not 0 <= self.foreground_fraction <= 1:
+            raise ValueError(f"--foreground_fraction must be in [0, 1], got "
+                             f"{self.foreground_fraction}.")
         if any(a not in (0, 1, 2) for a in self.flip_axes):
             raise ValueError(f"--flip_axes must be among 0, 1, 2, got {self.flip_axes}.")
         if not 0 <= self.rotation_degrees <= 45:

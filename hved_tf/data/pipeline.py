@@ -10,11 +10,14 @@ where `available` marks the modalities the subject really has (the training step
 missing one as present nor uses it as a reconstruction target).
 
 Samplers (pure NumPy, below): "uniform" (every window position equally likely, the release's)
-and "balanced" (a class present in the subject chosen uniformly, then one of its voxels as the
-window centre; a window near the border slides inside the volume). Windows larger than the
-volume along an axis are padded at the end, images with their channel's minimum, labels with 0
-(with rotation or zoom on, the margin read around a window is edge-padded instead).
-Everything random is derived from `seed` and the visit number: the stream is reproducible.
+"balanced" (a class present in the subject chosen uniformly, then one of its voxels as the
+window centre; a window near the border slides inside the volume) and "foreground" (each window
+with probability `foreground_fraction` centred as "balanced" on a tumour class, else uniform:
+nnU-Net's foreground oversampling; more windows of healthy tissue than "balanced", which
+centres most windows on the tumour). Windows larger than the volume along an axis are padded
+at the end, images with their channel's minimum, labels with 0 (with rotation or zoom on, the
+margin read around a window is edge-padded instead). Everything random is derived from `seed`
+and the visit number: the stream is reproducible.
 """
 from __future__ import annotations
 
@@ -45,6 +48,22 @@ def balanced_centres(class_indices, shape, n, rng):
     classes = rng.choice(present, n)
     flat = np.array([class_indices[c][rng.integers(len(class_indices[c]))] for c in classes])
     return np.stack(np.unravel_index(flat, shape), axis=-1)
+
+
+def foreground_corners(class_indices, shape, window, n, fraction, rng, offset=0):
+    """[n, 3] corners in a volume of `shape` (the subject padded by `offset` voxels on each
+    side; `class_indices` index the unpadded subject): uniform, except a share `fraction`
+    (each window with that probability) centred on a voxel of a tumour class (classes 1...)
+    chosen uniformly among those present. A subject without tumour gets uniform windows."""
+    corners = uniform_corners(shape, window, n, rng)
+    tumour = [np.empty(0, np.int64)] + list(class_indices[1:])
+    if fraction > 0 and any(len(idx) for idx in tumour):
+        pick = rng.uniform(size=n) < fraction
+        if pick.any():
+            unpadded = tuple(int(s) - 2 * offset for s in shape)
+            centres = balanced_centres(tumour, unpadded, int(pick.sum()), rng) + offset
+            corners[pick] = corners_from_centres(centres, shape, window)
+    return corners
 
 
 def corners_from_centres(centres, shape, window):
@@ -169,6 +188,9 @@ class WindowSource:
             indices, offset = subject.class_indices, cfg.volume_padding
         if cfg.sampler == "uniform":
             corners = uniform_corners(shape, cfg.window, n, rng)
+        elif cfg.sampler == "foreground":
+            corners = foreground_corners(indices, shape, cfg.window, n,
+                                         cfg.foreground_fraction, rng, offset)
         else:
             unpadded = tuple(s - 2 * offset for s in shape)
             centres = balanced_centres(indices, unpadded, n, rng) + offset

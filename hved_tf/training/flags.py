@@ -76,7 +76,12 @@ def _define_optimisation():
         flags.DEFINE_integer("batch_size", 1, "Windows per step (global, over all replicas).")
         flags.DEFINE_integer("windows_per_volume", 32, "Windows drawn per visit of a subject.")
         flags.DEFINE_enum("sampler", "uniform", list(cfg.SAMPLERS),
-                          "uniform (the release's) | balanced.")
+                          "uniform (the release's) | balanced (a class chosen uniformly, a "
+                          "window centred on one of its voxels) | foreground (a share "
+                          "--foreground_fraction of the windows centred on the tumour, the "
+                          "rest uniform).")
+        flags.DEFINE_float("foreground_fraction", 0.33, "With --sampler=foreground: the share "
+                           "of windows centred on a tumour voxel.")
         flags.DEFINE_list("flip_axes", ["0", "1", "2"], "Axes of random flips (empty: none).")
         flags.DEFINE_float("rotation", 0.0, "Random rotation within ± this many degrees.")
         flags.DEFINE_float("scaling", 0.1, "Random zoom within 1 ± this (per axis with "
@@ -175,7 +180,8 @@ def config_from_flags(f=FLAGS):
                               loss=loss),
         pipeline=cfg.PipelineConfig(
             window=_ints("patch", f.patch), windows_per_volume=f.windows_per_volume,
-            sampler=f.sampler, batch_size=f.batch_size,
+            sampler=f.sampler, foreground_fraction=f.foreground_fraction,
+            batch_size=f.batch_size,
             flip_axes=_ints("flip_axes", f.flip_axes), rotation_degrees=f.rotation,
             scaling=f.scaling, volume_padding=f.volume_padding,
             spatial_augmentation=f.spatial_augmentation,

@@ -41,6 +41,35 @@ def test_balanced_sampler_centres_each_class_equally():
     assert inside.all()       # the chosen voxel is always in its window
 
 
+def test_foreground_sampler_centres_its_share_on_the_tumour():
+    # One tumour voxel in a 12x10x9 subject padded by 2: a window is centred on it with the
+    # sampler's probability p, and a uniform window lands on that same corner with
+    # probability 1 / (number of corners): expected share p + (1 - p) / positions.
+    shape, window, offset, p, n = (12, 10, 9), (6, 6, 6), 2, 0.3, 20000
+    label = np.zeros(shape, np.uint8)
+    label[7, 3, 4] = 2
+    indices = _class_indices(label, np.random.default_rng(0))
+    padded = tuple(s + 2 * offset for s in shape)
+    corners = pipeline.foreground_corners(indices, padded, window, n, p,
+                                          np.random.default_rng(1), offset)
+    centred = np.array([7, 3, 4]) + offset - 3                    # the voxel in the middle
+    positions = np.prod([s - w + 1 for s, w in zip(padded, window)])
+    share = np.all(corners == centred, axis=1).mean()
+    expected = p + (1 - p) / positions
+    assert abs(share - expected) < 4 * np.sqrt(expected * (1 - expected) / n)
+    assert corners.min() >= 0 and np.all(corners <= np.asarray(padded) - window)
+    # p = 0, or a subject without tumour: exactly the uniform sampler's windows.
+    uniform = pipeline.uniform_corners(padded, window, 50, np.random.default_rng(2))
+    healthy = _class_indices(0 * label, np.random.default_rng(0))
+    for fraction, idx in ((0.0, indices), (0.9, healthy)):
+        got = pipeline.foreground_corners(idx, padded, window, 50, fraction,
+                                          np.random.default_rng(2), offset)
+        np.testing.assert_array_equal(got, uniform)
+    with pytest.raises(ValueError, match="foreground_fraction"):
+        pipeline.PipelineConfig(window=(16, 16, 16), sampler="foreground",
+                                foreground_fraction=1.5).validate()
+
+
 def test_extract_window_pads_small_volumes():
     vol = np.arange(2 * 3 * 4 * 2, dtype=np.float32).reshape(2, 3, 4, 2) + 1
     out = pipeline.extract_window(vol, (0, 0, 0), (4, 3, 5), pad_value=np.array([-1.0, -2.0]))
@@ -103,11 +132,14 @@ def _take(ds, n):
 
 @pytest.mark.parametrize("augmentation", [
     {"spatial_augmentation": "window", "volume_padding": 0, "rotation_degrees": 10},
-    {"spatial_augmentation": "release", "volume_padding": 4}], ids=["window", "release"])
+    {"spatial_augmentation": "release", "volume_padding": 4},
+    {"spatial_augmentation": "window", "volume_padding": 2, "sampler": "foreground"}],
+    ids=["window", "release", "foreground"])
 def test_stream_elements_and_reproducibility(augmentation):
     subjects = [_subject(seed=0), _subject(shape=(20, 18, 16), seed=1, available=(1, 1, 1, 1))]
-    config = pipeline.PipelineConfig(window=(16, 16, 16), windows_per_volume=3, sampler="balanced",
-                                     batch_size=2, scaling=0.1, seed=7, **augmentation)
+    config = pipeline.PipelineConfig(**{"window": (16, 16, 16), "windows_per_volume": 3,
+                                        "sampler": "balanced", "batch_size": 2, "scaling": 0.1,
+                                        "seed": 7, **augmentation})
     a = _take(pipeline.make_training_dataset(subjects, config), 4)
     b = _take(pipeline.make_training_dataset(subjects, config), 4)
     for (ia, aa, la), (ib, ab, lb) in zip(a, b):
