@@ -60,10 +60,16 @@ def foreground_corners(class_indices, shape, window, n, fraction, rng, offset=0)
     if fraction > 0 and any(len(idx) for idx in tumour):
         pick = rng.uniform(size=n) < fraction
         if pick.any():
-            unpadded = tuple(int(s) - 2 * offset for s in shape)
-            centres = balanced_centres(tumour, unpadded, int(pick.sum()), rng) + offset
-            corners[pick] = corners_from_centres(centres, shape, window)
+            corners[pick] = centred_corners(tumour, shape, window, int(pick.sum()), rng, offset)
     return corners
+
+
+def centred_corners(class_indices, shape, window, n, rng, offset=0):
+    """[n, 3] corners of "balanced" windows in a volume of `shape` (the subject padded by
+    `offset` voxels on each side; `class_indices` index the unpadded subject)."""
+    unpadded = tuple(int(s) - 2 * offset for s in shape)
+    centres = balanced_centres(class_indices, unpadded, n, rng) + offset
+    return corners_from_centres(centres, shape, window)
 
 
 def corners_from_centres(centres, shape, window):
@@ -192,9 +198,7 @@ class WindowSource:
             corners = foreground_corners(indices, shape, cfg.window, n,
                                          cfg.foreground_fraction, rng, offset)
         else:
-            unpadded = tuple(s - 2 * offset for s in shape)
-            centres = balanced_centres(indices, unpadded, n, rng) + offset
-            corners = corners_from_centres(centres, shape, cfg.window)
+            corners = centred_corners(indices, shape, cfg.window, n, rng, offset)
         seeds = rng.integers(0, 2 ** 31 - 1, size=(n, 2), dtype=np.int64)
         return (np.full(n, k, np.int64), np.full(n, visit, np.int64), corners.astype(np.int64),
                 seeds)
