@@ -143,6 +143,7 @@ class OptimConfig:
     lr_decay_factor: float = 0.25      # multiply the lr by this ...
     lr_decay_steps: int = 10_000       # ... every this many steps (the paper: /4 every 10k)
     lr_schedule: str = "step"          # "constant": the released U-HeMIS graph's fixed rate
+    ema_momentum: float = 0.0          # weight averaging (validation, test, final weights); 0: off
     loss: LossWeights = dataclasses.field(default_factory=LossWeights)
 
     def validate(self):
@@ -152,6 +153,9 @@ class OptimConfig:
             raise ValueError(f"--lr_decay_factor must be in (0, 1], got {self.lr_decay_factor}.")
         _positive_int("lr_decay_steps", self.lr_decay_steps)
         choice("lr_schedule", self.lr_schedule, LR_SCHEDULES)
+        if not (isinstance(self.ema_momentum, (int, float)) and 0 <= self.ema_momentum < 1):
+            raise ValueError(f"--ema_momentum must be in [0, 1) (0: no weight averaging; "
+                             f"0.99-0.999 typical), got {self.ema_momentum!r}.")
         for flag, field in _FLAT_LOSS.items():
             value = getattr(self.loss, field)
             if not isinstance(value, (int, float)) or value != value or value < 0:

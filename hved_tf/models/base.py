@@ -278,8 +278,13 @@ class HeteroModalModel(keras.Model):
             logs = {name: tf.reshape(value, [1]) for name, value in logs.items()}
         return logs
 
-    def default_optimizer(self, learning_rate=1e-3):
-        """Adam with TF1's epsilon (1e-8), as the release trained (the lr may be a schedule)."""
+    def default_optimizer(self, learning_rate=1e-3, ema_momentum=0.0):
+        """Adam with TF1's epsilon (1e-8), as the release trained (the lr may be a schedule);
+        with `ema_momentum` > 0 it also keeps a moving average of the weights (Keras's
+        use_ema; hved_tf.training.averaging swaps it in for validation)."""
+        if ema_momentum:
+            return keras.optimizers.Adam(learning_rate=learning_rate, epsilon=1e-8,
+                                         use_ema=True, ema_momentum=ema_momentum)
         return keras.optimizers.Adam(learning_rate=learning_rate, epsilon=1e-8)
 
     def segmentation_terms(self, logits, labels):

@@ -84,7 +84,7 @@ def _build(config, strategy):
         model = build_model(config.model.name, loss_weights=config.optim.loss,
                             **config.model.build_options())
         schedule = learning_rate_schedule(config.optim)
-        model.compile(optimizer=model.default_optimizer(schedule))
+        model.compile(optimizer=model.default_optimizer(schedule, config.optim.ema_momentum))
     return model
 
 

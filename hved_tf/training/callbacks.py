@@ -28,6 +28,7 @@ from hved_tf.inference.postprocess import ENHANCING
 from hved_tf.inference.segmenter import KerasSegmenter
 from hved_tf.modalities import (MODALITIES, REGION_SHORT, SUBSET_CODES, parse_subset,
                                 subset_code, subset_mask)
+from hved_tf.training.averaging import averaged_weights, uses_averaging
 from hved_tf.training.checkpoints import read_best_score, save_weights, write_best
 from hved_tf.training.monitor import learning_rate
 
@@ -135,6 +136,20 @@ class Validation(keras.callbacks.Callback):
         lr = learning_rate(self.model.optimizer, step)
         if not self.subjects:
             return
+        with averaged_weights(self.model):        # the moving average, if kept
+            score, results = self._validate(step, lr)
+            if score > self.best:
+                self.best, self.wait = score, 0
+                save_weights(self.model, self.run_dir / "best.weights.h5")
+                write_best(self.run_dir, score, step, self.subsets[0])
+                return
+        self.wait += 1
+        if self.patience and self.wait >= self.patience:
+            print(f"early stopping: no improvement in {self.wait} validations", flush=True)
+            self.model.stop_training = True
+
+    def _validate(self, step, lr):
+        """(score, {subset: {region: Dice}}): scored, logged and printed."""
         results = evaluate_subjects(self.segmenter, self.subjects, self.subsets)
         full = results.get(self.subsets[0], {})
         with self.writer.as_default(step=step), tf.summary.record_if(True):
@@ -143,21 +158,13 @@ class Validation(keras.callbacks.Callback):
                     tf.summary.scalar(f"dice/{code}/{region}", value)
             self._images(step)
         self.writer.flush()
-        score = float(np.mean(list(full.values()))) if full else -1.0
         line = " | ".join(
             f"{code}: " + " ".join(f"{REGION_SHORT.get(r, r)} {v:.3f}" for r, v in reg.items())
             for code, reg in results.items())
-        print(f"validation at step {step} (lr {lr:.2e}): {line}", flush=True)
+        averaged = ", averaged weights" if uses_averaging(self.model) else ""
+        print(f"validation at step {step} (lr {lr:.2e}{averaged}): {line}", flush=True)
         self.history.append({"step": step, **{c: r for c, r in results.items()}})
-        if score > self.best:
-            self.best, self.wait = score, 0
-            save_weights(self.model, self.run_dir / "best.weights.h5")
-            write_best(self.run_dir, score, step, self.subsets[0])
-        else:
-            self.wait += 1
-            if self.patience and self.wait >= self.patience:
-                print(f"early stopping: no improvement in {self.wait} validations", flush=True)
-                self.model.stop_training = True
+        return (float(np.mean(list(full.values()))) if full else -1.0), results
 
     def _images(self, step):
         """One labelled figure of the first validation subject (see hved_tf.figures)."""

@@ -65,6 +65,9 @@ def _define_optimisation():
         flags.DEFINE_enum("lr_schedule", "step", list(cfg.LR_SCHEDULES), "step: the rate times "
                           "--lr_decay_factor every --lr_decay_steps (the U-HeMIS code's); "
                           "constant: --learning_rate throughout (the released U-HeMIS graph's).")
+        flags.DEFINE_float("ema_momentum", 0.0, "Exponential moving average of the weights: "
+                           "validation, the test and the final weights use the average (0: off, "
+                           "the release's recipe; 0.99-0.999 typical).")
         flags.DEFINE_float("dice_weight", 1.0, "Weight of the Dice loss.")
         flags.DEFINE_float("ce_weight", 1.0, "Weight of the cross-entropy.")
         flags.DEFINE_float("kl_weight", 0.1, "Weight of the KL term (u_hved).")
@@ -177,7 +180,7 @@ def config_from_flags(f=FLAGS):
                               levels=f.levels, kl_variant=f.kl_variant, seed=f.seed),
         optim=cfg.OptimConfig(learning_rate=f.learning_rate, lr_decay_factor=f.lr_decay_factor,
                               lr_decay_steps=f.lr_decay_steps, lr_schedule=f.lr_schedule,
-                              loss=loss),
+                              ema_momentum=f.ema_momentum, loss=loss),
         pipeline=cfg.PipelineConfig(
             window=_ints("patch", f.patch), windows_per_volume=f.windows_per_volume,
             sampler=f.sampler, foreground_fraction=f.foreground_fraction,
