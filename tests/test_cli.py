@@ -6,7 +6,6 @@ import hashlib
 import re
 import subprocess
 import sys
-import time
 
 import pytest
 
@@ -89,13 +88,12 @@ def test_a_finished_run_says_so_and_changes_nothing(demo_run):
     root, first = demo_run
     assert first.returncode == 0
     before = _snapshot(root / "run")
-    start = time.time()
     again = _run("hved_tf.train", *TINY, f"--run_dir={root / 'run'}",
                  f"--cache_dir={root / 'cache'}")
-    seconds = time.time() - start
     assert again.returncode == 0, again.stderr[-2000:]
     assert "already complete (2 steps); nothing to do" in again.stdout
-    assert seconds < 20, seconds
+    # Nothing prepared, built or trained (a wall-clock bound here failed on a loaded machine).
+    assert not any(word in again.stdout for word in ("prepared:", "data:", "step ", "test Dice"))
     assert _snapshot(root / "run") == before
 
 
