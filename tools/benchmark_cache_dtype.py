@@ -1,8 +1,8 @@
 """Does the float16 cache change what the demo learns? The demo recipe (configs/demo.cfg) trained
 with `--cache_dtype=float16` and `--cache_dtype=float32` for several seeds (a seed draws other
 phantoms, another split, other windows and initial weights), and the held-out Dice of both
-compared with the seed-to-seed spread. Not a test: run it by hand (about 7.5 min per run on 2
-CPU cores, so 45 min for the default 3 seeds).
+compared with the seed-to-seed spread. Not a test: run it by hand (about 7.5 min per run alone
+on 2 CPU cores, so 45 min for the default 3 seeds; 70 min measured beside other work).
 
     python tools/benchmark_cache_dtype.py [--work_dir DIR] [--seeds 0,1,2] [--steps N]
 
