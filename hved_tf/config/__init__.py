@@ -46,7 +46,8 @@ PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
 ON_BAD_SUBJECT = ("skip", "fail")
 DEMO_PHANTOMS = ("ellipsoid", "anatomical")
 CACHE_DTYPES = STORAGE_DTYPES
-LR_SCHEDULES = ("step", "constant")      # ÷ factor every N steps (U-HeMIS code) | constant
+LR_SCHEDULES = ("step", "constant", "poly")   # ÷ factor every N steps (U-HeMIS code) | constant
+#                                              | (1 - t/N)^0.9, zero at N (nnU-Net's)
 CONVENTIONS = tuple(LABEL_CONVENTIONS)
 DEMO_ROOT = "demo"
 

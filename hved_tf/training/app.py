@@ -68,13 +68,21 @@ def _save_final(model, run_dir):
         model.save(tmp)
 
 
+POLY_POWER = 0.9
+
+
 def learning_rate_schedule(optim):
     """"step": the rate times the factor every N steps, the U-HeMIS code's rule (the released
     U-HVED code's 1e-3 / 4^int(n / 10) underflows within 100 steps and overflows at 5,120: it
     cannot have trained its checkpoint); "constant": the rate the released U-HeMIS graph
-    holds."""
+    holds; "poly": the rate times (1 - step / lr_decay_steps)^0.9, zero from lr_decay_steps on
+    (nnU-Net's rule: the last steps move the weights little, so the end of a short run is
+    not left where one noisy step put it)."""
     if optim.lr_schedule == "constant":
         return optim.learning_rate
+    if optim.lr_schedule == "poly":
+        return keras.optimizers.schedules.PolynomialDecay(
+            optim.learning_rate, optim.lr_decay_steps, end_learning_rate=0.0, power=POLY_POWER)
     return keras.optimizers.schedules.ExponentialDecay(
         optim.learning_rate, optim.lr_decay_steps, optim.lr_decay_factor, staircase=True)
 

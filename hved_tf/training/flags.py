@@ -64,7 +64,9 @@ def _define_optimisation():
         flags.DEFINE_integer("lr_decay_steps", 10_000, "Steps between two lr decays.")
         flags.DEFINE_enum("lr_schedule", "step", list(cfg.LR_SCHEDULES), "step: the rate times "
                           "--lr_decay_factor every --lr_decay_steps (the U-HeMIS code's); "
-                          "constant: --learning_rate throughout (the released U-HeMIS graph's).")
+                          "constant: --learning_rate throughout (the released U-HeMIS graph's); "
+                          "poly: --learning_rate times (1 - step / --lr_decay_steps)^0.9, zero "
+                          "from --lr_decay_steps on (nnU-Net's).")
         flags.DEFINE_float("ema_momentum", 0.0, "Exponential moving average of the weights: "
                            "validation, the test and the final weights use the average (0: off, "
                            "the release's recipe; 0.99-0.999 typical).")

@@ -13,6 +13,9 @@ from hved_tf.training.app import learning_rate_schedule
 @pytest.mark.parametrize("schedule,expected", [
     ("step", {0: 1e-3, 9_999: 1e-3, 10_000: 2.5e-4, 50_000: 1e-3 * 0.25 ** 5}),
     ("constant", {0: 1e-3, 10_000: 1e-3, 50_000: 1e-3}),
+    # nnU-Net's rule in closed form: 1e-3 * (1 - t / 10000) ** 0.9.
+    ("poly", {0: 1e-3, 5_000: 1e-3 * 0.5 ** 0.9, 9_000: 1e-3 * 0.1 ** 0.9, 10_000: 0.0,
+              20_000: 0.0}),
 ])
 def test_learning_rate_schedules(schedule, expected):
     rate = learning_rate_schedule(OptimConfig(lr_schedule=schedule).validate())
