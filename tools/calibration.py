@@ -1,7 +1,8 @@
 """Does a trained run over- or under-segment the whole tumour? For each test subject of a run
-folder (its test split, drawn again from its run_config.json as training drew it), with all four sequences and the settings of the run's end-of-training
-test (its --test_protocol, best weights): the true and predicted whole-tumour volumes (voxels)
-and the WT Dice of the argmax and of "P(tumour) > t" for a few thresholds t, then the means.
+folder (its test split, drawn again from its run_config.json as training drew it), with all
+four sequences and the settings of the run's end-of-training test (its --test_protocol, best
+weights): the true and predicted whole-tumour volumes (voxels) and the WT Dice of the argmax
+and of "P(tumour) > t" for a few thresholds t, then the means.
 
     python tools/calibration.py RUN_DIR [--thresholds 0.5,0.7,0.9] [--cache_dir DIR]
 
