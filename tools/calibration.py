@@ -25,14 +25,11 @@ sys.path.insert(0, str(REPO))
 
 
 def _segmenter(run_dir, config):
-    from hved_tf.inference.loading import load_trained
-    from hved_tf.inference.segmenter import KerasSegmenter
+    from hved_tf.inference.loading import keras_segmenter, load_trained
     from hved_tf.protocols import protocol_options
 
-    trained = load_trained(str(run_dir), weights="best")
-    options = protocol_options(config.test_protocol, dataclasses.replace(
-        config.validation, fallback_window=config.patch))
-    return KerasSegmenter(trained.model, options, synthesise=False)
+    options = protocol_options(config.test_protocol, config.validation)
+    return keras_segmenter(load_trained(str(run_dir), weights="best"), options, synthesise=False)
 
 
 def main(argv=None):

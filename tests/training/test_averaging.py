@@ -83,15 +83,15 @@ def test_a_run_with_averaging_keeps_raw_checkpoints_and_ends_on_their_average(tm
     config.validation_every, config.keep_checkpoints = 1, 4
     config.optim = dataclasses.replace(config.optim, ema_momentum=0.6, learning_rate=1e-2)
     run(config.validate())
-    _weights = _weights_reader(config)
-    raw = [_weights(run_dir / "checkpoints" / f"step_{k:08d}.weights.h5")
+    read_weights = _weights_reader(config)
+    raw = [read_weights(run_dir / "checkpoints" / f"step_{k:08d}.weights.h5")
            for k in range(1, 5)]
-    final = _weights(run_dir / "model.weights.h5")
+    final = read_weights(run_dir / "model.weights.h5")
     for got, want in zip(final, _numpy_average(raw, 0.6)):
         np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-6)
     assert any(not np.allclose(a, b) for a, b in zip(final, raw[-1]))
     best_step = json.loads((run_dir / "best.json").read_text())["step"]
-    best = _weights(run_dir / "best.weights.h5")
+    best = read_weights(run_dir / "best.weights.h5")
     for got, want in zip(best, _numpy_average(raw[:best_step], 0.6)):
         np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-6)
 
