@@ -66,6 +66,7 @@ def test_every_config_validates(parse, tmp_path, name):
     (["--hist_file=/nonexistent/hist.txt"], "does not exist"),
     (["--validation_window=whole"], "--validation_window must be 'patch' or 'auto' or three"),
     (["--validation_window=4,4,4"], "--validation_window must be three integers >= 8"),
+    (["--test_samples=0"], "--test_samples must be a positive integer"),
 ])
 def test_bad_values(parse, args, match):
     with pytest.raises(ValueError, match=match):

@@ -287,6 +287,7 @@ class TrainConfig:
     log_every: int = 50                # steps between training-loss points and progress lines
     test_protocol: str = "paper"       # the end-of-training test: validation's settings and
                                        # best weights, or the release's ("original")
+    test_samples: int = 1              # z samples averaged by that test (1: the posterior mean)
 
     @property
     def patch(self):
@@ -299,7 +300,8 @@ class TrainConfig:
         if self.validation is None:
             self.validation = validation_options(self.patch)
         self.validation.validate()
-        for name in ("steps", "validation_every", "keep_checkpoints", "log_every"):
+        for name in ("steps", "validation_every", "keep_checkpoints", "log_every",
+                     "test_samples"):
             _positive_int(name, getattr(self, name))
         self.validation_subsets = _subset_codes("validation_subsets", self.validation_subsets)
         self.test_subsets = _subset_codes("test_subsets", self.test_subsets)

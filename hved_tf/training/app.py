@@ -110,6 +110,13 @@ def _callbacks(config, data, run_dir, own_dir, chief):
     return callbacks
 
 
+def test_options(config):
+    """The end-of-training test's InferenceOptions: validation's, with `config.test_samples` z
+    samples averaged, then `config.test_protocol`'s (the release's "original" replaces them)."""
+    return protocol_options(config.test_protocol, dataclasses.replace(
+        config.validation, fallback_window=config.patch, num_samples=config.test_samples))
+
+
 def _test(model, config, data, run_dir, steps, start):
     """Scores the test split (`config.test_protocol`: validation's settings with the best
     validated weights, or the release's protocol with the final ones); writes
@@ -120,8 +127,7 @@ def _test(model, config, data, run_dir, steps, start):
         # The file also holds the optimiser state of that moment, hence `steps` read before.
         model.load_weights(best)
     weights = best.name if best.is_file() and not original else "model.weights.h5"
-    options = protocol_options(config.test_protocol, dataclasses.replace(
-        config.validation, fallback_window=config.patch))
+    options = test_options(config)
     segmenter = KerasSegmenter(model, options, synthesise=False)
     scores = subject_scores(segmenter, data["test"], config.test_subsets or
                             config.validation_subsets)

@@ -125,6 +125,9 @@ def _define_validation_and_output():
         flags.DEFINE_enum("test_protocol", "paper", list(cfg.PROTOCOLS), "The end-of-training "
                           "test: paper (validation's settings, best weights) or original "
                           "(the release's evaluation, final weights).")
+        flags.DEFINE_integer("test_samples", 1, "z draws whose softmax outputs the "
+                             "end-of-training test averages (U-HVED; 1: the posterior mean, as "
+                             "validation; evaluate's default: 10).")
     with flag_group("output"):
         flags.DEFINE_string("run_dir", "runs/demo", "Folder of the run: config, checkpoints, "
                             "logs.")
@@ -201,5 +204,5 @@ def config_from_flags(f=FLAGS):
         validation_subsets=tuple(f.validation_subsets), test_subsets=tuple(f.test_subsets),
         early_stopping_patience=f.early_stopping_patience,
         keep_checkpoints=f.keep_checkpoints, strategy=f.strategy, precision=f.precision,
-        log_every=f.log_every, test_protocol=f.test_protocol)
+        log_every=f.log_every, test_protocol=f.test_protocol, test_samples=f.test_samples)
     return config.validate()
