@@ -5,7 +5,8 @@ tf.data pipeline, the model's own train_step under Keras `fit`, validation with 
 scalars and images, the best weights, backups to resume after a crash or a kill
 (`BackupAndRestore` at every validation: re-running the same command continues from the last
 one, with the step count, optimiser state and lr schedule), and at the end `model.weights.h5`
-and `model.keras` in the run folder plus the test-split Dice.
+and `model.keras` in the run folder plus the test-split Dice (`test_options`: validation's
+settings with `--test_samples` z draws, or the release's protocol).
 
 Steps are counted as in the original: a Keras "epoch" is only the validation cadence, and
 `StopAtStep` ends the run after exactly `steps` optimiser steps, resumed or not.
@@ -118,9 +119,8 @@ def test_options(config):
 
 
 def _test(model, config, data, run_dir, steps, start):
-    """Scores the test split (`config.test_protocol`: validation's settings with the best
-    validated weights, or the release's protocol with the final ones); writes
-    test_results.json."""
+    """Scores the test split (`test_options(config)` with the best validated weights, or the
+    release's protocol with the final ones); writes test_results.json."""
     original = config.test_protocol == "original"
     best = run_dir / "best.weights.h5"
     if best.is_file() and not original:
