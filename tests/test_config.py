@@ -49,6 +49,7 @@ def test_every_config_validates(parse, tmp_path, name):
     if name == "demo.cfg":
         config = parse(f"--flagfile=configs/{name}")
         assert config.data.root == "demo"
+        assert config.test_samples == 10 and config.validation.num_samples == 1
     back = TrainConfig.from_dict(json.loads(json.dumps(config.to_dict())))
     assert back == config
 

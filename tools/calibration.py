@@ -26,9 +26,9 @@ sys.path.insert(0, str(REPO))
 
 def _segmenter(run_dir, config):
     from hved_tf.inference.loading import keras_segmenter, load_trained
-    from hved_tf.training.app import test_options
+    from hved_tf.training.app import final_test_options
 
-    options = test_options(config)
+    options = final_test_options(config)
     return keras_segmenter(load_trained(str(run_dir), weights="best"), options, synthesise=False)
 
 

@@ -5,8 +5,8 @@ tf.data pipeline, the model's own train_step under Keras `fit`, validation with 
 scalars and images, the best weights, backups to resume after a crash or a kill
 (`BackupAndRestore` at every validation: re-running the same command continues from the last
 one, with the step count, optimiser state and lr schedule), and at the end `model.weights.h5`
-and `model.keras` in the run folder plus the test-split Dice (`test_options`: validation's
-settings with `--test_samples` z draws, or the release's protocol).
+and `model.keras` in the run folder plus the test-split Dice (`final_test_options`:
+validation's settings with `--test_samples` z draws, or the release's protocol).
 
 Steps are counted as in the original: a Keras "epoch" is only the validation cadence, and
 `StopAtStep` ends the run after exactly `steps` optimiser steps, resumed or not.
@@ -111,7 +111,7 @@ def _callbacks(config, data, run_dir, own_dir, chief):
     return callbacks
 
 
-def test_options(config):
+def final_test_options(config):
     """The end-of-training test's InferenceOptions: validation's, with `config.test_samples` z
     samples averaged, then `config.test_protocol`'s (the release's "original" replaces them)."""
     return protocol_options(config.test_protocol, dataclasses.replace(
@@ -119,15 +119,15 @@ def test_options(config):
 
 
 def _test(model, config, data, run_dir, steps, start):
-    """Scores the test split (`test_options(config)` with the best validated weights, or the
-    release's protocol with the final ones); writes test_results.json."""
+    """Scores the test split (`final_test_options(config)` with the best validated weights, or
+    the release's protocol with the final ones); writes test_results.json."""
     original = config.test_protocol == "original"
     best = run_dir / "best.weights.h5"
     if best.is_file() and not original:
         # The file also holds the optimiser state of that moment, hence `steps` read before.
         model.load_weights(best)
     weights = best.name if best.is_file() and not original else "model.weights.h5"
-    options = test_options(config)
+    options = final_test_options(config)
     segmenter = KerasSegmenter(model, options, synthesise=False)
     scores = subject_scores(segmenter, data["test"], config.test_subsets or
                             config.validation_subsets)

@@ -45,14 +45,14 @@ def test_test_samples():
     """The end-of-training test averages --test_samples z draws (default: the posterior mean,
     as validation); the release's protocol keeps its one random draw; bad counts are refused
     naming the flag; old run configs without it read as 1."""
-    from hved_tf.training.app import test_options
+    from hved_tf.training.app import final_test_options as options
     config = TrainConfig(run_dir="r").validate()
-    assert test_options(config).num_samples == 1 and not test_options(config).single_draw
-    assert test_options(config).window == config.validation.window
+    assert options(config).num_samples == 1 and not options(config).single_draw
+    assert options(config).window == config.validation.window
     config = TrainConfig(run_dir="r", test_samples=10).validate()
-    assert test_options(config).num_samples == 10 and config.validation.num_samples == 1
+    assert options(config).num_samples == 10 and config.validation.num_samples == 1
     original = TrainConfig(run_dir="r", test_samples=10, test_protocol="original").validate()
-    assert test_options(original).num_samples == 1 and test_options(original).single_draw
+    assert options(original).num_samples == 1 and options(original).single_draw
     old = config.to_dict()
     del old["test_samples"]
     assert TrainConfig.from_dict(old).validate().test_samples == 1
