@@ -1,8 +1,9 @@
 """Does a trained run over- or under-segment the whole tumour? For each test subject of a run
 folder (its test split, drawn again from its run_config.json as training drew it), with all
 four sequences and the settings of the run's end-of-training test (its --test_protocol and
---test_samples, best weights): the true and predicted whole-tumour volumes (voxels) and the WT
-Dice of the argmax and of "P(tumour) > t" for a few thresholds t, then the means.
+--test_samples, and the weights that test used): the true and predicted whole-tumour volumes
+(voxels) and the WT Dice of the argmax and of "P(tumour) > t" for a few thresholds t, then the
+means.
 
     python tools/calibration.py RUN_DIR [--thresholds 0.5,0.7,0.9] [--cache_dir DIR]
 
@@ -26,10 +27,11 @@ sys.path.insert(0, str(REPO))
 
 def _segmenter(run_dir, config):
     from hved_tf.inference.loading import keras_segmenter, load_trained
+    from hved_tf.protocols import protocol_weights
     from hved_tf.training.app import final_test_options
 
-    options = final_test_options(config)
-    return keras_segmenter(load_trained(str(run_dir), weights="best"), options, synthesise=False)
+    model = load_trained(str(run_dir), weights=protocol_weights(config.test_protocol))
+    return keras_segmenter(model, final_test_options(config), synthesise=False)
 
 
 def main(argv=None):
