@@ -166,6 +166,9 @@ def define_inference_flags(samples_help="z samples averaged for the segmentation
                           "flips of --tta_axes (8 flips for all three axes) composed with the z "
                           "samples; the variance and uncertainty include the spread.")
         flags.DEFINE_list("tta_axes", ["0", "1", "2"], "Axes mirrored by --tta.")
+        flags.DEFINE_bool("prior_correction", True, "Use a run's prior correction when it has "
+                          "one (trained with --prior_correction: its class_prior.json); "
+                          "--noprior_correction: the network's probabilities as they are.")
     with flag_group("post-processing (off by default: the paper's protocol)"):
         flags.DEFINE_integer("et_threshold", 0, "ETpp (RFNet's rule with 500): fewer enhancing "
                              "voxels than this are relabelled necrotic core (0: off).")
@@ -206,6 +209,7 @@ def inference_options(f=FLAGS):
                             blend=f.blend, batch_size=f.batch_size, num_samples=f.samples,
                             et_threshold=f.et_threshold, min_component=f.min_component,
                             largest_component=f.largest_component,
+                            prior_correction=f.prior_correction,
                             tta_axes=parse_axes(f.tta_axes) if f.tta else ()).validate()
 
 

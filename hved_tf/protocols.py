@@ -59,7 +59,7 @@ def protocol_options(protocol, options=None):
     """The InferenceOptions of a protocol: "paper" and "brats" keep `options` (the flags');
     "original" is the release's evaluation: 128^3 windows with a 10-voxel border cut on the
     10-padded volume (`sliding_window` pads by the border), later windows overwriting earlier
-    ones, one random draw of the latents with a fixed seed; "rfnet" adds ETpp (500 voxels,
+    ones, one random draw of the latents with a fixed seed, no prior correction; "rfnet" adds ETpp (500 voxels,
     unless --et_threshold says otherwise)."""
     protocol = protocol_name(protocol)
     options = options or InferenceOptions()
@@ -67,7 +67,8 @@ def protocol_options(protocol, options=None):
         options = dataclasses.replace(options, et_threshold=RFNET_ET_THRESHOLD)
     if protocol == "original":
         options = dataclasses.replace(options, window=(128, 128, 128), border=10, overlap=0.0,
-                                      blend="overwrite", num_samples=1, single_draw=True)
+                                      blend="overwrite", num_samples=1, single_draw=True,
+                                      prior_correction=False, class_weights=())
     return options.validate()
 
 
@@ -89,6 +90,9 @@ def describe_inference(options):
     border = f", border {options.border}" if options.border else ""
     tta = f", mirror TTA over axes {','.join(map(str, options.tta_axes))}" \
         if options.tta_axes else ""
+    prior = (", the training windows' class prior corrected ("
+             + ", ".join(f"{w:.3g}" for w in options.class_weights) + ")"
+             if options.class_weights else "")
     post = []
     if options.et_threshold:
         post.append(f"ET under {options.et_threshold} voxels relabelled necrotic")
@@ -97,4 +101,5 @@ def describe_inference(options):
     if options.largest_component:
         post.append("the largest component only")
     return (f"{window}, overlap {options.overlap:g}{border}, {options.blend} blending, {z}{tta}"
+            f"{prior}"
             + (f"; post-processing: {', '.join(post)}" if post else ""))

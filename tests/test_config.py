@@ -44,12 +44,14 @@ def test_every_config_validates(parse, tmp_path, name):
         assert config.pipeline.scaling == pytest.approx(0.1)
         assert config.optim.lr_decay_steps == 10000 and config.optim.lr_decay_factor == 0.25
         assert (config.optim.loss.kl, config.optim.loss.recon) == (0.1, 0.1)
+        assert not config.prior_correction              # the paper's: no correction
     if name == "unet_subset.cfg":
         assert config.model.subset == "T1c+FLAIR"
     if name == "demo.cfg":
         config = parse(f"--flagfile=configs/{name}")
         assert config.data.root == "demo"
         assert config.test_samples == 10 and config.validation.num_samples == 1
+        assert config.prior_correction and config.pipeline.sampler == "balanced"
     back = TrainConfig.from_dict(json.loads(json.dumps(config.to_dict())))
     assert back == config
 

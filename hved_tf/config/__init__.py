@@ -288,6 +288,7 @@ class TrainConfig:
     test_protocol: str = "paper"       # the end-of-training test: validation's settings and
                                        # best weights, or the release's ("original")
     test_samples: int = 1              # z samples averaged by that test (1: the posterior mean)
+    prior_correction: bool = False     # validation and test undo the sampler's class prior shift
 
     @property
     def patch(self):
@@ -353,6 +354,7 @@ class TrainConfig:
             validation = InferenceOptions(**{
                 **validation, "fallback_window": tuple(validation["fallback_window"]),
                 "tta_axes": tuple(validation.get("tta_axes", ())),
+                "class_weights": tuple(validation.get("class_weights", ())),
                 "window": None if validation["window"] is None else tuple(validation["window"])})
         d["validation_subsets"] = tuple(d["validation_subsets"])
         d["test_subsets"] = tuple(d.get("test_subsets", ()))

@@ -1,6 +1,10 @@
 """Checks of configuration values that name the flag in their message (shared by the configs)."""
 from __future__ import annotations
 
+import math
+
+from hved_tf.modalities import NUM_CLASSES
+
 
 def _positive_int(name, value):
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
@@ -18,3 +22,16 @@ def _sizes(name, value, minimum, example="112,112,112"):
                                for v in value)):
         raise ValueError(f"--{name} must be three integers >= {minimum}, e.g. {example}; got "
                          f"{tuple(value)}.")
+
+
+def class_weights(source, weights, num_classes=NUM_CLASSES):
+    """`weights` as a tuple of `num_classes` positive finite floats, else a ValueError naming
+    `source` (the prior correction's weights: hved_tf.data.class_prior)."""
+    try:
+        values = tuple(float(w) for w in weights)
+    except (TypeError, ValueError):
+        values = ()
+    if len(values) != num_classes or not all(math.isfinite(w) and w > 0 for w in values):
+        raise ValueError(f"{source}: expected {num_classes} positive class weights, got "
+                         f"{weights!r}.")
+    return values

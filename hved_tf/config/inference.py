@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from hved_tf.config.checks import _positive_int, _sizes, choice
+from hved_tf.config.checks import _positive_int, _sizes, choice, class_weights
 
 BLENDS = ("constant", "gaussian", "overwrite")   # overwrite: later windows win (the release)
 WHOLE_VOLUME_MAX_VOXELS = 200 * 200 * 160   # u_hved with 10 samples: about 5 GB, 20 s on 2 cores
@@ -27,6 +27,10 @@ class InferenceOptions:
     min_component: int = 0
     largest_component: bool = False
     tta_axes: tuple = ()               # mirror test-time augmentation along these axes
+    # The prior correction (hved_tf.data.class_prior): whether to use the model's when it has
+    # one, and the weights in force (filled in from the model by whoever loads it; () off).
+    prior_correction: bool = True
+    class_weights: tuple = ()
 
     @property
     def postprocessing(self):
@@ -50,6 +54,8 @@ class InferenceOptions:
         axes = tuple(self.tta_axes)
         if any(a not in (0, 1, 2) for a in axes) or len(set(axes)) != len(axes):
             raise ValueError(f"--tta_axes must be distinct axes among 0, 1, 2, got {axes}.")
+        if self.class_weights:
+            class_weights("class weights of the prior correction", self.class_weights)
         return self
 
 

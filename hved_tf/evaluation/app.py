@@ -63,6 +63,13 @@ def parse_subsets(value):
     return [c for c in SUBSET_CODES if c in codes]
 
 
+def _prior_corrected(segmenter):
+    """Whether a segmenter (or a member of an ensemble) applies its run's prior correction."""
+    options = getattr(segmenter, "options", None)
+    return bool(options is not None and options.class_weights) or any(
+        _prior_corrected(m) for m in getattr(segmenter, "members", ()))
+
+
 def model_names(segmenters):
     """Column names: the model kinds, made unique with the run folders' names."""
     trained_models = segmenters
@@ -339,8 +346,11 @@ def run_evaluation(models, out_dir, options, data_root="", split="", subsets=("a
     if predictions is not None:                  # every file checked before any long work
         checked, pred_name, pred_subset = _checked_predictions(predictions, subjects, names)
     if segmenters:
+        corrected = [n for n, s in zip(names, segmenters) if _prior_corrected(s)]
         log(f"evaluating {', '.join(names)} on {len(subjects)} subjects x {len(subsets)} "
-            f"subsets ({protocol} protocol: {describe_inference(options)}; {weights} weights)")
+            f"subsets ({protocol} protocol: {describe_inference(options)}; {weights} weights"
+            + (f"; the training windows' class prior corrected for {', '.join(corrected)}, "
+               "--noprior_correction to score without" if corrected else "") + ")")
     start = time.time()
     with atomic_directory(out_dir, replace=overwrite) as tmp:      # the results: all or none
         rows = (evaluate(segmenters, names, subjects, subsets, cache, figures, tmp / "figures",

@@ -27,7 +27,8 @@ import time
 import numpy as np
 
 from hved_tf.config import InferenceOptions
-from hved_tf.inference.segmenter import KerasSegmenter, SegmenterBase, finish, postprocessed
+from hved_tf.inference.segmenter import (KerasSegmenter, SegmenterBase, finish, model_options,
+                                        postprocessed)
 from hved_tf.models.base import Capabilities
 
 NO_POSTPROCESSING = dict(et_threshold=0, min_component=0, largest_component=False)
@@ -63,9 +64,8 @@ class EnsembleSegmenter(SegmenterBase):
         check_members(members)
         self.options = options.validate()
         member_options = dataclasses.replace(options, **NO_POSTPROCESSING)
-        self.members = [KerasSegmenter(m.model, dataclasses.replace(
-            member_options, fallback_window=tuple(m.window)), m.landmarks, m.identity)
-            for m in members]
+        self.members = [KerasSegmenter(m.model, model_options(m, member_options), m.landmarks,
+                                       m.identity) for m in members]
         first = members[0].model.capabilities
         self.capabilities = Capabilities(
             subset=first.subset,

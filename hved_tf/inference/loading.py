@@ -4,7 +4,8 @@
 or else `model.weights.h5` fills it, its `hist.txt` or the run's `--hist_file` gives the
 landmarks) or a `.keras` file (landmarks from a `hist.txt` beside it, or `hist_file`). The
 identity recorded in reports: the source, the model's name and options, the weights file and
-its SHA-256. Anything else (a folder without a finished model, a file that is not one of our
+its SHA-256. A `class_prior.json` in the folder (a run trained with `--prior_correction`)
+gives the class weights of its prior correction. Anything else (a folder without a finished model, a file that is not one of our
 models) is refused with a message saying what was expected.
 
 `open_segmenter(path, hist_file, options)` gives the Segmenter of any of them, of a list of
@@ -23,9 +24,10 @@ import h5py
 import keras
 
 from hved_tf.config import InferenceOptions, TrainConfig
+from hved_tf.data.class_prior import read_class_weights
 from hved_tf.inference.ensemble import EnsembleSegmenter
 from hved_tf.inference.exported import ExportSegmenter
-from hved_tf.inference.segmenter import KerasSegmenter
+from hved_tf.inference.segmenter import KerasSegmenter, model_options
 from hved_tf.models import MODELS, build_model
 from hved_tf.preprocessing.histogram import read_niftynet_landmarks
 
@@ -38,6 +40,7 @@ class TrainedModel:
     landmarks: dict | None          # modality -> landmarks, or None when unknown
     window: tuple                   # the training patch: the default inference window
     identity: dict
+    class_weights: tuple = ()       # its prior correction (hved_tf.data.class_prior), or ()
 
     @property
     def name(self):
@@ -87,7 +90,16 @@ def _from_run_dir(run_dir, hist_file, weights="best"):
     identity = {"source": str(run_dir.resolve()), "model": config.model.name,
                 "options": config.model.build_options(), "weights": str(weights.resolve()),
                 "sha256": _sha256(weights), "landmarks": source}
-    return TrainedModel(model, landmarks, tuple(config.patch), identity)
+    return _with_prior(TrainedModel(model, landmarks, tuple(config.patch), identity), run_dir)
+
+
+def _with_prior(trained, folder):
+    """The TrainedModel with the prior correction of `folder`'s class_prior.json, if any (also
+    in its identity, which reports record)."""
+    trained.class_weights = read_class_weights(folder)
+    if trained.class_weights:
+        trained.identity["class_weights"] = list(trained.class_weights)
+    return trained
 
 
 def _kernel_shapes(model_or_path):
@@ -160,7 +172,7 @@ def _from_keras_file(path, hist_file):
         window = TrainConfig.from_dict(json.loads(config_path.read_text())).patch
     identity = {"source": str(path.resolve()), "model": model.kind, "options": {},
                 "weights": str(path.resolve()), "sha256": _sha256(path), "landmarks": source}
-    return TrainedModel(model, landmarks, window, identity)
+    return _with_prior(TrainedModel(model, landmarks, window, identity), path.parent)
 
 
 def is_export(path):
@@ -184,10 +196,10 @@ def load_trained(path, hist_file=None, weights="best"):
 
 
 def keras_segmenter(trained, options=InferenceOptions(), synthesise=True):
-    """A KerasSegmenter over a TrainedModel, its training patch as the fallback window."""
-    options = dataclasses.replace(options, fallback_window=tuple(trained.window))
-    return KerasSegmenter(trained.model, options, trained.landmarks, trained.identity,
-                          synthesise)
+    """A KerasSegmenter over a TrainedModel (its training patch as the fallback window, its
+    prior correction unless `options.prior_correction` is off)."""
+    return KerasSegmenter(trained.model, model_options(trained, options), trained.landmarks,
+                          trained.identity, synthesise)
 
 
 def open_segmenter(path, hist_file=None, options=InferenceOptions(), weights="best",

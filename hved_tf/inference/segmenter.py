@@ -81,6 +81,24 @@ def finish(probabilities, extra, box, timings, settings):
     return Segmentation(outputs, box, timings, settings)
 
 
+def model_options(trained, options):
+    """`options` completed by a loaded model (`hved_tf.inference.loading.TrainedModel`): its
+    training patch as the fallback window, and the class weights of its prior correction when
+    `options.prior_correction` (else none)."""
+    weights = tuple(trained.class_weights) if options.prior_correction else ()
+    return dataclasses.replace(options, fallback_window=tuple(trained.window),
+                               class_weights=weights)
+
+
+def prior_corrected(probabilities, weights):
+    """[..., C] probabilities times the prior correction's class `weights`, renormalised
+    (`hved_tf.data.class_prior`); unchanged for no weights."""
+    if not weights:
+        return probabilities
+    weighted = np.asarray(probabilities) * np.asarray(weights, np.float32)
+    return (weighted / np.maximum(weighted.sum(-1, keepdims=True), 1e-12)).astype(np.float32)
+
+
 def postprocessed(segmentation, et_threshold=0, min_component=0, largest_component=False):
     """The segmentation with its labels post-processed (`hved_tf.inference.postprocess`), the
     network's own kept as "labels_raw"; unchanged when every rule is off."""
@@ -167,7 +185,8 @@ class KerasSegmenter(OnePreparation):
         extra = {"variance": out["variance"][..., 0] if "variance" in out else None,
                  "recon": out.get("recon")}
         settings = {**dataclasses.asdict(o), "window_used": list(window)}
-        return postprocessed(finish(out["probabilities"], extra, box,
+        probabilities = prior_corrected(out["probabilities"], o.class_weights)
+        return postprocessed(finish(probabilities, extra, box,
                                     {"inference_s": time.perf_counter() - start}, settings),
                              o.et_threshold, o.min_component, o.largest_component)
 

@@ -40,6 +40,7 @@ import tensorflow as tf
 
 from hved_tf.config import InferenceOptions
 from hved_tf.inference.exported import EXPORT_METADATA
+from hved_tf.inference.segmenter import model_options
 from hved_tf.inference.postprocess import ENHANCING, NECROTIC
 from hved_tf.inference.tta import with_flips
 from hved_tf.inference.windows import (axis_starts, blend_weights, choose_window, entropy,
@@ -106,6 +107,9 @@ class ServingModule(tf.Module):
         return with_flips(once, image, self.options.tta_axes)     # the export's frozen TTA
 
     def _outputs(self, probs, variance, recon):
+        if self.options.class_weights:     # the run's prior correction, frozen in the export
+            probs = probs * tf.constant(self.options.class_weights, probs.dtype)
+            probs = probs / tf.maximum(tf.reduce_sum(probs, -1, keepdims=True), 1e-12)
         classes = tf.argmax(probs, axis=-1, output_type=tf.int32)
         if self.options.et_threshold:      # RFNet's ETpp rule, per volume (per window in a batch)
             enhancing = classes == ENHANCING
@@ -271,7 +275,7 @@ def export_model(trained, export_dir, version=None, label_convention="brats2018"
                          "(--protocol=original).")
     target = export_target(export_dir, version)
     check_writable(target.parent, export_bytes(trained.model))
-    options = dataclasses.replace(options.validate(), fallback_window=tuple(trained.window))
+    options = model_options(trained, options.validate())
     module = ServingModule(trained.model, label_convention, options, seed, trained.landmarks)
     capabilities = trained.model.capabilities
     with atomic_directory(target) as tmp:

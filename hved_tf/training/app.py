@@ -6,7 +6,8 @@ scalars and images, the best weights, backups to resume after a crash or a kill
 (`BackupAndRestore` at every validation: re-running the same command continues from the last
 one, with the step count, optimiser state and lr schedule), and at the end `model.weights.h5`
 and `model.keras` in the run folder plus the test-split Dice (`final_test_options`:
-validation's settings with `--test_samples` z draws, or the release's protocol).
+validation's settings with `--test_samples` z draws, or the release's protocol). With
+`--prior_correction`, validation and the test use the class weights `class_prior` measures.
 
 Steps are counted as in the original: a Keras "epoch" is only the validation cadence, and
 `StopAtStep` ends the run after exactly `steps` optimiser steps, resumed or not.
@@ -23,6 +24,7 @@ import keras
 
 from hved_tf.config import TrainConfig
 from hved_tf.protocols import describe_inference, protocol_options
+from hved_tf.data.class_prior import CLASS_PRIOR_FILE, measure as measure_class_prior
 from hved_tf.data.pipeline import make_training_dataset
 from hved_tf.data.prepare import SPLIT_FILE, prepare_data
 from hved_tf.errors import Interrupted
@@ -96,13 +98,14 @@ def _build(config, strategy):
     return model
 
 
-def _callbacks(config, data, run_dir, own_dir, chief):
+def _callbacks(config, data, run_dir, own_dir, chief, weights=()):
     callbacks = [NonFiniteLoss(), StopAtStep(config.steps)]
     if chief:
+        validation = dataclasses.replace(config.validation, class_weights=tuple(weights))
         callbacks += [
             TrainingLog(run_dir / "logs" / "train", config.steps, config.log_every),
             Validation(data["validation"] or data["train"][:2], config.validation_subsets,
-                       config.validation, run_dir, config.early_stopping_patience),
+                       validation, run_dir, config.early_stopping_patience),
             StepCheckpoints(run_dir, config.keep_checkpoints)]
     # Last: it saves the epoch's backup after the callbacks above have run.
     callbacks.append(AtomicBackupAndRestore(
@@ -111,14 +114,35 @@ def _callbacks(config, data, run_dir, own_dir, chief):
     return callbacks
 
 
-def final_test_options(config):
+def final_test_options(config, weights=()):
     """The end-of-training test's InferenceOptions: validation's, with `config.test_samples` z
-    samples averaged, then `config.test_protocol`'s (the release's "original" replaces them)."""
+    samples averaged and the prior correction's class `weights` (if any), then
+    `config.test_protocol`'s (the release's "original" replaces them)."""
     return protocol_options(config.test_protocol, dataclasses.replace(
-        config.validation, fallback_window=config.patch, num_samples=config.test_samples))
+        config.validation, fallback_window=config.patch, num_samples=config.test_samples,
+        class_weights=tuple(weights)))
 
 
-def _test(model, config, data, run_dir, steps, start):
+def class_prior(config, data, run_dir, chief):
+    """The prior correction's class weights: () without `--prior_correction`; else measured on
+    the training subjects and their windows (`hved_tf.data.class_prior`), written by the chief
+    to <run_dir>/class_prior.json, where evaluate, predict and export find them. Without the
+    flag a class_prior.json left by an earlier run in the folder is removed."""
+    path = run_dir / CLASS_PRIOR_FILE
+    if not config.prior_correction:
+        if chief:
+            path.unlink(missing_ok=True)
+        return ()
+    pipeline = dataclasses.replace(config.pipeline, seed=config.model.seed)
+    prior = measure_class_prior(data["train"], pipeline)
+    if chief:
+        write_json(path, prior)
+    print("prior correction (the windows' class frequencies against the volumes'): weights "
+          + ", ".join(f"{w:.3g}" for w in prior["weights"]) + f" ({path.name})", flush=True)
+    return tuple(prior["weights"])
+
+
+def _test(model, config, data, run_dir, steps, start, class_weights=()):
     """Scores the test split (`final_test_options(config)` with the best validated weights, or
     the release's protocol with the final ones); writes test_results.json."""
     original = config.test_protocol == "original"
@@ -127,7 +151,7 @@ def _test(model, config, data, run_dir, steps, start):
         # The file also holds the optimiser state of that moment, hence `steps` read before.
         model.load_weights(best)
     weights = best.name if best.is_file() and not original else "model.weights.h5"
-    options = final_test_options(config)
+    options = final_test_options(config, class_weights)
     segmenter = KerasSegmenter(model, options, synthesise=False)
     scores = subject_scores(segmenter, data["test"], config.test_subsets or
                             config.validation_subsets)
@@ -193,11 +217,11 @@ def prepare(config, run_dir, chief, start):
     return data
 
 
-def _fit(model, dataset, config, data, run_dir, own_dir, chief):
+def _fit(model, dataset, config, data, run_dir, own_dir, chief, weights=()):
     try:
         model.fit(dataset, epochs=math.ceil(config.steps / config.validation_every),
                   steps_per_epoch=config.validation_every,
-                  callbacks=_callbacks(config, data, run_dir, own_dir, chief),
+                  callbacks=_callbacks(config, data, run_dir, own_dir, chief, weights),
                   verbose=0, shuffle=False)      # progress: TrainingLog; the data is shuffled
     except KeyboardInterrupt:
         step = int(model.optimizer.iterations.numpy())
@@ -212,9 +236,10 @@ def _retest(config, run_dir, summary, start):
     print(f"{run_dir}: finished at step {summary['steps']}; computing the test figures again",
           flush=True)
     data = prepare(config, run_dir, True, start)
+    weights = class_prior(config, data, run_dir, True)
     model = _build(config, make_strategy("default"))
     model.load_weights(run_dir / "model.weights.h5")
-    return _test(model, config, data, run_dir, int(summary["steps"]), start)
+    return _test(model, config, data, run_dir, int(summary["steps"]), start, weights)
 
 
 def run(config: TrainConfig, retest=False):
@@ -251,18 +276,19 @@ def run(config: TrainConfig, retest=False):
         raise ValueError(f"--batch_size={config.pipeline.batch_size} does not split over "
                          f"{strategy.num_replicas_in_sync} replicas; use a multiple of it.")
     data = prepare(config, run_dir, chief, start)
+    weights = class_prior(config, data, run_dir, chief)
     pipeline = dataclasses.replace(config.pipeline, seed=config.model.seed + 1000 * index)
     dataset = make_training_dataset(data["train"], pipeline)
     if workers > 1:
         dataset = unsharded(dataset)
     model = _build(config, strategy)
     check_room_for_run(model, own_dir, config.keep_checkpoints if chief else 0)
-    steps = _fit(model, dataset, config, data, run_dir, own_dir, chief)
+    steps = _fit(model, dataset, config, data, run_dir, own_dir, chief, weights)
     if not chief:
         save_weights(model, own_dir / "model.weights.h5")
         print(f"{worker} done after {steps} steps ({time.time() - start:.0f} s)", flush=True)
         return {"steps": steps, "worker": worker}
     _save_final(model, run_dir)
-    summary = _test(model, config, data, run_dir, steps, start)
+    summary = _test(model, config, data, run_dir, steps, start, weights)
     print(f"done in {time.time() - start:.0f} s: {run_dir}", flush=True)
     return summary

@@ -128,6 +128,11 @@ def _define_validation_and_output():
         flags.DEFINE_integer("test_samples", 1, "z draws whose softmax outputs the "
                              "end-of-training test averages (U-HVED; 1: the posterior mean, as "
                              "validation; evaluate's default: 10).")
+        flags.DEFINE_bool("prior_correction", False, "Measure how much more often the sampler's "
+                          "windows show each class than the training volumes do, save the "
+                          "correcting class weights (class_prior.json) and use them in "
+                          "validation, the test, evaluate, predict and exports (Bayes' rule "
+                          "for a shifted prior; hved_tf.data.class_prior).")
     with flag_group("output"):
         flags.DEFINE_string("run_dir", "runs/demo", "Folder of the run: config, checkpoints, "
                             "logs.")
@@ -204,5 +209,6 @@ def config_from_flags(f=FLAGS):
         validation_subsets=tuple(f.validation_subsets), test_subsets=tuple(f.test_subsets),
         early_stopping_patience=f.early_stopping_patience,
         keep_checkpoints=f.keep_checkpoints, strategy=f.strategy, precision=f.precision,
-        log_every=f.log_every, test_protocol=f.test_protocol, test_samples=f.test_samples)
+        log_every=f.log_every, test_protocol=f.test_protocol, test_samples=f.test_samples,
+        prior_correction=f.prior_correction)
     return config.validate()

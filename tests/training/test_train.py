@@ -40,12 +40,20 @@ def test_tiny_run_writes_everything(tmp_path):
     run_dir = tmp_path / "run"
     config = _tiny_config(run_dir)
     config.log_every = 2
+    config.prior_correction = True
     summary = run(config)
     assert summary["steps"] == 4
     assert set(summary["test"]) == {"T1+T1c+T2+FLAIR", "T1c"}
     for name in ("run_config.json", "model.weights.h5", "model.keras", "best.weights.h5",
-                 "best.json", "hist.txt", "test_results.json", "split.json"):
+                 "best.json", "hist.txt", "test_results.json", "split.json", "class_prior.json"):
         assert (run_dir / name).is_file(), name
+    # --prior_correction: the weights of the windows' and volumes' class frequencies, used by
+    # the test (hved_tf.data.class_prior's numerics: tests/data/test_class_prior.py).
+    from hved_tf.data.class_prior import class_weights
+    prior = json.loads((run_dir / "class_prior.json").read_text())
+    assert prior["weights"] == list(class_weights(prior["volume"], prior["window"]))
+    assert list(summary["inference"]["class_weights"]) == prior["weights"]
+    assert "class prior corrected" in summary["settings"]
     assert len(list((run_dir / "checkpoints").glob("step_*.weights.h5"))) == 2
     resolved = json.loads((run_dir / "run_config.json").read_text())
     assert resolved["model"]["base_filters"] == 4 and resolved["steps"] == 4
