@@ -41,7 +41,10 @@ def run():
                         options)
     mb = sum(f.stat().st_size for f in path.rglob("*") if f.is_file()) / 2 ** 20
     print(f"exported {trained.name} to {path} ({mb:.1f} MB, {time.time() - start:.0f} s); "
-          f"signatures: {', '.join(SIGNATURES)}", flush=True)
+          f"signatures: {', '.join(SIGNATURES)}"
+          + ("; the run's prior correction (class_prior.json) is in its graph, "
+             "--noprior_correction to leave it out" if trained.class_weights
+             and options.prior_correction else ""), flush=True)
 
 
 PROGRAM = Program(define_flags, run, ("model", "export_dir"), name="export", doc=__doc__)

@@ -21,6 +21,7 @@ from hved_tf.cli import (Program, define_inference_flags, define_protocol_flags,
                          protocol_settings)
 from hved_tf.config import CONVENTIONS
 from hved_tf.inference.loading import open_segmenter
+from hved_tf.inference.segmenter import corrects_prior
 from hved_tf.modalities import MODALITIES
 from hved_tf.prediction.app import check_out_dir, predict_all, subjects_from_inputs
 
@@ -79,8 +80,9 @@ def run():
     segmenter = open_segmenter(FLAGS.model, FLAGS.hist_file or None, options, weights)
     for member in segmenter.identity.get("ensemble", ()):
         print(f"ensemble member: {member['model']} from {member['source']}", flush=True)
-    print(f"model: {segmenter.identity['model']} from {segmenter.identity['source']}",
-          flush=True)
+    print(f"model: {segmenter.identity['model']} from {segmenter.identity['source']}"
+          + ("; the training windows' class prior corrected (its class_prior.json; "
+             "--noprior_correction: without)" if corrects_prior(segmenter) else ""), flush=True)
     predict_all(segmenter, subjects, FLAGS.out_dir, bool(FLAGS.data_root),
                 FLAGS.label_convention or None, FLAGS.synth_all, FLAGS.probabilities,
                 FLAGS.figure, progress_printer, log=lambda line: print(line, flush=True),

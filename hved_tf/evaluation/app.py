@@ -40,6 +40,7 @@ from hved_tf.evaluation.lesions import region_lesion_metrics
 from hved_tf.evaluation.metrics import brasyn_metrics, image_metrics, region_metrics
 from hved_tf.figures import dice_heatmap, save_figure, subject_columns, subject_figure
 from hved_tf.inference.loading import open_segmenter
+from hved_tf.inference.segmenter import corrects_prior
 from hved_tf.io import datasets
 from hved_tf.io.atomic import (OutputError, atomic_directory, check_writable, remove_partials,
                                write_text)
@@ -61,13 +62,6 @@ def parse_subsets(value):
     except ValueError as err:
         raise ValueError(f"--subsets: {err} Known codes: {', '.join(SUBSET_CODES)}.") from None
     return [c for c in SUBSET_CODES if c in codes]
-
-
-def _prior_corrected(segmenter):
-    """Whether a segmenter (or a member of an ensemble) applies its run's prior correction."""
-    options = getattr(segmenter, "options", None)
-    return bool(options is not None and options.class_weights) or any(
-        _prior_corrected(m) for m in getattr(segmenter, "members", ()))
 
 
 def model_names(segmenters):
@@ -346,7 +340,7 @@ def run_evaluation(models, out_dir, options, data_root="", split="", subsets=("a
     if predictions is not None:                  # every file checked before any long work
         checked, pred_name, pred_subset = _checked_predictions(predictions, subjects, names)
     if segmenters:
-        corrected = [n for n, s in zip(names, segmenters) if _prior_corrected(s)]
+        corrected = [n for n, s in zip(names, segmenters) if corrects_prior(s)]
         log(f"evaluating {', '.join(names)} on {len(subjects)} subjects x {len(subsets)} "
             f"subsets ({protocol} protocol: {describe_inference(options)}; {weights} weights"
             + (f"; the training windows' class prior corrected for {', '.join(corrected)}, "

@@ -99,6 +99,15 @@ def prior_corrected(probabilities, weights):
     return (weighted / np.maximum(weighted.sum(-1, keepdims=True), 1e-12)).astype(np.float32)
 
 
+def corrects_prior(segmenter):
+    """Whether a segmenter (a member of an ensemble, an export) applies its run's prior
+    correction."""
+    options = getattr(segmenter, "options", None)
+    weights = (options.get("class_weights") if isinstance(options, dict)      # an export's
+               else getattr(options, "class_weights", ()))
+    return bool(weights) or any(corrects_prior(m) for m in getattr(segmenter, "members", ()))
+
+
 def postprocessed(segmentation, et_threshold=0, min_component=0, largest_component=False):
     """The segmentation with its labels post-processed (`hved_tf.inference.postprocess`), the
     network's own kept as "labels_raw"; unchanged when every rule is off."""
