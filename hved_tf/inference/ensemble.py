@@ -2,8 +2,9 @@
 release's protocol trains one model per split; nnU-Net users average their folds).
 
 `EnsembleSegmenter(members, options)`: `members` are `TrainedModel`s (run folders or .keras
-files, `hved_tf.inference.loading`). Each member segments the subject with its own landmarks and
-the ensemble's inference options with post-processing off; the ensemble averages the class
+files, `hved_tf.inference.loading`). Each member segments the subject with its own landmarks,
+its own prior correction (if its run has one) and the ensemble's inference options with
+post-processing off; the ensemble averages the class
 probabilities and the reconstructions (of the members that synthesise), takes the variance as
 the mean of the members' variances plus the variance of their probabilities (the spread over
 members counts, as over TTA flips), and post-processes the averaged labels once.
