@@ -24,7 +24,7 @@ def _sizes(name, value, minimum, example="112,112,112"):
                          f"{tuple(value)}.")
 
 
-def class_weights(source, weights, num_classes=NUM_CLASSES):
+def checked_class_weights(source, weights, num_classes=NUM_CLASSES):
     """`weights` as a tuple of `num_classes` positive finite floats, else a ValueError naming
     `source` (the prior correction's weights: hved_tf.data.class_prior)."""
     try:

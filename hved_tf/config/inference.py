@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from hved_tf.config.checks import _positive_int, _sizes, choice, class_weights
+from hved_tf.config.checks import _positive_int, _sizes, choice, checked_class_weights
 
 BLENDS = ("constant", "gaussian", "overwrite")   # overwrite: later windows win (the release)
 WHOLE_VOLUME_MAX_VOXELS = 200 * 200 * 160   # u_hved with 10 samples: about 5 GB, 20 s on 2 cores
@@ -55,7 +55,7 @@ class InferenceOptions:
         if any(a not in (0, 1, 2) for a in axes) or len(set(axes)) != len(axes):
             raise ValueError(f"--tta_axes must be distinct axes among 0, 1, 2, got {axes}.")
         if self.class_weights:
-            class_weights("class weights of the prior correction", self.class_weights)
+            checked_class_weights("class weights of the prior correction", self.class_weights)
         return self
 
 

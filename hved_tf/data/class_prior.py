@@ -26,7 +26,7 @@ import pathlib
 
 import numpy as np
 
-from hved_tf.config.checks import class_weights as class_weights_check
+from hved_tf.config.checks import checked_class_weights
 from hved_tf.data.pipeline import WindowSource
 from hved_tf.modalities import NUM_CLASSES
 
@@ -92,7 +92,7 @@ def read_class_weights(folder):
         raise ValueError(f"{path} is not a readable class prior ({err}). Delete it to run "
                          "without the prior correction, or train again.") from None
     try:
-        return class_weights_check(path, weights)
+        return checked_class_weights(path, weights)
     except ValueError as err:
         raise ValueError(f"{err} Delete the file to run without the prior correction, or train "
                          "again with --prior_correction.") from None
