@@ -20,7 +20,7 @@ NOISE = re.compile(r"^[IWEF]\d{4} |All log messages before absl|cuInit|cuda|oneD
                    r"\w+Warning: |^\s+warnings\.warn", re.IGNORECASE)
 GROUPS = {"train": ["data", "model", "optimisation", "training windows and augmentation",
                     "intensity augmentation", "validation", "output",
-                    "distribution and precision"],
+                    "distribution, precision and CPU threads"],
           "predict": ["model", "inputs", "inference (sliding windows)", "post-processing",
                       "protocol", "output"],
           "evaluate": ["models", "data", "segmentations on disk", "inference (sliding windows)",

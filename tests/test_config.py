@@ -52,6 +52,7 @@ def test_every_config_validates(parse, tmp_path, name):
         assert config.data.root == "demo"
         assert config.test_samples == 10 and config.validation.num_samples == 1
         assert config.prior_correction and config.pipeline.sampler == "balanced"
+        assert (config.intra_op_threads, config.inter_op_threads) == (1, 2)
     back = TrainConfig.from_dict(json.loads(json.dumps(config.to_dict())))
     assert back == config
 
@@ -70,6 +71,8 @@ def test_every_config_validates(parse, tmp_path, name):
     (["--validation_window=whole"], "--validation_window must be 'patch' or 'auto' or three"),
     (["--validation_window=4,4,4"], "--validation_window must be three integers >= 8"),
     (["--test_samples=0"], "--test_samples must be a positive integer"),
+    (["--intra_op_threads=-1"], "--intra_op_threads must be an integer >= 0"),
+    (["--inter_op_threads=-2"], "--inter_op_threads must be an integer >= 0"),
 ])
 def test_bad_values(parse, args, match):
     with pytest.raises(ValueError, match=match):

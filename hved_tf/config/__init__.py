@@ -284,6 +284,8 @@ class TrainConfig:
     keep_checkpoints: int = 3
     strategy: str = "default"
     precision: str = "float32"
+    intra_op_threads: int = 0          # TensorFlow's threads within one op; 0: its own choice
+    inter_op_threads: int = 0          # and ops run side by side; 0: its own choice
     log_every: int = 50                # steps between training-loss points and progress lines
     test_protocol: str = "paper"       # the end-of-training test: validation's settings and
                                        # best weights, or the release's ("original")
@@ -314,6 +316,11 @@ class TrainConfig:
                              "leave the other workers waiting: leave it at 0 with "
                              "--strategy=multi_worker.")
         choice("precision", self.precision, PRECISIONS)
+        for name in ("intra_op_threads", "inter_op_threads"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or value < 0:
+                raise ValueError(f"--{name} must be an integer >= 0 (0: TensorFlow's own "
+                                 f"choice), got {value!r}.")
         choice("test_protocol", self.test_protocol, PROTOCOLS)
         if not self.run_dir:
             raise ValueError("--run_dir is empty.")

@@ -37,8 +37,8 @@ from hved_tf.training.callbacks import (NonFiniteLoss, StopAtStep, Validation, e
 from hved_tf.training.checkpoints import (AtomicBackupAndRestore, StepCheckpoints,
                                           check_room_for_run, save_weights)
 from hved_tf.training.monitor import TrainingLog
-from hved_tf.training.distribute import (check_precision, make_strategy, unsharded,
-                                         worker_role)
+from hved_tf.training.distribute import (check_precision, make_strategy, set_cpu_threads,
+                                         unsharded, worker_role)
 
 IDENTITY_KEYS = ("name", "subset", "base_filters", "levels")
 
@@ -256,6 +256,7 @@ def run(config: TrainConfig, retest=False):
     if retest and not done:
         raise ValueError(f"--retest is for a finished run, and {run_dir} has not finished "
                          f"{config.steps} steps: run without --retest to train it.")
+    set_cpu_threads(config.intra_op_threads, config.inter_op_threads)
     check_run_dir(run_dir, config)
     check_precision(config.precision)
     keras.mixed_precision.set_global_policy(config.precision)

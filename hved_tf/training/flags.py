@@ -142,10 +142,14 @@ def _define_validation_and_output():
                              "TensorBoard (and progress lines when not on a terminal).")
         flags.DEFINE_bool("retest", False, "For a finished run: compute the test figures "
                           "again (nothing else is done).")
-    with flag_group("distribution and precision"):
+    with flag_group("distribution, precision and CPU threads"):
         flags.DEFINE_enum("strategy", "default", list(cfg.STRATEGIES), "Distribution strategy.")
         flags.DEFINE_enum("precision", "float32", list(cfg.PRECISIONS), "Keras precision "
                           "policy.")
+        flags.DEFINE_integer("intra_op_threads", 0, "CPU threads TensorFlow gives one op (0: "
+                             "its choice, the cores); configs/demo.cfg: 1, see there.")
+        flags.DEFINE_integer("inter_op_threads", 0, "Ops TensorFlow runs side by side (0: its "
+                             "choice, the cores).")
 
 
 def define_flags():
@@ -209,6 +213,7 @@ def config_from_flags(f=FLAGS):
         validation_subsets=tuple(f.validation_subsets), test_subsets=tuple(f.test_subsets),
         early_stopping_patience=f.early_stopping_patience,
         keep_checkpoints=f.keep_checkpoints, strategy=f.strategy, precision=f.precision,
+        intra_op_threads=f.intra_op_threads, inter_op_threads=f.inter_op_threads,
         log_every=f.log_every, test_protocol=f.test_protocol, test_samples=f.test_samples,
         prior_correction=f.prior_correction)
     return config.validate()
