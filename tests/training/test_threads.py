@@ -34,9 +34,14 @@ def test_zero_leaves_tensorflow_its_choice():
 def test_too_late_is_a_warning(caplog):
     tf.constant(1.0) + 1.0                   # TensorFlow runs in this process
     current = tf.config.threading.get_intra_op_parallelism_threads()
-    with caplog.at_level(logging.WARNING, logger="hved_tf"):
-        set_cpu_threads(current, 0)          # nothing to change: nothing said
-        assert not caplog.records
-        set_cpu_threads(current + 5, 0)
+    logger = logging.getLogger("hved_tf")     # the programs' logging stops propagation:
+    logger.addHandler(caplog.handler)         # listen on hved_tf's logger itself
+    try:
+        with caplog.at_level(logging.WARNING, logger="hved_tf"):
+            set_cpu_threads(current, 0)      # nothing to change: nothing said
+            assert not caplog.records
+            set_cpu_threads(current + 5, 0)
+    finally:
+        logger.removeHandler(caplog.handler)
     assert "--intra_op_threads=%d left out" % (current + 5) in caplog.text
     assert tf.config.threading.get_intra_op_parallelism_threads() == current
