@@ -144,12 +144,19 @@ MIRRORED = textwrap.dedent("""
                 model.set_weights(nonlocal_init)
         model.fit(data.repeat(2), verbose=0)
         return [v.numpy() for v in model.trainable_variables]
-    init = build_model("u_hemis", base_filters=4, levels=3).get_weights()
+    model0 = build_model("u_hemis", base_filters=4, levels=3)
+    init = model0.get_weights()
+    start = [v.numpy() for v in model0.trainable_variables]
     one = run(tf.distribute.OneDeviceStrategy("/cpu:0"))
     two = run(tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"]))
+    # Compared on the updates, relative to the largest one (0.037): the replicas sum their
+    # gradients in another order, and the round-off differed from 1e-7 to 2.6e-5 absolute
+    # between runs (7e-4 of the update); one step too many differs by 32 %, a gradient summed
+    # twice or averaged once too often by about 100 %.
+    update = max(float(np.max(np.abs(a - s))) for a, s in zip(one, start))
     worst = max(float(np.max(np.abs(a - b))) for a, b in zip(one, two))
-    print("max abs difference", worst)
-    sys.exit(0 if worst < 1e-5 else 1)
+    print("largest update", update, "max abs difference", worst, "relative", worst / update)
+    sys.exit(0 if update > 0 and worst <= 1e-2 * update else 1)
 """)
 
 
