@@ -216,6 +216,7 @@ class PipelineConfig:
     prefetch: int = 2
     volume_padding: int = 10           # voxels around each volume before windows are drawn
     spatial_augmentation: str = "release"
+    release_label_filtering: bool = False  # the release's smoothed, truncated labels
     intensity: IntensityConfig = IntensityConfig()
 
     def validate(self):
@@ -229,6 +230,9 @@ class PipelineConfig:
         if self.spatial_augmentation == "release" and self.rotation_degrees:
             raise ValueError("--rotation is for --spatial_augmentation=window (the release "
                              "zoomed and flipped its volumes, it did not rotate them).")
+        if self.release_label_filtering and self.spatial_augmentation != "release":
+            raise ValueError("--release_label_filtering reproduces a quirk of the release's "
+                             "volume zoom: it needs --spatial_augmentation=release.")
         for name in ("windows_per_volume", "batch_size", "cycle_length", "prefetch"):
             _positive_int(name, getattr(self, name))
         choice("sampler", self.sampler, SAMPLERS)

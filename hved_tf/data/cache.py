@@ -105,7 +105,8 @@ def prepare_subject(subject, landmarks, cutoff=DEFAULT_CUTOFF, padding=10, do_cr
         check_same_grid([geometries[0], geometry], [next(iter(subject.paths)), "label"])
         label = to_training_labels(raw, subject.label_convention, source=str(subject.label_path))
     try:
-        image, box = prepare_image(image, landmarks, cutoff, padding, do_crop)
+        image, box = prepare_image(image, landmarks, cutoff, padding, do_crop,
+                                   flipped=geometries[0].ras_flips)
     except ValueError as err:
         raise ValueError(f"Subject {subject.id}: {err}") from None
     label = None if label is None else np.ascontiguousarray(crop(label, box))

@@ -16,7 +16,10 @@ with probability `foreground_fraction` centred as "balanced" on a tumour class, 
 nnU-Net's foreground oversampling; more windows of healthy tissue than "balanced", which
 centres most windows on the tumour). Windows larger than the volume along an axis are padded
 at the end, images with their channel's minimum, labels with 0 (with rotation or zoom on, the
-margin read around a window is edge-padded instead). Everything random is derived from `seed`
+margin read around a window is edge-padded instead). `volume_padding` pads each volume before
+windows are drawn: per window, virtually, with the channel minimum and label 0
+(`--spatial_augmentation=window`), or, in the release's mode, the whole volume with each
+line's minimum before its flips and zoom (`hved_tf.data.visit_augment`). Everything random is derived from `seed`
 and the visit number: the stream is reproducible.
 """
 from __future__ import annotations
@@ -29,7 +32,7 @@ import tensorflow as tf
 
 from hved_tf.config import PipelineConfig
 from hved_tf.data import augment, intensity
-from hved_tf.data.visit_augment import draw_visit_transform, pad_volume, transform_volume
+from hved_tf.data.visit_augment import draw_visit_transform, pad_line_minimum, transform_volume
 from hved_tf.modalities import NUM_CLASSES, NUM_MODALITIES
 
 # ------------------------------------------------------------------ samplers (NumPy)
@@ -209,12 +212,11 @@ class WindowSource:
         subject = self.subjects[k]
         rng = np.random.default_rng([cfg.seed, 2, int(visit)])
         transform = draw_visit_transform(rng, cfg.scaling, cfg.flip_axes)
-        image = pad_volume(np.asarray(subject.image, np.float32), cfg.volume_padding,
-                           self._minimum(k))
-        label = pad_volume(np.asarray(subject.label), cfg.volume_padding, 0)
+        image = pad_line_minimum(np.asarray(subject.image, np.float32), cfg.volume_padding)
+        label = pad_line_minimum(np.asarray(subject.label), cfg.volume_padding)
         _release_pages(subject.image)
         _release_pages(subject.label)
-        image, label = transform_volume(image, label, transform)
+        image, label = transform_volume(image, label, transform, cfg.release_label_filtering)
         with self._lock:
             self._visits[int(visit)] = [image, label, cfg.windows_per_volume]
         return image, label

@@ -101,9 +101,9 @@ class EnsembleSegmenter(SegmenterBase):
         o = self.options
         return postprocessed(out, o.et_threshold, o.min_component, o.largest_component)
 
-    def segment_raw(self, image, mask, progress=None):
+    def segment_raw(self, image, mask, progress=None, flipped=(False, False, False)):
         self.refuse(mask)
-        results = [m.segment_raw(image, mask, progress) for m in self.members]
+        results = [m.segment_raw(image, mask, progress, flipped) for m in self.members]
         out = self._combine(results, extra_outputs=("image",))
         out.timings = {"preprocess_s": sum(r.timings["preprocess_s"] for r in results),
                        **out.timings}

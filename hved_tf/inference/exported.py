@@ -97,7 +97,10 @@ class ExportSegmenter(OnePreparation):
         result.outputs["entropy"] = out["uncertainty"]
         return result
 
-    def segment_raw(self, image, mask, progress=None):
+    def segment_raw(self, image, mask, progress=None, flipped=(False, False, False)):
+        """The export's `segment_raw` signature takes RAS voxels only: its crop box follows the
+        rule in RAS order (`flipped` cannot reach it; the box differs from the file-order one
+        by at most a voxel, on axes under 128 voxels of brain)."""
         image = np.asarray(image, np.float32)
         result = self._run("segment_raw", image, mask, whole_box(image.shape[:3]))
         result.outputs["image"] = image

@@ -161,14 +161,15 @@ class KerasSegmenter(OnePreparation):
         self.predictor = ModelPredictor(model, options.num_samples, synthesise, seed,
                                         options.single_draw, options.tta_axes)
 
-    def segment_raw(self, image, mask, progress=None):
-        """Raw RAS intensities [X, Y, Z, 4] (missing modalities: anything) and the mask [4]."""
+    def segment_raw(self, image, mask, progress=None, flipped=(False, False, False)):
+        """Raw RAS intensities [X, Y, Z, 4] (missing modalities: anything) and the mask [4];
+        `flipped`: the RAS axes the files store reversed (the crop box's rule, `crop_box`)."""
         self.refuse(mask)
         if self.landmarks is None:
             raise ValueError("The model has no histogram landmarks (no hist.txt in its run "
                              "folder): give --hist_file.")
         start = time.perf_counter()
-        prepared, box = prepare_image(_present(image, mask), self.landmarks)
+        prepared, box = prepare_image(_present(image, mask), self.landmarks, flipped=flipped)
         preprocess_s = time.perf_counter() - start
         result = self.segment_prepared_image(prepared, mask, box, progress=progress)
         result.timings = {"preprocess_s": preprocess_s, **result.timings}

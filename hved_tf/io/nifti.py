@@ -41,6 +41,14 @@ class Geometry:
         return tuple(int(self.shape[int(i)]) for i in np.argsort(self.to_ras[:, 0]))
 
     @property
+    def ras_flips(self):
+        """Per RAS axis: True when the file stores it reversed (e.g. L and P of an LPS file)."""
+        flips = [False, False, False]
+        for ras_axis, direction in self.to_ras[:3]:
+            flips[int(ras_axis)] = bool(direction < 0)
+        return tuple(flips)
+
+    @property
     def ras_zooms(self):
         """Voxel sizes (mm) along the RAS axes."""
         zooms = self.zooms

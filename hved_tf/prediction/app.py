@@ -151,7 +151,8 @@ def predict_subject(segmenter, subject, out_dir, convention=None, synth_all=Fals
     outputs = 3 + 4 + (4 if probabilities else 0)
     check_writable(_existing_parent(out_dir.parent),
                    int(image[..., 0].size * BYTES_PER_VOXEL_WRITTEN * outputs))
-    seg = segmenter.segment_raw(image, subject.available, progress=progress)
+    seg = segmenter.segment_raw(image, subject.available, progress=progress,
+                                flipped=geometries[0].ras_flips)
     start = time.perf_counter()
     convention = convention or subject.label_convention
     geometry = geometries[0]

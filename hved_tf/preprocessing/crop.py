@@ -5,6 +5,12 @@ entirely zero (in the voxel-wise maximum over modalities) give [lo, hi); when hi
 grows by m = (128 - (hi - lo)) // 2 below and m + 1 above, and if lo falls below 0 the box slides
 up to start at 0. The upper end is then clipped to the volume, as NumPy slicing did in the
 release. Pure NumPy.
+
+The release applied that rule to the files' voxel order (BraTS files are LPS), and reoriented to
+RAS afterwards; this package reorients first. Along an axis that the reorientation reverses,
+"above" in the file is "below" in RAS, so `crop_box(volume, flipped=...)` applies the rule to
+the reversed axis and maps the box back: the same voxels as the release's box, whatever the
+files' orientation (`hved_tf.io.nifti.Geometry.ras_flips` says which axes a file reverses).
 """
 from __future__ import annotations
 
@@ -49,8 +55,9 @@ def _grow(lo, hi, min_extent):
     return lo, hi
 
 
-def crop_box(volume, min_extent=MIN_EXTENT):
-    """Box of `volume` [X, Y, Z] or [X, Y, Z, M] by the release's rule."""
+def crop_box(volume, min_extent=MIN_EXTENT, flipped=(False, False, False)):
+    """Box of `volume` [X, Y, Z] or [X, Y, Z, M] (RAS) by the release's rule, applied in the
+    file's voxel order: `flipped[axis]` when the file stores that RAS axis reversed."""
     volume = np.asarray(volume)
     if volume.ndim == 4:
         nonzero = np.any(volume != 0, axis=3)
@@ -62,11 +69,17 @@ def crop_box(volume, min_extent=MIN_EXTENT):
     lo, hi = [], []
     for axis in range(3):
         other = tuple(a for a in range(3) if a != axis)
-        keep = np.flatnonzero(np.any(nonzero, axis=other))
+        keep = np.any(nonzero, axis=other)
+        if flipped[axis]:
+            keep = keep[::-1]
+        keep = np.flatnonzero(keep)
         a, b = (int(keep[0]), int(keep[-1]) + 1) if keep.size else (0, shape[axis])
         a, b = _grow(a, b, min_extent)
+        b = min(b, shape[axis])
+        if flipped[axis]:
+            a, b = shape[axis] - b, shape[axis] - a
         lo.append(a)
-        hi.append(min(b, shape[axis]))
+        hi.append(b)
     return CropBox(tuple(lo), tuple(hi), tuple(int(s) for s in shape))
 
 

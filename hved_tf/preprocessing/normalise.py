@@ -74,10 +74,12 @@ def normalise_intensities(image, landmarks, cutoff=DEFAULT_CUTOFF, padding=10):
     return out.astype(np.float32)
 
 
-def prepare_image(image, landmarks, cutoff=DEFAULT_CUTOFF, padding=10, do_crop=True):
+def prepare_image(image, landmarks, cutoff=DEFAULT_CUTOFF, padding=10, do_crop=True,
+                  flipped=(False, False, False)):
     """The release's chain on a raw RAS image [X, Y, Z, 4] (missing modalities zeros): the crop
-    to the non-zero box, then `normalise_intensities`. Returns (float32 image, CropBox)."""
+    to the non-zero box (in the file's voxel order: `flipped`, see `crop.crop_box`), then
+    `normalise_intensities`. Returns (float32 image, CropBox)."""
     image = np.asarray(image, np.float32)
     shape = tuple(int(s) for s in image.shape[:3])
-    box = crop_box(image) if do_crop else CropBox((0, 0, 0), shape, shape)
+    box = crop_box(image, flipped=flipped) if do_crop else CropBox((0, 0, 0), shape, shape)
     return normalise_intensities(crop(image, box), landmarks, cutoff, padding), box

@@ -91,13 +91,18 @@ def _define_optimisation():
         flags.DEFINE_float("rotation", 0.0, "Random rotation within ± this many degrees.")
         flags.DEFINE_float("scaling", 0.1, "Random zoom within 1 ± this (per axis with "
                            "--spatial_augmentation=release).")
-        flags.DEFINE_integer("volume_padding", 10, "Voxels padded around each volume (images: "
-                             "the channel minimum, labels: 0) before windows are drawn, as the "
-                             "release did (0: none).")
+        flags.DEFINE_integer("volume_padding", 10, "Voxels padded around each volume before "
+                             "windows are drawn, as the release did (0: none); release: each "
+                             "padded line its line's minimum (images and labels), window: the "
+                             "channel minimum and label 0.")
         flags.DEFINE_enum("spatial_augmentation", "release", list(cfg.SPATIAL_AUGMENTATIONS),
                           "release: per visit of a subject, a zoom per axis (cubic) and flips "
                           "of the whole padded volume; window: per window, one isotropic zoom "
                           "(trilinear), rotation and flips.")
+        flags.DEFINE_bool("release_label_filtering", False, "With --spatial_augmentation="
+                          "release: the release's quirk of smoothing the label volume before "
+                          "an antialiased zoom, then truncating it to integers "
+                          "(configs/brats18.cfg; docs/explanation/faithfulness.md).")
     with flag_group("intensity augmentation (off by default: the paper's recipe)"):
         flags.DEFINE_list("bias_field", ["0", "0.3"], "Probability, strength: a smooth "
                           "multiplicative field exp(quadratic) per sequence.")
@@ -202,6 +207,7 @@ def config_from_flags(f=FLAGS):
             flip_axes=_ints("flip_axes", f.flip_axes), rotation_degrees=f.rotation,
             scaling=f.scaling, volume_padding=f.volume_padding,
             spatial_augmentation=f.spatial_augmentation,
+            release_label_filtering=f.release_label_filtering,
             intensity=cfg.IntensityConfig(
                 bias_field=_floats("bias_field", f.bias_field), gamma=_floats("gamma", f.gamma),
                 scale_shift=_floats("intensity_scale", f.intensity_scale),

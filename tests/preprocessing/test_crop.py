@@ -32,3 +32,45 @@ def test_crop_uncrop_identity(min_extent):
     np.testing.assert_array_equal(restored, volume)
     with pytest.raises(ValueError):
         uncrop(np.zeros((3, 3, 3)), box)
+
+
+def _release_box_in_file_order(disk):
+    """The release's rule on the array as stored (written from its description: planes not all
+    zero give [lo, hi); under 128 it grows by m below and m + 1 above; it slides up from a
+    negative start; slicing clips the end)."""
+    lo, hi = [], []
+    for axis in range(3):
+        planes = np.flatnonzero(np.any(disk != 0, axis=tuple(a for a in range(3) if a != axis)))
+        a, b = int(planes[0]), int(planes[-1]) + 1
+        if b - a < 128:
+            m = (128 - (b - a)) // 2
+            a, b = a - m, b + m + 1
+        if a < 0:
+            a, b = 0, b - a
+        lo.append(a)
+        hi.append(min(b, disk.shape[axis]))
+    return lo, hi
+
+
+@pytest.mark.parametrize("lps", [True, False])
+def test_the_box_is_the_releases_file_order_box_for_lps_and_ras_files(tmp_path, lps):
+    from hved_tf.io.nifti import load_nifti, write_nifti
+    from hved_tf.data.synthetic import phantom_affine
+    disk = np.zeros((160, 170, 150), np.float32)
+    disk[50:87, 20:65, 40:91] = 1.0                  # odd extents under 128: 37, 45, 51
+    path = tmp_path / "t1.nii.gz"
+    write_nifti(path, disk, phantom_affine(disk.shape, lps))
+    ras, geometry = load_nifti(path)
+    assert geometry.ras_flips == ((True, True, False) if lps else (False, False, False))
+    box = crop_box(ras, flipped=geometry.ras_flips)
+    lo, hi = _release_box_in_file_order(disk)
+    # Hand-checked along x: [50, 87) grows by 45 and 46 to [5, 133) in the file.
+    assert (lo[0], hi[0]) == (5, 133)
+    # The same voxels: the release's crop, reoriented, is this crop of the RAS volume.
+    release_crop = disk[lo[0]:hi[0], lo[1]:hi[1], lo[2]:hi[2]]
+    if lps:
+        release_crop = release_crop[::-1, ::-1]
+        assert (box.lo[0], box.hi[0]) == (160 - 133, 160 - 5)
+        # The rule applied in RAS order would have put the extra voxel on the other side.
+        assert crop_box(ras).lo[0] == box.lo[0] + 1
+    np.testing.assert_array_equal(crop(ras, box), release_crop)
