@@ -42,7 +42,7 @@ from hved_tf.preprocessing.histogram import DEFAULT_CUTOFF
 from hved_tf.preprocessing.normalise import STORAGE_DTYPES, prepare_image
 
 log = logging.getLogger(__name__)
-CACHE_VERSION = 4          # 4: meta.json records each file's shape, dtype and size
+CACHE_VERSION = 5          # 4: meta.json records each file's shape, dtype and size; 5: crop box in file order
 MAX_INDICES_PER_CLASS = 200_000
 DEFAULT_CACHE_DTYPE = "float16"
 
