@@ -1,7 +1,7 @@
 """Loading the authors' NiftyNet (TF1) checkpoints into our Keras models.
 
 `niftynet_name_map(model)` gives {original variable name: Keras variable}; it follows the
-release's naming (DESIGN.md §3):
+release's naming (docs/explanation/design.md, The networks):
 
     VAE/ConvEncoder/conv_0_<Mod>_leakyrelu/conv_/w                 encoder stem
     VAE/ConvEncoder/block_<l>_<Mod>/conv_<i>/w                     encoder block l, unit i

@@ -1,4 +1,4 @@
-"""Diagonal-Gaussian numerics of U-HVED, the one home of each formula (DESIGN.md §3, §4).
+"""Diagonal-Gaussian numerics of U-HVED, the one home of each formula (docs/explanation/design.md).
 
 The floor of the package: TensorFlow only, no Keras, nothing of hved_tf. Both the fusion
 layers (`hved_tf.models.fusion`) and the KL terms of the loss (`hved_tf.losses`) build on it.

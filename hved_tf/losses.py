@@ -1,4 +1,4 @@
-"""Losses of the original release (DESIGN.md §4), as pure TF functions. No I/O.
+"""Losses of the original release (docs/explanation/design.md, Training numerics), as pure TF functions. No I/O.
 
 - ``cross_entropy``: mean sparse softmax cross-entropy over voxels (and batch).
 - ``dice_loss``: the Dice of the released graph: softmax probabilities p, one-hot g, per sample

@@ -2,7 +2,7 @@
 
 It reads weights by their ORIGINAL NiftyNet names, so a test that compares it with our Keras model
 after loading a checkpoint checks the name mapping and the architecture at once. Written from the
-facts of DESIGN.md §3, sharing no code with the package.
+facts of docs/explanation/design.md (The networks), sharing no code with the package.
 """
 import itertools
 import math

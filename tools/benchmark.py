@@ -16,7 +16,7 @@ and the pipeline process's peak memory, beside a u_hved train step timed in anot
 the same run.
 
 `predict`: one BraTS-size (240x240x155) phantom with all four modalities through
-`hved_tf.predict.predict_subject` (u_hved at the release's width, predict's default window
+`hved_tf.prediction.app.predict_subject` (u_hved at the release's width, predict's default window
 (`--window auto`: the whole cropped volume) or given windows at overlap 0.5, 10 z samples, the four sequences synthesised, uncertainty), in a fresh
 process: wall time (median of the repeats after a warm-up run), its split (reading and
 preprocessing; encoders and decoders, from the windows' count and the timed encoders of one

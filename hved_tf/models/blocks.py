@@ -1,4 +1,4 @@
-"""Building blocks of the original networks (DESIGN.md §3).
+"""Building blocks of the original networks (docs/explanation/design.md, The networks).
 
 - ``InstanceNorm``: per sample and channel over space, learned gamma/beta, epsilon 1e-6
   (NiftyNet's InstanceNormLayer, a wrapper of tf.contrib's instance_norm).

@@ -1,4 +1,4 @@
-"""U-Net decoder over fused skip levels (DESIGN.md §3).
+"""U-Net decoder over fused skip levels (docs/explanation/design.md, The networks).
 
 Starts from the deepest level; for each shallower level l (deep to shallow): legacy TF1
 bilinear resize to that skip's size, concatenation [upsampled, skip] on channels, then a block of

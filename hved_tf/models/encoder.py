@@ -1,4 +1,4 @@
-"""Per-modality convolutional encoder of U-HVED / U-HeMIS / the subset U-Net (DESIGN.md §3).
+"""Per-modality convolutional encoder of U-HVED / U-HeMIS / the subset U-Net (docs/explanation/design.md, The networks).
 
 Stem (1x1x1 conv, no bias, leaky ReLU) to F channels, then `levels` blocks of two units; block l
 (0-based) has F·2^l channels in its first unit and F·2^l (U-HVED) or F·2^l / 2 (U-HeMIS, "halved")

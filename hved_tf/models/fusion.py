@@ -1,4 +1,4 @@
-"""Fusion of the per-modality representations at one scale (DESIGN.md §3).
+"""Fusion of the per-modality representations at one scale (docs/explanation/design.md, The networks).
 
 U-HVED: each modality m gives a Gaussian N(mean_m, exp(logvar_m)) per latent element; the
 posterior of a subset is their product with the N(0, I) prior (`hved_tf.gaussian`, eq. 4).

@@ -1,4 +1,4 @@
-"""U-HVED (Dorent et al., MICCAI 2019), as released (DESIGN.md §3, §4).
+"""U-HVED (Dorent et al., MICCAI 2019), as released (docs/explanation/design.md).
 
 Four encoders (no weight sharing), a product-of-Gaussians fusion per scale, five decoders
 (T1, T1c, T2, FLAIR and the segmentation), all fed the same fused latents.

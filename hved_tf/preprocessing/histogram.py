@@ -1,6 +1,6 @@
 """Nyúl histogram standardisation, compatible with NiftyNet 0.5.0 and its hist.txt files.
 
-Facts of NiftyNet 0.5.0 this module reproduces (learned by reading its code, DESIGN.md §4):
+Facts of NiftyNet 0.5.0 this module reproduces (learned by reading its code; docs/explanation/design.md):
 - hist.txt: one line per modality, its name then 13 landmarks, the intensities mapped from the
   percentiles (cutoff0, 10, 20, 25, 30, 40, 50, 60, 70, 75, 80, 90, cutoff1) onto 0..100.
 - Training: for every image and modality, those percentiles (linear interpolation) over the

@@ -1,4 +1,4 @@
-"""The release's intensity chain for one subject (DESIGN.md §4), NiftyNet 0.5.0-compatible.
+"""The release's intensity chain for one subject (docs/explanation/design.md, Training numerics), NiftyNet 0.5.0-compatible.
 
 normalise_intensities(image [X, Y, Z, 4], landmarks) runs, in order:
 1. padding by `padding` voxels on each side of every spatial axis with NumPy's 'minimum' mode

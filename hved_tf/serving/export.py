@@ -22,7 +22,7 @@ these signatures (all float32 unless said; every spatial size dynamic):
   `as_closest_canonical`: the network was trained on RAS volumes and is not flip-invariant),
   `mask` [4] -> the same outputs on that whole grid: the release's crop, the padding,
   'mean_plus' foreground, Nyúl standardisation with the landmarks stored as constants,
-  whitening (`hved_tf.preprocessing.graph`, every step exact, hole filling included),
+  whitening (`hved_tf.serving.graph`, every step exact, hole filling included),
   `segment_volume`, and the crop undone. A client needs no preprocessing code.
 
 Export writes into a temporary folder beside `<export_dir>/<version>`, loads it back with
@@ -184,7 +184,7 @@ class ServingModule(tf.Module):
                              inside(recon) / total)
 
     def _raw(self, image, mask):
-        """Raw RAS intensities in: the crop, the intensity chain (hved_tf.preprocessing.graph),
+        """Raw RAS intensities in: the crop, the intensity chain (hved_tf.serving.graph),
         segment_volume, and the crop undone."""
         present = mask > 0
         tf.debugging.assert_equal(
