@@ -10,6 +10,7 @@ setup(
     ),
     long_description=open("README.md", encoding="utf-8").read(),
     long_description_content_type="text/markdown",
+    license="MIT",
     python_requires=">=3.10",
     packages=find_packages(include=["hved_tf", "hved_tf.*"]),
     install_requires=[
@@ -33,10 +34,20 @@ setup(
         # the installed package at run time (never copied into this repository).
         "nilearn>=0.10",
     ],
+    # The commands (each also runs as `python -m hved_tf.<module>`).
+    entry_points={"console_scripts": [
+        "hved-train=hved_tf.train:PROGRAM.main",
+        "hved-prepare=hved_tf.prepare:PROGRAM.main",
+        "hved-predict=hved_tf.predict:PROGRAM.main",
+        "hved-evaluate=hved_tf.evaluate:PROGRAM.main",
+        "hved-export=hved_tf.export:PROGRAM.main",
+        "hved-serve-client=hved_tf.serve_client:PROGRAM.main",
+        "hved-convert=hved_tf.convert_checkpoint:PROGRAM.main",
+    ]},
     extras_require={
-        # tools/serving_client.py builds TF Serving's PredictRequest protos and gRPC stubs with
-        # Google's own package rather than hand-written protos; the tests run it against a
-        # gRPC test double.
+        # hved-serve-client (hved_tf.serving.client) builds TF Serving's PredictRequest protos
+        # and gRPC stubs with Google's own package rather than hand-written protos; the tests
+        # run it against a gRPC test double.
         "serving": ["tensorflow-serving-api>=2.16"],
         # import-linter checks the package's layering contract (.importlinter) from the test
         # suite: a well-kept tool for exactly that, rather than our own import-graph walker.

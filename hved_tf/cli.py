@@ -73,8 +73,28 @@ def absl_main(run, exit_codes=()):
     return main
 
 
-USAGE = 1                 # absl's code for a flag it cannot parse
+BAD_INPUT = 2             # the programs' status for bad input, flags included
 HELP_FLAGS = ("--help", "-h", "-?", "--helpshort")
+
+
+class _UsageError(Exception):
+    """Flags that cannot be parsed, a missing required flag, or a positional argument."""
+
+
+def _parse(argv, required):
+    """Parses `argv` (with the program's name first) into FLAGS; raises _UsageError."""
+    try:
+        rest = FLAGS(list(argv))
+    except flags.Error as err:
+        raise _UsageError(str(err)) from None
+    missing = [name for name in required if FLAGS[name].value is None]
+    if missing:
+        raise _UsageError("missing " + ", ".join(f"--{name}" for name in missing)
+                          + " (--help lists the flags).")
+    if len(rest) > 1:
+        raise _UsageError(f"unexpected argument {rest[1]!r}: flags are written --name=value "
+                          "(--help lists them).")
+    return rest
 
 
 def configure_logging():
@@ -98,30 +118,50 @@ def configure_logging():
 
 @dataclasses.dataclass(frozen=True)
 class Program:
-    """One command line: its flags, what it runs, its required flags, its own exit codes."""
+    """One command line: its flags, what it runs, its required flags, its own exit codes.
+    `no_arguments`: what to say when it is run with none (its help is printed first)."""
     define_flags: Callable
     run: Callable
     required: tuple = ()
     exit_codes: tuple = ()
     name: str = ""
     doc: str = ""
+    no_arguments: str = ""
 
     def _define(self):
         GROUPS.clear()
         self.define_flags()
 
-    def main(self):
-        """Runs as `python -m ...` (absl parses sys.argv and exits with the status)."""
-        self._define()
-        if any(arg in HELP_FLAGS for arg in sys.argv[1:]):
+    def _usage(self, argv):
+        """(exit status, or None to go on): --help, no arguments, flags that do not parse."""
+        if any(arg in HELP_FLAGS for arg in argv[1:]):
             print(help_text(self.name, self.doc, GROUPS))
-            sys.exit(0)
-        flags.mark_flags_as_required(list(self.required))
+            return 0
+        if len(argv) == 1 and (self.required or self.no_arguments):
+            print(help_text(self.name, self.doc, GROUPS))
+            missing = ", ".join(f"--{n}" for n in self.required)
+            print(f"error: {self.no_arguments or 'missing ' + missing}", file=sys.stderr)
+            return BAD_INPUT
+        try:
+            _parse(argv, self.required)
+        except _UsageError as err:
+            print(f"error: {err}", file=sys.stderr)
+            return BAD_INPUT
+        return None
+
+    def main(self):
+        """Runs as a program (`python -m ...` or an installed command): absl parses sys.argv
+        and the process exits with the status."""
+        self._define()
+        app.define_help_flags()                      # --helpfull, as absl's own programs
+        status = self._usage(sys.argv)
+        if status is not None:
+            sys.exit(status)
 
         def run():
             configure_logging()
             self.run()
-        app.run(absl_main(run, self.exit_codes))
+        app.run(absl_main(run, self.exit_codes), flags_parser=lambda argv: [argv[0]])
 
     def call(self, argv):
         """Runs with the arguments `argv` (without the program name) in this process; returns
@@ -129,24 +169,10 @@ class Program:
         before = set(FLAGS)
         self._define()
         try:
-            if any(arg in HELP_FLAGS for arg in argv):
-                print(help_text(self.name, self.doc, GROUPS))
-                return 0
-            try:
-                rest = FLAGS(["hved_tf", *argv])
-            except flags.Error as err:
-                print(f"FATAL Flags parsing error: {err}", file=sys.stderr)
-                return USAGE
-            missing = [name for name in self.required if FLAGS[name].value is None]
-            if missing:
-                print(f"FATAL Flags parsing error: flag --{missing[0]}=None: Flag --"
-                      f"{missing[0]} must have a value other than None.", file=sys.stderr)
-                return USAGE
-            try:
-                return absl_main(self.run, self.exit_codes)(rest)
-            except app.UsageError as err:
-                print(f"FATAL {err}", file=sys.stderr)
-                return USAGE
+            status = self._usage(["hved_tf", *argv])
+            if status is not None:
+                return status
+            return absl_main(self.run, self.exit_codes)(["hved_tf"])
         finally:
             for name in set(FLAGS) - before:
                 delattr(FLAGS, name)

@@ -9,6 +9,10 @@ from absl import flags
 
 FLAGS = flags.FLAGS
 GROUPS = []              # [(title, [flag names])] of the program being defined
+# The installed command of each program (setup.py's console scripts).
+COMMANDS = {"train": "hved-train", "prepare": "hved-prepare", "predict": "hved-predict",
+            "evaluate": "hved-evaluate", "export": "hved-export",
+            "serve_client": "hved-serve-client", "convert_checkpoint": "hved-convert"}
 
 
 @contextlib.contextmanager
@@ -36,7 +40,8 @@ def _flag_line(flag):
 def help_text(name, doc, groups):
     """The --help of a program: usage, the docstring's first paragraph, flags by group."""
     summary = (doc or "").strip().split("\n\n")[0]
-    parts = [f"usage: python -m hved_tf.{name} [--flag=value ...] [--flagfile=FILE]",
+    parts = [f"usage: {COMMANDS.get(name, 'hved-' + name)} [--flag=value ...] [--flagfile=FILE]   "
+             f"(or: python -m hved_tf.{name} ...)",
              "", summary, ""]
     for title, names in groups:
         parts.append(f"{title}:")

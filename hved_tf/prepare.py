@@ -32,7 +32,9 @@ def run():
           f"{config.data.prepare_workers} worker(s)); train with the same flags.", flush=True)
 
 
-PROGRAM = Program(define_flags, run, name="prepare", doc=__doc__)
+PROGRAM = Program(define_flags, run, name="prepare", doc=__doc__,
+                  no_arguments="no recipe given: name the one you will train with, e.g. "
+                  "--flagfile configs/brats18.cfg --data_root=YOUR_BRATS_FOLDER.")
 
 if __name__ == "__main__":
     PROGRAM.main()

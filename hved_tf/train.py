@@ -16,12 +16,16 @@ from hved_tf.training.callbacks import NonFiniteLossError
 from hved_tf.training.flags import config_from_flags, define_flags
 
 
+RECIPE_NEEDED = ("no recipe given: name one, e.g. --flagfile configs/demo.cfg (the CPU demo) "
+                 "or --flagfile configs/brats18.cfg --data_root=YOUR_BRATS_FOLDER.")
+
+
 def run():
     training.run(config_from_flags(), retest=flags.FLAGS.retest)
 
 
 PROGRAM = Program(define_flags, run, exit_codes=((NonFiniteLossError, 3),), name="train",
-                  doc=__doc__)
+                  doc=__doc__, no_arguments=RECIPE_NEEDED)
 
 if __name__ == "__main__":
     PROGRAM.main()

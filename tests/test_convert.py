@@ -123,23 +123,18 @@ def test_missing_checkpoint_file_is_a_clear_error(tmp_path):
 
 
 def test_convert_tool_writes_weights_that_load(tmp_path):
-    import importlib.util
-    from conftest import REPO
-    spec = importlib.util.spec_from_file_location("convert_niftynet",
-                                                  REPO / "tools" / "convert_niftynet.py")
-    tool = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(tool)
+    from hved_tf.convert_checkpoint import PROGRAM
     rng = np.random.default_rng(3)
     model = build_model("u_hemis")
     values = _random_weights(niftynet_name_map(model), rng)
     prefix = _write_tf1_checkpoint(tmp_path / "model.ckpt-60000", values)
     out = tmp_path / "out" / "hemis.weights.h5"
-    assert tool.main(["--model", "u_hemis", "--checkpoint", prefix, "--output", str(out)]) == 0
+    assert PROGRAM.call(["--model=u_hemis", f"--checkpoint={prefix}", f"--output={out}"]) == 0
     fresh = build_model("u_hemis")
     fresh.load_weights(out)
     for orig, var in niftynet_name_map(fresh).items():
         np.testing.assert_array_equal(var.numpy(), values[orig])
     # A mismatching model: an error, and no file written.
     bad = tmp_path / "bad.weights.h5"
-    assert tool.main(["--model", "u_hved", "--checkpoint", prefix, "--output", str(bad)]) == 1
+    assert PROGRAM.call(["--model=u_hved", f"--checkpoint={prefix}", f"--output={bad}"]) == 2
     assert not bad.exists() and not list(tmp_path.glob(".bad*"))

@@ -8,7 +8,7 @@ p_w(c | x) under the windows' prior pi_w(c); on a whole volume, whose prior is p
 rule gives p(c | x) proportional to p_w(c | x) * pi_v(c) / pi_w(c) (the prior-shift correction
 of Saerens et al., Neural Computation 2002; in logits, the "logit adjustment" of Menon et al.,
 ICLR 2021). Without it the demo's network over-segments at the tumour's borders, where
-p_w(tumour | x) is near 1/2 (tools/calibration.py).
+p_w(tumour | x) is near 1/2 (tools/dev/calibration.py).
 
 Both priors are measured on the training subjects, so nothing is tuned on held-out data:
 `window_frequencies` draws windows exactly as the training pipeline plans them (its

@@ -3,7 +3,7 @@
 Every ConvUnit starts with instance norm then leaky ReLU (blocks.py). Autodiff of that plain
 formulation writes about ten full-size tensors per unit and keeps most of them for the backward
 pass. This version saves 0.25-0.7 s of a 6-7 s float32 U-HVED training step at 112³, 0.4-0.75 s
-in bf16 (`python tools/benchmark_precision.py`, rows "model" and "plain_norm"). In training,
+in bf16 (`python -m tools.benchmarks.precision`, rows "model" and "plain_norm"). In training,
 the units use this version instead: the same function, computed in float32 whatever the compute
 dtype, whose gradient is written out by hand. Forward and backward are each one XLA-compiled
 function of elementwise code and per-channel sums, which XLA fuses into a few loops over the

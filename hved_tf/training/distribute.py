@@ -16,7 +16,7 @@ def set_cpu_threads(intra_op, inter_op):
     a process where it already has, a differing setting is said in a warning and left out.
 
     On 2 CPU cores U-HVED's 32^3 step (four encoders of small convolutions) took 0.14 s with
-    (1, 2) against 0.17-0.18 s with TensorFlow's (2, 2) alone (tools/benchmark.py model), and
+    (1, 2) against 0.17-0.18 s with TensorFlow's (2, 2) alone (tools/benchmarks/speed.py model), and
     0.14 s against 0.19 s a step in the demo's training loop (configs/demo.cfg).
     """
     threading = tf.config.threading

@@ -119,7 +119,7 @@ def test_label_outside_convention_names_the_file(dataset, tmp_path):
 def test_make_phantoms_tool(tmp_path):
     import importlib.util
     from conftest import REPO
-    spec = importlib.util.spec_from_file_location("make_phantoms", REPO / "tools" / "make_phantoms.py")
+    spec = importlib.util.spec_from_file_location("make_phantoms", REPO / "tools" / "dev" / "make_phantoms.py")
     tool = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(tool)
     assert tool.main(["--out", str(tmp_path), "--n", "2", "--shape", "32,32,32",

@@ -1,5 +1,5 @@
 """The release mode's volume augmentation against NiftyNet 0.5.0's own layers, run with matched
-draws (tests/fixtures/niftynet_augment.npz, made by tools/niftynet_augment_fixtures.py with the
+draws (tests/fixtures/niftynet_augment.npz, made by tools/dev/niftynet_augment_fixtures.py with the
 NumPy and SciPy versions it records): padding with line minima, flip then zoom, antialiasing
 when every zoom is below 1, and the release's label filtering under its flag."""
 import numpy as np

@@ -13,7 +13,7 @@ GOLDEN = REPO / "tests" / "fixtures" / "niftynet_golden.npz"
 
 def _golden_tool():
     spec = importlib.util.spec_from_file_location("niftynet_golden",
-                                                  REPO / "tools" / "niftynet_golden.py")
+                                                  REPO / "tools" / "dev" / "niftynet_golden.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
@@ -21,7 +21,7 @@ def _golden_tool():
 
 def test_chain_equals_niftynet_golden_values():
     """Golden values were produced by NiftyNet 0.5.0 itself; regenerate them with
-    `python tools/niftynet_golden.py --niftynet_src DIR` (the tool's docstring says how to get
+    `python -m tools.dev.niftynet_golden --niftynet_src DIR` (the tool's docstring says how to get
     NiftyNet's source)."""
     golden = np.load(GOLDEN)
     volumes = _golden_tool().golden_volumes()

@@ -65,7 +65,7 @@ def refused(outcome, code, *names):
     assert "Traceback" not in text, outcome
     assert outcome.code == code, outcome
     lines = [line for line in outcome.err.splitlines()
-             if line.startswith(("error:", "interrupted:", "FATAL"))]
+             if line.startswith(("error:", "interrupted:"))]
     assert len(lines) == 1, outcome
     for name in names:
         assert str(name) in lines[0], (name, lines[0])

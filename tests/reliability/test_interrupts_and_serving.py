@@ -2,7 +2,6 @@
 the step and how to resume (exit 130) and predict with nothing partial; the serving client says
 in one line which server failed and how (refused, deadline, message too large, HTTP error)."""
 import http.server
-import importlib.util
 import json
 import signal
 import socket
@@ -138,16 +137,13 @@ def test_training_on_a_full_disk_ends_in_one_line_not_a_crash(tmp_path):
 # ------------------------------------------------------------------ the serving client
 @pytest.fixture(scope="module")
 def client():
-    spec = importlib.util.spec_from_file_location("serving_client",
-                                                  REPO / "tools" / "serving_client.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    from hved_tf.serve_client import PROGRAM
+    return PROGRAM
 
 
 def _call(client, capsys, *args):
     capsys.readouterr()
-    code = client.main([str(a) for a in args])
+    code = client.call([str(a) for a in args])
     out, err = capsys.readouterr()
     return Outcome(code, out, err)
 

@@ -195,9 +195,9 @@ def test_export_refuses_an_existing_version_and_a_model_without_landmarks(export
 
 
 def test_serving_client_against_a_grpc_test_double(exported, tmp_path):
-    """tools/serving_client.py end to end against an in-process PredictionService backed by
-    the SavedModel; its NIfTI outputs equal hved_tf.predict's on the same files."""
-    import importlib.util
+    """hved-serve-client (hved_tf.serve_client) end to end against an in-process
+    PredictionService backed by the SavedModel; its NIfTI outputs equal hved_tf.predict's on the
+    same files."""
     from concurrent import futures
 
     import grpc
@@ -233,11 +233,8 @@ def test_serving_client_against_a_grpc_test_double(exported, tmp_path):
         for m in ("T1c", "FLAIR"):
             files[m] = tmp_path / f"{m.lower()}.nii.gz"
             nib.save(nib.Nifti1Image(volumes[m], affine), str(files[m]))
-        spec = importlib.util.spec_from_file_location("serving_client",
-                                                      REPO / "tools" / "serving_client.py")
-        client = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(client)
-        code = client.main([f"--server=127.0.0.1:{port}", "--model_name=hved",
+        from hved_tf.serve_client import PROGRAM
+        code = PROGRAM.call([f"--server=127.0.0.1:{port}", "--model_name=hved",
                             f"--t1c={files['T1c']}", f"--flair={files['FLAIR']}",
                             f"--out_dir={tmp_path / 'served'}"])
         assert code == 0

@@ -2,7 +2,7 @@
 antialiased zoom layers run on small volumes with forced (matched) draws, for
 tests/data/test_niftynet_augment.py. The test suite reads the fixture; it never needs NiftyNet.
 
-    python tools/niftynet_augment_fixtures.py [--niftynet_dir DIR] [--out PATH]
+    python -m tools.dev.niftynet_augment_fixtures [--niftynet_dir DIR] [--out PATH]
 
 It installs `niftynet==0.5.0` with `pip install --no-deps --target <a temporary folder>` (or
 uses an unpacked copy given with --niftynet_dir) and imports three of its modules,
@@ -33,7 +33,7 @@ import types
 import numpy as np
 import scipy
 
-REPO = pathlib.Path(__file__).resolve().parents[1]
+REPO = pathlib.Path(__file__).resolve().parents[2]
 PADDING = 3
 CASES = {                     # name: (zooms, flips)
     "all_below_1": ((0.91, 0.94, 0.97), (True, False, True)),

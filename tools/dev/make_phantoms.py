@@ -1,6 +1,6 @@
 """Writes a BraTS-like phantom dataset.
 
-    python tools/make_phantoms.py --out DIR --n N --shape X,Y,Z --seed S [--layout brats2020]
+    python -m tools.dev.make_phantoms --out DIR --n N --shape X,Y,Z --seed S [--layout brats2020]
 
 Deterministic for a seed; every third subject is stored in LPS orientation. See
 hved_tf/data/synthetic.py for what the phantoms hold.

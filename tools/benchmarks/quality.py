@@ -1,9 +1,9 @@
 """The quality benchmark: a training recipe at several seeds, every run scored on one fixed
 test set of demo phantoms, figures with their spread and confidence intervals.
 
-    python tools/benchmark_quality.py [--recipe configs/demo.cfg] [--set FLAG=VALUE ...]
+    python -m tools.benchmarks.quality [--recipe configs/demo.cfg] [--set FLAG=VALUE ...]
         [--eval_set FLAG=VALUE ...] [--name NAME] [--seeds 0,1,2,3,4]
-    python tools/benchmark_quality.py --compare NAME_A NAME_B [--seeds 0,1,2]
+    python -m tools.benchmarks.quality --compare NAME_A NAME_B [--seeds 0,1,2]
 
 A recipe is a training flagfile plus overrides (`--set steps=2000`), and optionally evaluate
 flags (`--eval_set noprior_correction`: the same trained runs scored another way). Each seed
@@ -49,7 +49,7 @@ from hved_tf.evaluation.tables import read_csv
 from hved_tf.io.atomic import atomic_directory, write_json, write_text
 from hved_tf.modalities import MODALITIES, SUBSET_CODES, parse_subset
 
-REPO = pathlib.Path(__file__).resolve().parents[1]
+REPO = pathlib.Path(__file__).resolve().parents[2]
 ALL_FOUR = "T1+T1c+T2+FLAIR"
 REGIONS = {"WT": "whole_tumour", "TC": "tumour_core", "ET": "enhancing"}
 MIN_TEST_SUBJECTS, MIN_ENHANCING = 40, 30

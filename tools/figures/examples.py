@@ -1,6 +1,6 @@
 """Regenerate the README's example figures from a trained run (the demo's by default).
 
-    python tools/readme_figures.py [--run runs/demo] [--out docs/figures]
+    python -m tools.figures.examples [--run runs/demo] [--out docs/figures]
 
 Writes, from the run's first held-out test subject:
 - `predict_figure.png`: `hved_tf.predict --figure` with T1c and FLAIR only (T1 and T2

@@ -1,12 +1,12 @@
 """Benchmarks that print figures (speed, memory). Not tests: run them by hand.
 
-    python tools/benchmark.py model [--sizes 64,112] [--models u_hved,u_hemis] [--repeats 5]
-    python tools/benchmark.py data [--subjects 16] [--work_dir DIR] [--patches 128]
+    python -m tools.benchmarks.speed model [--sizes 64,112] [--models u_hved,u_hemis] [--repeats 5]
+    python -m tools.benchmarks.speed data [--subjects 16] [--work_dir DIR] [--patches 128]
         [--spatial_augmentation release|window]
-    python tools/benchmark.py train [--subjects 16] [--work_dir DIR] [--steps 8]
-    python tools/benchmark.py predict [--work_dir DIR] [--samples 10] [--repeats 3] [--window auto]
+    python -m tools.benchmarks.speed train [--subjects 16] [--work_dir DIR] [--steps 8]
+    python -m tools.benchmarks.speed predict [--work_dir DIR] [--samples 10] [--repeats 3] [--window auto]
         [--tta]
-    python tools/benchmark.py metrics [--repeats 3]
+    python -m tools.benchmarks.speed metrics [--repeats 3]
 
 `data`: writes BraTS-size (240x240x155) phantoms, prepares and caches them (crop, Nyul,
 whitening), then in a fresh process draws augmented 112³ windows (the paper's recipe: 32 windows

@@ -1,7 +1,7 @@
 """Latency of each exported signature, measured in a fresh process that imports only
 TensorFlow (as TF Serving's runtime would run the graph). Not a test: run it by hand.
 
-    python tools/benchmark_serving.py [--work_dir DIR] [--repeats 3]
+    python -m tools.benchmarks.serving [--work_dir DIR] [--repeats 3]
 
 Exports u_hved at the release's width (untrained weights: speed does not depend on them) with
 10 z samples, then times, median of the repeats after one warm-up call: `serving_default` and
@@ -54,11 +54,10 @@ def main(argv=None):
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args(argv)
     work = pathlib.Path(args.work_dir or tempfile.mkdtemp(prefix="hved_bench_serving_"))
-    sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
     import time
 
     import numpy as np
-    from benchmark import _data_setup
+    from tools.benchmarks.speed import _data_setup
 
     from hved_tf.config import TrainConfig
     from hved_tf.data.cache import load_subject_image

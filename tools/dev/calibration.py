@@ -5,7 +5,7 @@ four sequences and the settings of the run's end-of-training test (its --test_pr
 (voxels) and the WT Dice of the argmax and of "P(tumour) > t" for a few thresholds t, then the
 means.
 
-    python tools/calibration.py RUN_DIR [--thresholds 0.5,0.7,0.9] [--cache_dir DIR]
+    python -m tools.dev.calibration RUN_DIR [--thresholds 0.5,0.7,0.9] [--cache_dir DIR]
 
 A model whose argmax predicts more tumour voxels than the truth in most subjects, and whose Dice
 rises with t, is over-confident about tumour at the borders (what the demo's short runs show).
@@ -17,12 +17,9 @@ import argparse
 import dataclasses
 import json
 import pathlib
-import sys
 
 import numpy as np
 
-REPO = pathlib.Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
 
 
 def _segmenter(run_dir, config):

@@ -2,7 +2,7 @@
 augmentation on anatomical phantoms of one scanner profile, evaluated on phantoms of profiles it
 never saw. Not a test: run it by hand (about 36 min on 2 CPU cores).
 
-    python tools/benchmark_robustness.py [--work_dir DIR] [--train_subjects 24] [--test_subjects 5]
+    python -m tools.benchmarks.robustness [--work_dir DIR] [--train_subjects 24] [--test_subjects 5]
         [--steps N] [--subsets T1+T1c+T2+FLAIR,T1c,FLAIR,T1+T2]
 
 Training data: `--train_subjects` phantoms (at the demo's --demo_voxel_mm) of the "default"
@@ -23,7 +23,7 @@ import subprocess
 import sys
 import tempfile
 
-REPO = pathlib.Path(__file__).resolve().parents[1]
+REPO = pathlib.Path(__file__).resolve().parents[2]
 PROFILES = ("default", "bright_biased", "noisy_thick")
 OFF = ["--bias_field=0,0.3", "--gamma=0,0.3", "--intensity_scale=0,0.1,0.1", "--noise=0,0.1",
        "--blur=0,1.0"]

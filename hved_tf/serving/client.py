@@ -1,38 +1,24 @@
-"""Segment a patient with a model served by TF Serving (gRPC or REST).
-
-    python tools/serving_client.py --server localhost:8500 --model_name hved \\
-        --t1c P/t1c.nii.gz --flair P/flair.nii.gz --out_dir out/P
-    python tools/serving_client.py --rest http://localhost:8501 ...   # REST instead of gRPC
-
-The client reads the NIfTI files (nibabel), brings them to RAS voxel order, sends the raw
-intensities in one `segment_raw` request per patient (the export crops and standardises in its
-graph: no preprocessing code or landmarks here), and writes `seg.nii.gz`, `uncertainty.nii.gz`
-and `synth_<MODALITY>.nii.gz` for the missing sequences in the input's own geometry, as one
-set (into a temporary sibling folder renamed when complete). gRPC message limits are raised to
-1 GiB: a BraTS volume is about 140 MB each way.
-
-Exit status: 0 done; 2 bad input (a file, a flag, the output folder); 3 the server could not be
-reached or answered with an error (refused connection, deadline, message too large, model not
-found, HTTP error), said in one line naming the server.
+"""A client of TF Serving for this package's exports: one `segment_raw` request per patient,
+over gRPC (`predict_grpc`, Google's tensorflow-serving-api protos and stubs) or REST
+(`predict_rest`, TF Serving's columnar JSON). Failures become `ServerError` with one line
+naming the server and what to do. gRPC message limits are raised to 1 GiB: a BraTS volume is
+about 140 MB each way. The command is `hved_tf.serve_client` (`hved-serve-client`).
 """
 from __future__ import annotations
 
-import argparse
 import json
-import pathlib
 import socket
-import sys
 import urllib.error
 import urllib.request
 
 import numpy as np
+import tensorflow as tf
 
-from hved_tf.data.cache import load_subject_image
-from hved_tf.io.atomic import atomic_directory
-from hved_tf.io.datasets import subject_from_files
-from hved_tf.io.nifti import save_nifti
-from hved_tf.modalities import MODALITIES
-from hved_tf.prediction.app import check_out_dir
+try:                                           # the [serving] extra
+    import grpc
+    from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
+except ImportError:                            # pragma: no cover - said when used
+    grpc = predict_pb2 = prediction_service_pb2_grpc = None
 
 MAX_MESSAGE = 1 << 30
 SERVER_FAILED = 3
@@ -44,8 +30,6 @@ class ServerError(Exception):
 
 def _grpc_failure(server, err, timeout):
     """One line for a failed gRPC call: what happened at which server, and what to do."""
-    import grpc
-
     code, details = err.code(), (err.details() or "").strip()
     if code == grpc.StatusCode.UNAVAILABLE:
         return (f"cannot reach the TF Serving gRPC server at {server} ({details}); is it "
@@ -82,9 +66,7 @@ def _rest_failure(url, err, timeout):
 def build_request(model_name, image, mask, signature="segment_raw"):
     """A tensorflow-serving-api PredictRequest for one volume (raw intensities for
     `segment_raw`, preprocessed ones for the other signatures)."""
-    import tensorflow as tf
-    from tensorflow_serving.apis import predict_pb2
-
+    _require_serving_api()
     request = predict_pb2.PredictRequest()
     request.model_spec.name = model_name
     request.model_spec.signature_name = signature
@@ -95,10 +77,7 @@ def build_request(model_name, image, mask, signature="segment_raw"):
 
 def predict_grpc(server, model_name, image, mask, timeout=600.0):
     """{output name: ndarray} from a gRPC PredictionService at `server` (host:port)."""
-    import grpc
-    import tensorflow as tf
-    from tensorflow_serving.apis import prediction_service_pb2_grpc
-
+    _require_serving_api()
     options = [("grpc.max_send_message_length", MAX_MESSAGE),
                ("grpc.max_receive_message_length", MAX_MESSAGE)]
     with grpc.insecure_channel(server, options=options) as channel:
@@ -125,58 +104,7 @@ def predict_rest(url, model_name, image, mask, timeout=600.0):
     return {k: np.asarray(v) for k, v in outputs.items()}
 
 
-def run(args):
-    if not args.timeout > 0:
-        raise ValueError(f"--timeout must be a positive number of seconds, got {args.timeout}.")
-    subject = subject_from_files({m: getattr(args, m.lower()) for m in MODALITIES})
-    out_dir = pathlib.Path(args.out_dir)
-    check_out_dir(out_dir, args.overwrite)
-    image, geometries = load_subject_image(subject)          # RAS, missing modalities zeros
-    mask = subject.available
-    if args.rest:
-        out = predict_rest(args.rest, args.model_name, image, mask, args.timeout)
-    else:
-        out = predict_grpc(args.server, args.model_name, image, mask, args.timeout)
-
-    with atomic_directory(out_dir, replace=args.overwrite) as tmp:
-        def write(name, array, kind="image"):
-            save_nifti(tmp / name, np.asarray(array), geometries[0], kind=kind)
-
-        write("seg.nii.gz", out["seg_labels"], kind="label")
-        write("uncertainty.nii.gz", out["uncertainty"])
-        recon = np.asarray(out["recon"])
-        for i, modality in enumerate(MODALITIES):
-            if mask[i] == 0 and np.any(recon[..., i]):
-                write(f"synth_{modality}.nii.gz", recon[..., i])
-    print(f"{subject.id}: wrote {out_dir}", flush=True)
-    return out
-
-
-def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    for m in ("t1", "t1c", "t2", "flair"):
-        parser.add_argument(f"--{m}", default="", help=f"The {m} NIfTI file, if present.")
-    parser.add_argument("--server", default="localhost:8500", help="gRPC host:port")
-    parser.add_argument("--rest", default="", help="REST base URL, e.g. http://localhost:8501")
-    parser.add_argument("--model_name", default="hved")
-    parser.add_argument("--out_dir", required=True)
-    parser.add_argument("--timeout", type=float, default=600.0)
-    parser.add_argument("--overwrite", action="store_true")
-    return parser.parse_args(argv)
-
-
-def main(argv=None):
-    try:
-        run(parse_args(argv))
-    except ValueError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    except ServerError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return SERVER_FAILED
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+def _require_serving_api():
+    if grpc is None:
+        raise ValueError("The gRPC client needs tensorflow-serving-api: pip install "
+                         "'hved_tf[serving]' (or use --rest).")

@@ -1,7 +1,7 @@
 """Preparation at scale: subjects per second with 1 and 2 worker processes, bytes per subject in
 float16 and float32, peak memory. Not a test: run it by hand.
 
-    python tools/benchmark_prepare.py [--subjects 100] [--work_dir DIR] [--workers 1,2]
+    python -m tools.benchmarks.prepare [--subjects 100] [--work_dir DIR] [--workers 1,2]
 
 Writes `--subjects` BraTS-size (240x240x155) phantoms once into the work folder (reused by later
 runs), trains landmarks on four of them, then for each worker count prepares every subject into

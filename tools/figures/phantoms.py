@@ -1,6 +1,6 @@
 """The README's picture of the anatomical phantoms (hved_tf.data.anatomy).
 
-    python tools/phantom_figure.py [--out docs/figures/anatomical_phantoms.png] [--voxel_mm 2]
+    python -m tools.figures.phantoms [--out docs/figures/anatomical_phantoms.png] [--voxel_mm 2]
 
 Three subjects, one per scanner profile ("default", then two the robustness benchmark keeps
 unseen): an axial slice through the tumour of each sequence and of the labels.

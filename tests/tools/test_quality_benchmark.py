@@ -1,4 +1,4 @@
-"""The quality benchmark's bookkeeping (tools/benchmark_quality.py): recipe records, refusals,
+"""The quality benchmark's bookkeeping (tools/benchmarks/quality.py): recipe records, refusals,
 resuming, the test set's checks and the figures of one run, on hand-made inputs (training and
 evaluation replaced by stand-ins)."""
 import importlib.util
@@ -10,7 +10,7 @@ from conftest import REPO
 from hved_tf.modalities import SUBSET_CODES
 
 spec = importlib.util.spec_from_file_location("benchmark_quality",
-                                              REPO / "tools" / "benchmark_quality.py")
+                                              REPO / "tools" / "benchmarks" / "quality.py")
 bq = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(bq)
 DEMO = REPO / "configs" / "demo.cfg"

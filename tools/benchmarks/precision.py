@@ -1,11 +1,11 @@
 """Where the time of a mixed_bfloat16 training step goes, beside float32 (prints figures).
 
-    python tools/benchmark_precision.py [--size 112] [--steps 5]
+    python -m tools.benchmarks.precision [--size 112] [--steps 5]
 
 For u_hved at size³ (batch 1, random data), float32 and mixed_bfloat16, each in a fresh process:
 
 - the median time of the training step (the benchmark of record for the ratio stays
-  `python tools/benchmark.py train`; this tool explains it);
+  `python -m tools.benchmarks.speed train`; this tool explains it);
 - the summed op time by kind, from one profiled step (TF profiler): Conv3D forward and
   backward, the XLA-compiled code (fused norms and KL), and the rest. Op times overlap
   (two threads), so they explain the step without adding up to it;
@@ -89,8 +89,7 @@ def run_child(precision, variant, size, steps):
     import keras
     import tensorflow as tf
 
-    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-    from benchmark import _timed, step_fixture
+    from tools.benchmarks.speed import _timed, step_fixture
 
     keras.mixed_precision.set_global_policy(precision)
     _ablate(variant)

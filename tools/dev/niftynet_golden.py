@@ -2,7 +2,7 @@
 
     pip download --no-deps niftynet==0.5.0 -d /tmp/nn && cd /tmp/nn && \\
         python -m zipfile -e NiftyNet-0.5.0-py2.py3-none-any.whl src
-    python tools/niftynet_golden.py --niftynet_src /tmp/nn/src
+    python -m tools.dev.niftynet_golden --niftynet_src /tmp/nn/src
 
 Runs NiftyNet's PadLayer (10, 'minimum'), BinaryMaskingLayer ('mean_plus', 'and'),
 HistogramNormalisationLayer ('percentile', cutoff 0.001/0.999, landmarks trained by NiftyNet's
@@ -18,7 +18,7 @@ import sys
 
 import numpy as np
 
-REPO = pathlib.Path(__file__).resolve().parents[1]
+REPO = pathlib.Path(__file__).resolve().parents[2]
 GOLDEN = REPO / "tests" / "fixtures" / "niftynet_golden.npz"
 MODALITIES_NN = ["T1", "T1c", "T2", "Flair"]
 
@@ -47,7 +47,6 @@ def main(argv=None):
     parser.add_argument("--niftynet_src", required=True)
     parser.add_argument("--output", default=str(GOLDEN))
     args = parser.parse_args(argv)
-    sys.path.insert(0, args.niftynet_src)
     import tempfile
     import tensorflow as tf
     tf.compat.v1.disable_eager_execution()     # its layers are tf.make_template objects

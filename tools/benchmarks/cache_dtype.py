@@ -4,7 +4,7 @@ phantoms, another split, other windows and initial weights), and the held-out Di
 compared with the seed-to-seed spread. Not a test: run it by hand (about 7.5 min per run alone
 on 2 CPU cores, so 45 min for the default 3 seeds; 70 min measured beside other work).
 
-    python tools/benchmark_cache_dtype.py [--work_dir DIR] [--seeds 0,1,2] [--steps N]
+    python -m tools.benchmarks.cache_dtype [--work_dir DIR] [--seeds 0,1,2] [--steps N]
 
 Prints, per seed, the all-four-sequence WT / TC / ET Dice and the enhancing-tumour gap with and
 without T1c (the figures the main job prints) of both dtypes, then their means, the standard
@@ -21,7 +21,7 @@ import statistics
 import sys
 import tempfile
 
-from benchmark_robustness import REGIONS, REPO, _run
+from tools.benchmarks.robustness import REGIONS, REPO, _run
 
 DTYPES = ("float16", "float32")
 ALL_FOUR = "T1+T1c+T2+FLAIR"
