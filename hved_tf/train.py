@@ -1,6 +1,6 @@
 """Train U-HVED or a baseline: `python -m hved_tf.train --flagfile configs/brats18.cfg`.
 
-The flags and their table: `hved_tf.training.flags` and the README; what a run does and
+The flags and their table: `hved_tf.training.flags` and docs/reference/flags.md; what a run does and
 leaves in its folder: `hved_tf.training.app`. Exit status: 0 done, 2 bad input (or an output
 that cannot be written), 3 the loss became NaN or infinite, 130 interrupted (Ctrl-C, SIGTERM:
 run the same command to resume).

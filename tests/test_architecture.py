@@ -1,4 +1,4 @@
-"""The architecture's rules, checked on the source (README: Architecture).
+"""The architecture's rules, checked on the source (docs/explanation/architecture.md).
 
 - the import-linter contracts of `.importlinter` (layers: every import points downward, no
   circle; the numerics touch no files);

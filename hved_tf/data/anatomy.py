@@ -89,7 +89,7 @@ def template_paths():
     if spec is None or not spec.submodule_search_locations:
         raise ValueError("The anatomical phantoms need nilearn's bundled MNI152 templates, and "
                          "nilearn is not installed: pip install 'nilearn>=0.10' (the README's "
-                         "install commands include it), or use --demo_phantoms=ellipsoid.")
+                         "install command includes it), or use --demo_phantoms=ellipsoid.")
     data = pathlib.Path(list(spec.submodule_search_locations)[0]) / "datasets" / "data"
     paths = {k: data / name for k, name in TEMPLATE_FILES.items()}
     missing = [p.name for p in paths.values() if not p.is_file()]

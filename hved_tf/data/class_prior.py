@@ -17,7 +17,7 @@ which hardly moves class fractions, is left out) and counts their labels; `volum
 counts the labels of the volumes as inference sees them (the cropped volume, unpadded).
 `class_weights` is their ratio, scaled so that the largest weight is 1. The correction is exact
 for a network trained by cross-entropy alone; with the Dice term it is an approximation, whose
-effect the README's tuning table measures.
+effect docs/experiments/2026-12-demo-tuning.md records.
 """
 from __future__ import annotations
 

@@ -79,7 +79,7 @@ def learning_rate_schedule(optim):
     U-HVED code's 1e-3 / 4^int(n / 10) underflows within 100 steps and overflows at 5,120: it
     cannot have trained its checkpoint); "constant": the rate the released U-HeMIS graph
     holds; "poly": the rate times (1 - step / lr_decay_steps)^0.9, zero from lr_decay_steps on
-    (nnU-Net's rule; on the demo it did not beat "step", README)."""
+    (nnU-Net's rule; on the demo it did not beat "step": docs/experiments/2026-12-demo-tuning.md)."""
     if optim.lr_schedule == "constant":
         return optim.learning_rate
     if optim.lr_schedule == "poly":

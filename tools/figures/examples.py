@@ -1,4 +1,4 @@
-"""Regenerate the README's example figures from a trained run (the demo's by default).
+"""Regenerate the documentation's example figures from a trained run (the demo's by default).
 
     python -m tools.figures.examples [--run runs/demo] [--out docs/figures]
 

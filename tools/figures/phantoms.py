@@ -1,4 +1,4 @@
-"""The README's picture of the anatomical phantoms (hved_tf.data.anatomy).
+"""The documentation's picture of the anatomical phantoms (hved_tf.data.anatomy).
 
     python -m tools.figures.phantoms [--out docs/figures/anatomical_phantoms.png] [--voxel_mm 2]
 
