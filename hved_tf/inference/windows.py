@@ -3,9 +3,8 @@
 Planning (`choose_window`, `fit_window`, `axis_starts`, `blend_weights`) is written once in
 TensorFlow ops on small integer tensors, so that the same functions plan eagerly for
 `sliding_window` here and inside the graph of an export's `segment_volume`
-(`hved_tf.serving.export`), where the volume's size is only known at run time. (The issue's
-suggested shape put a TF twin of the planning under serving/; one implementation used by both
-is what "exists once" asks for.)
+(`hved_tf.serving.export`), where the volume's size is only known at run time: one
+implementation serves both, rather than a NumPy planner here and a TensorFlow twin there.
 
 `sliding_window(predict, volume, window, ...)` maps a batch of windows [B, wx, wy, wz, C]
 (NumPy) through `predict` to a dict of arrays [B, wx, wy, wz, K_name], and returns, per name,
