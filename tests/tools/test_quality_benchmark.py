@@ -38,6 +38,14 @@ def test_a_seed_recorded_with_other_flags_is_refused_naming_the_flag(tmp_path):
         bq.check_record(seed_dir, bq.recipe_record(DEMO, ["steps=2000"], []))
     with pytest.raises(bq.BenchmarkError, match="eval_set"):
         bq.check_record(seed_dir, bq.recipe_record(DEMO, [], ["noprior_correction"]))
+    # A record of older code, without a flag added since: that flag counts at its default.
+    older = json.loads((seed_dir / "recipe.json").read_text())
+    del older["train_flags"]["release_label_filtering"]
+    (seed_dir / "recipe.json").write_text(json.dumps(older))
+    bq.check_record(seed_dir, bq.recipe_record(DEMO, [], []))
+    with pytest.raises(bq.BenchmarkError, match="release_label_filtering"):
+        bq.check_record(seed_dir, bq.recipe_record(DEMO, ["release_label_filtering",
+                                                          "spatial_augmentation=release"], []))
     other = tmp_path / "seed1"
     (other / "run").mkdir(parents=True)
     with pytest.raises(bq.BenchmarkError, match="no recipe record"):
@@ -133,3 +141,35 @@ def test_an_interrupted_seed_resumes_without_retraining(tmp_path, monkeypatch):
     assert bq.run_seed(0, recipe, tmp_path / "demo", tmp_path, tmp_path / "data",
                        about) == result                            # finished: reused
     assert len(calls) == 3
+
+
+def test_an_evaluation_variant_scores_another_recipes_runs(tmp_path, monkeypatch):
+    about = {"subjects": ["A", "B"], "enhancing": ["A"]}
+    source = tmp_path / "recipes" / "demo" / "seed0"
+    source.mkdir(parents=True)
+    bq.check_record(source, bq.recipe_record(DEMO, [], []))
+    (source / "run").mkdir()
+    (source / "run" / "model.weights.h5").write_text("w")
+    (source / "timing.json").write_text(json.dumps({"train_s": 600.0}))
+    evaluated = []
+
+    def fake_call(args, log_path):
+        assert args[0] == "hved_tf.evaluate", "an evaluation variant must not train"
+        evaluated.append(args)
+        out = next(a.split("=", 1)[1] for a in args if a.startswith("--out_dir"))
+        from pathlib import Path
+        from hved_tf.evaluation.tables import write_csv
+        Path(out).mkdir(parents=True)
+        write_csv(Path(out) / "results.csv", [{"model": "u_hved", **r}
+                                              for r in _rows(["A", "B"], 0.8, 0.2)])
+        return 1.0
+
+    monkeypatch.setattr(bq, "_call", fake_call)
+    variant = bq.recipe_record(DEMO, [], ["noprior_correction"], train_from="demo")
+    result = bq.run_seed(0, variant, tmp_path / "recipes" / "demo_noprior", tmp_path,
+                         tmp_path / "data", about)
+    assert f"--model={source / 'run'}" in evaluated[0] and "--noprior_correction" in evaluated[0]
+    assert result["train_s"] == 600.0
+    other = bq.recipe_record(DEMO, ["steps=10"], ["noprior_correction"], train_from="demo")
+    with pytest.raises(bq.BenchmarkError, match="--steps"):
+        bq.run_seed(0, other, tmp_path / "recipes" / "other", tmp_path, tmp_path / "data", about)

@@ -6,7 +6,8 @@ test set of demo phantoms, figures with their spread and confidence intervals.
     python -m tools.benchmarks.quality --compare NAME_A NAME_B [--seeds 0,1,2]
 
 A recipe is a training flagfile plus overrides (`--set steps=2000`), and optionally evaluate
-flags (`--eval_set noprior_correction`: the same trained runs scored another way). Each seed
+flags; `--train_from NAME --eval_set noprior_correction` scores the trained runs of recipe NAME
+another way, without training again. Each seed
 `k` trains `python -m hved_tf.train --flagfile RECIPE --seed=k` (the demo's phantoms of seed k)
 and scores it with `python -m hved_tf.evaluate` on the test set: `--test_subjects` (48)
 anatomical phantoms at the recipe's `--demo_voxel_mm`, generated once from `--test_seed` (a
@@ -94,6 +95,7 @@ def resolve_train_flags(flagfile, overrides):
         values(["benchmark", f"--flagfile={flagfile}",
                 *(f"--{o.lstrip('-')}" for o in overrides)])
         parsed = {n: values[n].value for n in sorted(train_names) if n not in OWN_FLAGS}
+        TRAIN_DEFAULTS.update({n: _jsonable(values[n].default) for n in parsed})
     except flags.Error as err:
         raise BenchmarkError(f"recipe {flagfile}: {err}") from None
     finally:
@@ -102,23 +104,33 @@ def resolve_train_flags(flagfile, overrides):
     return {name: _jsonable(value) for name, value in parsed.items()}
 
 
+TRAIN_DEFAULTS = {}      # this code's default of every training flag (filled by the above)
+
+
 def _jsonable(value):
     return list(value) if isinstance(value, (list, tuple)) else value
 
 
-def recipe_record(flagfile, overrides, eval_overrides):
+def recipe_record(flagfile, overrides, eval_overrides, train_from=""):
+    """What a recipe is: its training flags (all of them, resolved), its evaluate flags, and the
+    benchmarked recipe whose trained runs it scores instead of training its own (if any)."""
     return {"flagfile": str(flagfile), "set": list(overrides), "eval_set": list(eval_overrides),
-            "train_flags": resolve_train_flags(flagfile, overrides)}
+            "train_flags": resolve_train_flags(flagfile, overrides), "train_from": train_from}
 
 
 def differing_flags(recorded, wanted):
-    """Names of the flags (training, or `eval:` ones) whose values differ."""
+    """Names of the flags (training flags, `eval_set`, `train_from`) whose values differ. A
+    training flag that a record made by older code lacks counts as that flag's default (a new
+    flag's default keeps the behaviour the record was trained with)."""
     names = []
     old, new = recorded.get("train_flags", {}), wanted["train_flags"]
-    names += [n for n in sorted(set(old) | set(new)) if old.get(n, "<unset>") !=
-              new.get(n, "<unset>")]
+    for n in sorted(set(old) | set(new)):
+        if old.get(n, TRAIN_DEFAULTS.get(n, "<unset>")) != new.get(n, "<unset>"):
+            names.append(n)
     if sorted(recorded.get("eval_set", [])) != sorted(wanted["eval_set"]):
         names.append("eval_set")
+    if recorded.get("train_from", "") != wanted.get("train_from", ""):
+        names.append("train_from")
     return names
 
 
@@ -273,6 +285,8 @@ def run_seed(seed, recipe, recipe_dir, work_dir, data_root, about):
     timing_path = seed_dir / "timing.json"
     timing = json.loads(timing_path.read_text()) if timing_path.is_file() else {}
     run_dir, eval_dir = seed_dir / "run", seed_dir / "eval"
+    if recipe.get("train_from"):
+        run_dir, timing["train_s"] = trained_run(recipe, work_dir, seed)
     if not (run_dir / "model.weights.h5").is_file() or "train_s" not in timing:
         print(f"  seed {seed}: training ({run_dir})", flush=True)
         seconds = _call(["hved_tf.train", f"--flagfile={recipe['flagfile']}",
@@ -294,6 +308,24 @@ def run_seed(seed, recipe, recipe_dir, work_dir, data_root, about):
               "train_s": timing.get("train_s"), "evaluate_s": timing.get("evaluate_s")}
     write_json(result_path, result)
     return result
+
+
+def trained_run(recipe, work_dir, seed):
+    """(run folder, training seconds) of seed `seed` of the recipe named by `train_from`,
+    refused unless it is trained and was trained with this recipe's training flags."""
+    source = work_dir / "recipes" / recipe["train_from"] / f"seed{seed}"
+    if not (source / "run" / "model.weights.h5").is_file():
+        raise BenchmarkError(f"--train_from {recipe['train_from']}: seed {seed} is not trained "
+                             f"({source}); benchmark that recipe at this seed first.")
+    recorded = json.loads((source / "recipe.json").read_text())
+    diff = [n for n in differing_flags(recorded, {**recipe, "eval_set": recorded["eval_set"],
+                                                  "train_from": recorded.get("train_from", "")})]
+    if diff:
+        raise BenchmarkError(f"--train_from {recipe['train_from']}: it was trained with other "
+                             f"flags ({', '.join('--' + n for n in diff[:3])}); give the same "
+                             "--recipe and --set.")
+    timing = json.loads((source / "timing.json").read_text())
+    return source / "run", timing.get("train_s")
 
 
 def machine():
@@ -397,7 +429,7 @@ def benchmark(args):
     flagfile = pathlib.Path(args.recipe).resolve()
     if not flagfile.is_file():
         raise BenchmarkError(f"--recipe {args.recipe}: no such flagfile.")
-    recipe = recipe_record(flagfile, args.set, args.eval_set)
+    recipe = recipe_record(flagfile, args.set, args.eval_set, args.train_from)
     name = args.name or flagfile.stem
     data_root, about = test_set(work_dir, args.test_subjects, args.test_seed,
                                 demo_voxel_mm(recipe["train_flags"]), args.test_set)
@@ -465,6 +497,9 @@ def parser():
     p.add_argument("--eval_set", action="append", default=[], metavar="FLAG=VALUE",
                    help="An evaluate flag (repeatable), e.g. noprior_correction.")
     p.add_argument("--name", default="", help="The recipe's name (default: the flagfile's).")
+    p.add_argument("--train_from", default="", metavar="NAME",
+                   help="Score the trained runs of the benchmarked recipe NAME (same training "
+                   "flags) with other --eval_set flags, instead of training again.")
     p.add_argument("--seeds", default="0,1,2,3,4")
     p.add_argument("--compare", nargs=2, metavar=("A", "B"),
                    help="Pair two benchmarked recipes instead of running one.")
