@@ -399,13 +399,14 @@ def compare_markdown(name_a, name_b, seeds, about, diff, env):
              f"subjects ({len(about['enhancing'])} with an enhancing part). Commit "
              f"{env['commit']}, {env['date']}.", "",
              "| figure | " + " | ".join(f"seed {s}" for s in seeds)
-             + " | mean difference | CI subjects | CI seeds×subjects |",
-             "|---|" + "---|" * (len(seeds) + 3)]
+             + " | mean difference | seeds ahead | CI subjects | CI seeds×subjects |",
+             "|---|" + "---|" * (len(seeds) + 4)]
     for key, (label, _) in FIGURES.items():
         d = diff[key]
+        ahead = sum(v > 0 for v in d["per_seed"])
         lines.append(f"| {label} | " + " | ".join(f"{v:+.3f}" for v in d["per_seed"])
-                     + f" | {d['mean']:+.3f} | {_fmt_ci(d['ci_subjects'])} | "
-                     f"{_fmt_ci(d['ci_seeds_subjects'])} |")
+                     + f" | {d['mean']:+.3f} | {ahead} of {len(seeds)} | "
+                     f"{_fmt_ci(d['ci_subjects'])} | {_fmt_ci(d['ci_seeds_subjects'])} |")
     return "\n".join(lines) + "\n"
 
 
