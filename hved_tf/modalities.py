@@ -77,6 +77,35 @@ def parse_subset(code: str | Sequence[str]) -> tuple[int, ...]:
     return tuple(sorted(idx))
 
 
+def subset_codes(values: Sequence[str], flag: str = "subsets",
+                 paper_order: bool = False) -> tuple[str, ...]:
+    """Canonical codes of a flag's subset values: ["all"] (or nothing) gives the 15.
+
+    Args:
+        values: subset codes such as "T1c+FLAIR", or ["all"].
+        flag: the flag's name, for the error.
+        paper_order: sort into the paper's order and drop repeats (else as given).
+
+    Returns:
+        The codes, e.g. ("T1c", "T1c+FLAIR").
+
+    Raises:
+        ValueError: naming the flag, the bad code and the known codes.
+    """
+    if not values or list(values) == ["all"]:
+        return tuple(SUBSET_CODES)
+    codes = []
+    for value in values:
+        try:
+            codes.append(subset_code(parse_subset(value)))
+        except ValueError as err:
+            raise ValueError(f"--{flag}: {err} Known codes: {', '.join(SUBSET_CODES)}, or "
+                             "all.") from None
+    if paper_order:
+        return tuple(c for c in SUBSET_CODES if c in set(codes))
+    return tuple(codes)
+
+
 def subset_mask(subset: Iterable[int]) -> np.ndarray:
     """float32 [4] with 1 at the subset's modalities."""
     mask = np.zeros(NUM_MODALITIES, np.float32)

@@ -72,3 +72,12 @@ def test_modality_aliases():
     with pytest.raises(ValueError, match="Unknown modality"):
         mod.canonical_modality("dwi")
     assert list(itertools.chain(*mod.SUBSETS)).count(3) == 8
+
+
+def test_subset_codes_of_a_flag():
+    assert mod.subset_codes(["all"]) == tuple(mod.SUBSET_CODES) == mod.subset_codes([])
+    assert mod.subset_codes(["FLAIR+T1c", "t1ce,t1", "T1c"]) == ("T1c+FLAIR", "T1+T1c", "T1c")
+    assert mod.subset_codes(["FLAIR+T1c", "T1c", "T1c"], paper_order=True) == ("T1c",
+                                                                                 "T1c+FLAIR")
+    with pytest.raises(ValueError, match="--test_subsets: .*Known codes"):
+        mod.subset_codes(["T1+X"], "test_subsets")

@@ -27,7 +27,7 @@ import pathlib
 
 from hved_tf.io.atomic import write_json
 from hved_tf.losses import KL_VARIANTS, LossWeights
-from hved_tf.modalities import LABEL_CONVENTIONS, SUBSET_CODES, parse_subset, subset_code
+from hved_tf.modalities import LABEL_CONVENTIONS, parse_subset, subset_code, subset_codes
 from hved_tf.models import MODELS, model_options, pooling_factor
 from hved_tf.preprocessing.normalise import STORAGE_DTYPES
 from hved_tf.config.checks import _positive_int, _sizes, choice  # noqa: F401
@@ -258,20 +258,6 @@ class PipelineConfig:
         return tuple(int(math.ceil(w * max(grow, 0.0) / 2)) + 1 for w in self.window)
 
 
-def _subset_codes(flag, values):
-    """Canonical subset codes of a flag's values ("all": the 15)."""
-    if list(values) == ["all"]:
-        return tuple(SUBSET_CODES)
-    codes = []
-    for code in values:
-        try:
-            codes.append(subset_code(parse_subset(code)))
-        except ValueError as err:
-            raise ValueError(f"--{flag}: {err} Known codes: {', '.join(SUBSET_CODES)}, or "
-                             "all.") from None
-    return tuple(codes)
-
-
 @dataclasses.dataclass
 class TrainConfig:
     data: DataConfig = dataclasses.field(default_factory=DataConfig)
@@ -310,8 +296,8 @@ class TrainConfig:
         for name in ("steps", "validation_every", "keep_checkpoints", "log_every",
                      "test_samples"):
             _positive_int(name, getattr(self, name))
-        self.validation_subsets = _subset_codes("validation_subsets", self.validation_subsets)
-        self.test_subsets = _subset_codes("test_subsets", self.test_subsets)
+        self.validation_subsets = subset_codes(self.validation_subsets, "validation_subsets")
+        self.test_subsets = subset_codes(self.test_subsets, "test_subsets")
         if self.early_stopping_patience < 0:
             raise ValueError("--early_stopping_patience must be >= 0.")
         choice("strategy", self.strategy, STRATEGIES)

@@ -45,7 +45,7 @@ from hved_tf.io import datasets
 from hved_tf.io.atomic import (OutputError, atomic_directory, check_writable, remove_partials,
                                write_text)
 from hved_tf.io.nifti import read_geometry
-from hved_tf.modalities import MODALITIES, SUBSET_CODES, parse_subset, subset_code, subset_mask
+from hved_tf.modalities import MODALITIES, parse_subset, subset_codes, subset_mask
 from hved_tf.preprocessing.crop import uncrop
 from hved_tf.progress import Progress
 from hved_tf.protocols import Scoring, describe_inference, protocol_name, protocol_scoring
@@ -55,13 +55,7 @@ FIGURE_SUBSETS = ("T1c+FLAIR", "T1+T1c+T2+FLAIR")
 
 def parse_subsets(value):
     """["all"] or subset codes -> canonical codes in the paper's order."""
-    if not value or list(value) == ["all"]:
-        return list(SUBSET_CODES)
-    try:
-        codes = {subset_code(parse_subset(v)) for v in value}
-    except ValueError as err:
-        raise ValueError(f"--subsets: {err} Known codes: {', '.join(SUBSET_CODES)}.") from None
-    return [c for c in SUBSET_CODES if c in codes]
+    return list(subset_codes(value, "subsets", paper_order=True))
 
 
 def model_names(segmenters):
