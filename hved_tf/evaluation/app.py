@@ -42,8 +42,8 @@ from hved_tf.figures import dice_heatmap, save_figure, subject_columns, subject_
 from hved_tf.inference.loading import open_segmenter
 from hved_tf.inference.segmenter import corrects_prior
 from hved_tf.io import datasets
-from hved_tf.io.atomic import (OutputError, atomic_directory, check_writable, remove_partials,
-                               write_text)
+from hved_tf.io.atomic import atomic_directory, write_text
+from hved_tf.io.atomic import check_out_dir as check_output_folder
 from hved_tf.io.nifti import read_geometry
 from hved_tf.modalities import MODALITIES, parse_subset, subset_codes, subset_mask
 from hved_tf.preprocessing.crop import uncrop
@@ -205,26 +205,13 @@ RESULT_FILES = ("results.csv", "summary.json", "table1.md", "table1.png", "synth
 
 
 def check_out_dir(out_dir, overwrite):
-    """Refuses, before any work, an output folder that is a file, holds earlier results (unless
-    `overwrite`) or other files, or cannot be written; removes what killed runs left."""
-    if out_dir.exists() and not out_dir.is_dir():
-        raise OutputError(f"--out_dir {out_dir} is a file; give a folder.")
-    remove_partials(out_dir.parent)
-    if out_dir.is_dir():
-        names = {p.name for p in out_dir.iterdir()}
-        earlier = sorted(names & set(RESULT_FILES))
-        if earlier and not overwrite:
-            raise ValueError(f"--out_dir {out_dir} holds earlier results ({earlier[0]}); use "
-                             "another folder or --overwrite.")
-        others = sorted(names - set(RESULT_FILES) - {"figures"})
-        if others:
-            raise ValueError(f"--out_dir {out_dir} holds other files ({others[0]}); the results "
-                             "are written as one set into a folder of their own: give a new "
-                             "or empty folder.")
-    parent = out_dir.parent
-    while not parent.exists() and parent != parent.parent:
-        parent = parent.parent
-    check_writable(parent)
+    """evaluate's output folder checked before any work (`hved_tf.io.atomic.check_out_dir`):
+    its results are RESULT_FILES and figures/."""
+    check_output_folder(
+        out_dir, overwrite,
+        lambda folder: sorted(p for p in folder.iterdir() if p.name in RESULT_FILES),
+        lambda folder: sorted(p for p in folder.iterdir()
+                              if p.name not in RESULT_FILES and p.name != "figures"))
 
 
 def parse_ensembles(values):

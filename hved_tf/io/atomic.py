@@ -181,3 +181,35 @@ def remove_partials(folder):
             leftover.unlink(missing_ok=True)
         removed.append(leftover)
     return removed
+
+
+def existing_ancestor(path):
+    """`path`, or its nearest ancestor that exists."""
+    path = pathlib.Path(path)
+    while not path.exists() and path != path.parent:
+        path = path.parent
+    return path
+
+
+def check_out_dir(out_dir, overwrite, earlier_results, other_files):
+    """Refuses, before any work, an output folder that is a file, that holds earlier results
+    (unless `overwrite`), that holds files which are not the command's (a set of outputs is
+    written whole into a folder of its own), or that cannot be written; removes what killed
+    runs left beside and inside it. `earlier_results(folder)` and `other_files(folder)` list
+    the paths of each kind in an existing folder (the command knows its own files)."""
+    out_dir = pathlib.Path(out_dir)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise OutputError(f"--out_dir {out_dir} is a file; give a folder.")
+    for folder in (out_dir.parent, out_dir):
+        remove_partials(folder)
+    if out_dir.is_dir():
+        earlier = earlier_results(out_dir)
+        if earlier and not overwrite:
+            raise ValueError(f"--out_dir {out_dir} holds earlier results ({earlier[0]}); use "
+                             "another folder or --overwrite.")
+        others = other_files(out_dir)
+        if others:
+            raise ValueError(f"--out_dir {out_dir} holds other files ({others[0].name}); the "
+                             "outputs are written as one set into a folder of their own: give "
+                             "a new or empty folder.")
+    check_writable(existing_ancestor(out_dir))

@@ -31,8 +31,8 @@ import numpy as np
 
 from hved_tf.data.cache import load_subject_image
 from hved_tf.figures import save_figure, subject_columns, subject_figure
-from hved_tf.io.atomic import (OutputError, atomic_directory, check_writable, remove_partials,
-                               write_json)
+from hved_tf.io.atomic import atomic_directory, check_writable, existing_ancestor, write_json
+from hved_tf.io.atomic import check_out_dir as check_output_folder
 from hved_tf.io.datasets import discover_subjects, subject_from_files
 from hved_tf.io.nifti import save_nifti
 from hved_tf.modalities import (CLASS_NAMES, LABEL_CONVENTIONS, MODALITIES, REGIONS,
@@ -46,33 +46,17 @@ BYTES_PER_VOXEL_WRITTEN = 2.0     # a compressed float32 output, roughly, with r
 
 
 def check_out_dir(out_dir, overwrite, per_subject_dirs=False):
-    """Refuses, before any work, an output folder that is a file, that holds earlier results
-    (unless `overwrite`), that holds other files where one subject's set is to go (a set is
-    written whole into a folder of its own), or that cannot be written. Removes what killed
-    runs left there."""
-    out_dir = pathlib.Path(out_dir)
-    if out_dir.exists() and not out_dir.is_dir():
-        raise OutputError(f"--out_dir {out_dir} is a file; give a folder.")
-    for folder in (out_dir.parent, out_dir):
-        remove_partials(folder)
-    if out_dir.is_dir():
-        earlier = [p for marker in OUTPUT_MARKERS for p in out_dir.rglob(marker)]
-        if earlier and not overwrite:
-            raise ValueError(f"--out_dir {out_dir} holds earlier results ({earlier[0]}); use "
-                             "another folder or --overwrite.")
-        others = [p for p in out_dir.iterdir() if p.name not in OUTPUT_FILES
-                  and not p.name.startswith(("prob_", "synth_"))]
-        if others and not per_subject_dirs:
-            raise ValueError(f"--out_dir {out_dir} holds other files ({others[0].name}); the "
-                             "outputs are written as one set into a folder of their own: give "
-                             "a new or empty folder.")
-    check_writable(out_dir if out_dir.is_dir() else _existing_parent(out_dir))
+    """predict's output folder checked before any work (`hved_tf.io.atomic.check_out_dir`);
+    `per_subject_dirs`: a dataset's folder of subject folders (other entries allowed)."""
+    def earlier(folder):
+        return [p for marker in OUTPUT_MARKERS for p in folder.rglob(marker)]
 
-
-def _existing_parent(path):
-    while not path.exists() and path != path.parent:
-        path = path.parent
-    return path
+    def others(folder):
+        if per_subject_dirs:
+            return []
+        return [p for p in folder.iterdir() if p.name not in OUTPUT_FILES
+                and not p.name.startswith(("prob_", "synth_"))]
+    check_output_folder(out_dir, overwrite, earlier, others)
 
 
 def subjects_from_inputs(files, subject_dir="", data_root=""):
@@ -149,7 +133,7 @@ def predict_subject(segmenter, subject, out_dir, convention=None, synth_all=Fals
     image, geometries = load_subject_image(subject)
     load_s = time.perf_counter() - start
     outputs = 3 + 4 + (4 if probabilities else 0)
-    check_writable(_existing_parent(out_dir.parent),
+    check_writable(existing_ancestor(out_dir.parent),
                    int(image[..., 0].size * BYTES_PER_VOXEL_WRITTEN * outputs))
     seg = segmenter.segment_raw(image, subject.available, progress=progress,
                                 flipped=geometries[0].ras_flips)
