@@ -12,8 +12,6 @@ written: `hved_tf.prediction.app`.
 from __future__ import annotations
 
 from hved_tf import quiet  # noqa: F401  (first: TensorFlow starts without its banner)
-import sys
-import time
 
 from absl import flags
 
@@ -24,6 +22,7 @@ from hved_tf.inference.loading import open_segmenter
 from hved_tf.inference.segmenter import corrects_prior
 from hved_tf.modalities import MODALITIES
 from hved_tf.prediction.app import check_out_dir, predict_all, subjects_from_inputs
+from hved_tf.progress import Progress
 
 FLAGS = flags.FLAGS
 
@@ -56,17 +55,13 @@ def define_flags():
 
 
 def progress_printer(label):
-    tty = sys.stdout.isatty()
-    state = {"next": 0.0, "start": time.time()}
+    """A `progress(done, total)` of one subject's windows (`hved_tf.progress.Progress`)."""
+    state = {}
 
     def progress(done, total):
-        if tty:
-            print(f"\r  {label}: window {done}/{total}", end="" if done < total else "\n",
-                  flush=True)
-        elif done / total >= state["next"] or done == total:
-            print(f"  {label}: window {done}/{total} ({time.time() - state['start']:.0f} s)",
-                  flush=True)
-            state["next"] = done / total + 0.25
+        if state.get("total") != total:
+            state.update(total=total, bar=Progress(f"  {label}", total, "windows"))
+        state["bar"].update(done)
     return progress
 
 
