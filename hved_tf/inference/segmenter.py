@@ -90,13 +90,17 @@ def model_options(trained, options):
                                class_weights=weights)
 
 
+RENORMALISE_FLOOR = 1e-12      # the smallest sum the prior correction divides by
+
+
 def prior_corrected(probabilities, weights):
     """[..., C] probabilities times the prior correction's class `weights`, renormalised
     (`hved_tf.data.class_prior`); unchanged for no weights."""
     if not weights:
         return probabilities
     weighted = np.asarray(probabilities) * np.asarray(weights, np.float32)
-    return (weighted / np.maximum(weighted.sum(-1, keepdims=True), 1e-12)).astype(np.float32)
+    return (weighted / np.maximum(weighted.sum(-1, keepdims=True), RENORMALISE_FLOOR)
+            ).astype(np.float32)
 
 
 def corrects_prior(segmenter):

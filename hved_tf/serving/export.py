@@ -40,7 +40,7 @@ import tensorflow as tf
 
 from hved_tf.config import InferenceOptions
 from hved_tf.inference.exported import EXPORT_METADATA
-from hved_tf.inference.segmenter import model_options
+from hved_tf.inference.segmenter import RENORMALISE_FLOOR, model_options
 from hved_tf.inference.postprocess import ENHANCING, NECROTIC
 from hved_tf.inference.tta import with_flips
 from hved_tf.inference.windows import (axis_starts, blend_weights, choose_window, entropy,
@@ -59,6 +59,26 @@ def _pad_with(x, paddings, value):
     inside = tf.pad(tf.ones_like(x, tf.bool), paddings, constant_values=False)
     return tf.where(inside, tf.pad(x, paddings), value)
 
+
+
+def prior_corrected_tf(probs, weights):
+    """`hved_tf.inference.segmenter.prior_corrected` in TensorFlow: probs [..., C] times the
+    class weights, renormalised; unchanged for no weights."""
+    if not weights:
+        return probs
+    probs = probs * tf.constant(weights, probs.dtype)
+    return probs / tf.maximum(tf.reduce_sum(probs, -1, keepdims=True), RENORMALISE_FLOOR)
+
+
+def etpp_tf(classes, et_threshold):
+    """`hved_tf.inference.postprocess`'s ETpp rule in TensorFlow on classes [..., X, Y, Z]:
+    fewer than `et_threshold` enhancing voxels in a volume are relabelled necrotic."""
+    if not et_threshold:
+        return classes
+    enhancing = classes == ENHANCING
+    count = tf.reduce_sum(tf.cast(enhancing, tf.int32), axis=[-3, -2, -1], keepdims=True)
+    small = (count > 0) & (count < et_threshold)
+    return tf.where(enhancing & small, NECROTIC, classes)
 
 class ServingModule(tf.Module):
     """The exported functions over one trained model (see the module docstring)."""
@@ -107,15 +127,9 @@ class ServingModule(tf.Module):
         return with_flips(once, image, self.options.tta_axes)     # the export's frozen TTA
 
     def _outputs(self, probs, variance, recon):
-        if self.options.class_weights:     # the run's prior correction, frozen in the export
-            probs = probs * tf.constant(self.options.class_weights, probs.dtype)
-            probs = probs / tf.maximum(tf.reduce_sum(probs, -1, keepdims=True), 1e-12)
-        classes = tf.argmax(probs, axis=-1, output_type=tf.int32)
-        if self.options.et_threshold:      # RFNet's ETpp rule, per volume (per window in a batch)
-            enhancing = classes == ENHANCING
-            count = tf.reduce_sum(tf.cast(enhancing, tf.int32), axis=[-3, -2, -1], keepdims=True)
-            small = (count > 0) & (count < self.options.et_threshold)
-            classes = tf.where(enhancing & small, NECROTIC, classes)
+        probs = prior_corrected_tf(probs, self.options.class_weights)   # frozen in the export
+        classes = etpp_tf(tf.argmax(probs, axis=-1, output_type=tf.int32),
+                          self.options.et_threshold)     # per volume (per window in a batch)
         labels = tf.gather(self.label_values, classes)
         return {"seg_probabilities": probs, "seg_labels": labels,
                 "uncertainty": entropy(probs), "variance": variance[..., 0], "recon": recon}
