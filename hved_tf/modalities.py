@@ -79,7 +79,7 @@ def parse_subset(code: str | Sequence[str]) -> tuple[int, ...]:
 
 def subset_codes(values: Sequence[str], flag: str = "subsets",
                  paper_order: bool = False) -> tuple[str, ...]:
-    """Canonical codes of a flag's subset values: ["all"] (or nothing) gives the 15.
+    """Canonical codes of a flag's subset values: ["all"] gives the 15.
 
     Args:
         values: subset codes such as "T1c+FLAIR", or ["all"].
@@ -92,7 +92,7 @@ def subset_codes(values: Sequence[str], flag: str = "subsets",
     Raises:
         ValueError: naming the flag, the bad code and the known codes.
     """
-    if not values or list(values) == ["all"]:
+    if list(values) == ["all"]:
         return tuple(SUBSET_CODES)
     codes = []
     for value in values:

@@ -54,8 +54,8 @@ FIGURE_SUBSETS = ("T1c+FLAIR", "T1+T1c+T2+FLAIR")
 
 
 def parse_subsets(value):
-    """["all"] or subset codes -> canonical codes in the paper's order."""
-    return list(subset_codes(value, "subsets", paper_order=True))
+    """["all"] (or nothing) or subset codes -> canonical codes in the paper's order."""
+    return list(subset_codes(value or ["all"], "subsets", paper_order=True))
 
 
 def model_names(segmenters):
