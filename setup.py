@@ -13,6 +13,8 @@ setup(
     license="MIT",
     python_requires=">=3.10",
     packages=find_packages(include=["hved_tf", "hved_tf.*"]),
+    # The quality benchmark's record of the demo recipe (hved_tf.training.quality_record).
+    package_data={"hved_tf.training": ["quality_record.json"]},
     install_requires=[
         "tensorflow>=2.16",
         # 3.15.1 carries the 2025-2026 fixes of safe-mode loading and of HDF5 weights files

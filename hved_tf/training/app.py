@@ -30,6 +30,7 @@ from hved_tf.data.prepare import SPLIT_FILE, prepare_data
 from hved_tf.errors import Interrupted
 from hved_tf.inference.segmenter import KerasSegmenter
 from hved_tf.io.atomic import OutputError, atomic_path, check_writable, write_json
+from hved_tf.modalities import SUBSET_CODES
 from hved_tf.models import build_model
 from hved_tf.progress import Progress
 from hved_tf.training.callbacks import (NonFiniteLoss, StopAtStep, Validation, enhancing_by_t1c,
@@ -37,6 +38,7 @@ from hved_tf.training.callbacks import (NonFiniteLoss, StopAtStep, Validation, e
 from hved_tf.training.checkpoints import (AtomicBackupAndRestore, StepCheckpoints,
                                           check_room_for_run, save_weights)
 from hved_tf.training.monitor import TrainingLog
+from hved_tf.training.quality_record import read_record, standing
 from hved_tf.training.distribute import (check_precision, make_strategy, set_cpu_threads,
                                          unsharded, worker_role)
 
@@ -174,6 +176,10 @@ def _test(model, config, data, run_dir, steps, start, class_weights=()):
         print(f"  enhancing tumour, {by_t1c['subjects']} subjects with one: Dice "
               f"{by_t1c['with_t1c']:.3f} over the subsets with T1c, {by_t1c['without_t1c']:.3f} "
               f"without (T1c adds {by_t1c['gap']:+.3f})", flush=True)
+    wt_all4 = results.get(SUBSET_CODES[-1], {}).get("whole_tumour")      # all four
+    for line in standing(config.to_dict(), len(data["test"]), wt_all4,
+                         by_t1c["gap"] if by_t1c else None, read_record()):
+        print(line, flush=True)
     return summary
 
 

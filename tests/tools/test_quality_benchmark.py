@@ -173,3 +173,19 @@ def test_an_evaluation_variant_scores_another_recipes_runs(tmp_path, monkeypatch
     other = bq.recipe_record(DEMO, ["steps=10"], ["noprior_correction"], train_from="demo")
     with pytest.raises(bq.BenchmarkError, match="--steps"):
         bq.run_seed(0, other, tmp_path / "recipes" / "other", tmp_path, tmp_path / "data", about)
+
+
+def test_the_record_holds_the_recipes_config_and_its_seeds(tmp_path, monkeypatch):
+    import hved_tf.training.quality_record as quality_record
+    monkeypatch.setattr(quality_record, "RECORD", tmp_path / "record.json")
+    recipe = bq.recipe_record(DEMO, ["steps=10"], [])
+    results = [{"seed": s, "figures": {"wt_all4": [0.8, 0.9], "et_gap": [0.5]}}
+               for s in (0, 1)]
+    bq.write_record("demo", recipe, {"subjects": ["A", "B"]}, results, tmp_path / "demo.md")
+    record = json.loads((tmp_path / "record.json").read_text())
+    assert record["seeds"] == [0, 1] and record["figures"]["wt_all4"] == [
+        pytest.approx(0.85)] * 2
+    assert record["config"]["steps"] == 10 and "run_dir" not in record["config"]
+    with pytest.raises(bq.BenchmarkError, match="--record"):
+        bq.write_record("v", bq.recipe_record(DEMO, [], ["noprior_correction"]),
+                        {"subjects": ["A"]}, results, tmp_path / "v.md")

@@ -96,6 +96,7 @@ def resolve_train_flags(flagfile, overrides):
                 *(f"--{o.lstrip('-')}" for o in overrides)])
         parsed = {n: values[n].value for n in sorted(train_names) if n not in OWN_FLAGS}
         TRAIN_DEFAULTS.update({n: _jsonable(values[n].default) for n in parsed})
+        RECIPE_CONFIGS[str(flagfile), tuple(overrides)] = _recipe_config()
     except flags.Error as err:
         raise BenchmarkError(f"recipe {flagfile}: {err}") from None
     finally:
@@ -105,6 +106,18 @@ def resolve_train_flags(flagfile, overrides):
 
 
 TRAIN_DEFAULTS = {}      # this code's default of every training flag (filled by the above)
+RECIPE_CONFIGS = {}      # (flagfile, overrides) -> the recipe's TrainConfig dict, per-seed parts out
+
+
+def _recipe_config():
+    """The parsed recipe's resolved TrainConfig as this code builds it (per-seed settings left
+    out; hved_tf.training.quality_record), or None when it does not validate here."""
+    from hved_tf.training.flags import config_from_flags
+    from hved_tf.training.quality_record import comparable
+    try:
+        return comparable(config_from_flags().to_dict())
+    except ValueError:
+        return None
 
 
 def _jsonable(value):
@@ -451,6 +464,28 @@ def benchmark(args):
     write_text(out / f"{name}.md", markdown)
     print(markdown)
     print(f"wrote {out / name}.json and .md")
+    if args.record:
+        write_record(name, recipe, about, results, out / f"{name}.md")
+
+
+def write_record(name, recipe, about, results, report):
+    """hved_tf/training/quality_record.json: what training compares a run of this recipe with
+    at its end (hved_tf.training.quality_record)."""
+    from hved_tf.training.quality_record import RECORD
+    config = RECIPE_CONFIGS.get((recipe["flagfile"], tuple(recipe["set"])))
+    if config is None or recipe["eval_set"] or recipe.get("train_from"):
+        raise BenchmarkError("--record needs a recipe that trains its own runs, evaluated with "
+                             "evaluate's defaults (as the end of training tests).")
+    try:
+        shown = str(pathlib.Path(report).resolve().relative_to(REPO))
+    except ValueError:
+        shown = str(report)
+    write_json(RECORD, {"name": name, "seeds": [r["seed"] for r in results],
+                        "test_subjects": len(about["subjects"]), "report": shown,
+                        "config": config,
+                        "figures": {key: [float(np.mean(r["figures"][key])) for r in results]
+                                    for key in ("wt_all4", "et_gap")}})
+    print(f"wrote {RECORD}: training compares runs of this recipe with it")
 
 
 def compare(args):
@@ -502,6 +537,9 @@ def parser():
                    help="Score the trained runs of the benchmarked recipe NAME (same training "
                    "flags) with other --eval_set flags, instead of training again.")
     p.add_argument("--seeds", default="0,1,2,3,4")
+    p.add_argument("--record", action="store_true",
+                   help="Make this the benchmark of record of the recipe: training prints where "
+                   "a run of it stands (hved_tf/training/quality_record.json).")
     p.add_argument("--compare", nargs=2, metavar=("A", "B"),
                    help="Pair two benchmarked recipes instead of running one.")
     p.add_argument("--work_dir", default=str(REPO / "runs" / "benchmark_quality"))
