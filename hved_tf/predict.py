@@ -21,7 +21,8 @@ from hved_tf.config import CONVENTIONS
 from hved_tf.inference.loading import open_segmenter
 from hved_tf.inference.segmenter import corrects_prior
 from hved_tf.modalities import MODALITIES
-from hved_tf.prediction.app import check_out_dir, predict_all, subjects_from_inputs
+from hved_tf.prediction.app import (check_inputs_first, check_out_dir, predict_all,
+                                    subjects_from_inputs)
 from hved_tf.progress import Progress
 
 FLAGS = flags.FLAGS
@@ -71,6 +72,8 @@ def run():
     files = {m: getattr(FLAGS, m.lower()) for m in MODALITIES}
     subjects = subjects_from_inputs(files, FLAGS.subject_dir, FLAGS.data_root)
     check_out_dir(FLAGS.out_dir, FLAGS.overwrite, per_subject_dirs=bool(FLAGS.data_root))
+    if not FLAGS.data_root:            # a dataset goes on past a bad subject: checked each
+        check_inputs_first(subjects[0])
     options, weights = protocol_settings()
     segmenter = open_segmenter(FLAGS.model, FLAGS.hist_file or None, options, weights)
     for member in segmenter.identity.get("ensemble", ()):

@@ -83,7 +83,11 @@ def subject_from_files(paths):
                              "modality needs its own file.")
         seen[key] = modality
     ordered = {m: paths[m] for m in MODALITIES if m in paths}
-    return Subject(files_subject_id(list(ordered.values())), ordered, None, "files")
+    # Files named as a known layout names them (e.g. BraTS 2023's -t1c, -t2f) follow its label
+    # convention, as a subject folder of that layout does.
+    layouts = {(_match(p.name) or ("files",))[0] for p in ordered.values()}
+    layout = layouts.pop() if len(layouts) == 1 else "files"
+    return Subject(files_subject_id(list(ordered.values())), ordered, None, layout)
 
 
 def files_subject_id(paths):

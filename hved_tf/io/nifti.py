@@ -118,10 +118,21 @@ def check_header(path, img):
     pixdim = tuple(float(z) for z in img.header.get_zooms()[:3])
     zooms = affine_zooms(affine)
     if len(pixdim) == 3 and not np.allclose(pixdim, zooms, rtol=1e-3, atol=1e-4):
-        log.warning("%s: pixdim says %s mm voxels but the affine %s mm; using the affine's "
-                    "(as nibabel and ITK do) for volumes and distances.", path,
-                    _mm(pixdim), _mm(zooms))
+        _warn_once("%s: pixdim says %s mm voxels but the affine %s mm; using the affine's "
+                   "(as nibabel and ITK do) for volumes and distances.", path,
+                   _mm(pixdim), _mm(zooms))
     _check_forms(path, img)
+
+
+_WARNED = set()
+
+
+def _warn_once(message, *args):
+    """A header warning, said once per file and message in a process (a file's header is read
+    more than once: the inputs are checked before the model loads, then read)."""
+    if (message, args) not in _WARNED:
+        _WARNED.add((message, args))
+        log.warning(message, *args)
 
 
 def _mm(zooms):
@@ -133,8 +144,8 @@ def _check_forms(path, img):
     sform, scode = img.header.get_sform(coded=True)
     if qform is not None and sform is not None and int(qcode) > 0 and int(scode) > 0 \
             and not np.allclose(qform, sform, atol=AFFINE_TOLERANCE):
-        log.warning("%s: its qform and sform disagree; using the sform (code %d), as nibabel "
-                    "does.", path, int(scode))
+        _warn_once("%s: its qform and sform disagree; using the sform (code %d), as nibabel "
+                   "does.", path, int(scode))
 
 
 def _read(path):
@@ -155,9 +166,7 @@ def load_nifti(path, kind="image"):
     path, img, data = _read(path)
     if data.ndim == 4 and data.shape[3] == 1:
         data = data[..., 0]
-    if data.ndim != 3:
-        raise ValueError(f"{path}: expected a 3-D volume, got shape {data.shape}. Split 4-D "
-                         "series into one file per modality.")
+    check_volume_shape(path, data.shape)
     if kind == "image":
         if data.dtype.itemsize > 4 and data.size:
             peak = float(np.nanmax(np.abs(data)))
@@ -185,6 +194,29 @@ def _geometry(path, img, shape):
                                      ornt_lib.axcodes2ornt("RAS"))
     return Geometry(str(path), tuple(int(s) for s in shape[:3]), np.asarray(img.affine),
                     img.header.copy(), to_ras)
+
+
+def check_volume_shape(path, shape):
+    """Refuses a shape that is not one 3-D volume (a trailing axis of 1 already dropped)."""
+    if len(shape) != 3:
+        raise ValueError(f"{path}: expected a 3-D volume, got shape {tuple(shape)}. Split 4-D "
+                         "series into one file per modality.")
+
+
+def check_inputs_from_headers(paths):
+    """Refuses, from the headers alone (no voxel data read), files of {name: path} that are not
+    readable 3-D volumes or that lie on different grids: what loading them would refuse, said
+    before any long work."""
+    geometries = []
+    for name, path in paths.items():
+        try:
+            path, img = _open(path)
+            shape = img.shape[:3] if len(img.shape) == 4 and img.shape[3] == 1 else img.shape
+            check_volume_shape(path, shape)
+        except ValueError as err:
+            raise ValueError(f"{name}: {err}") from None
+        geometries.append(_geometry(path, img, img.shape))
+    check_same_grid(geometries, list(paths))
 
 
 def read_geometry(path):

@@ -34,7 +34,7 @@ from hved_tf.figures import save_figure, subject_columns, subject_figure
 from hved_tf.io.atomic import atomic_directory, check_writable, existing_ancestor, write_json
 from hved_tf.io.atomic import check_out_dir as check_output_folder
 from hved_tf.io.datasets import discover_subjects, subject_from_files
-from hved_tf.io.nifti import save_nifti
+from hved_tf.io.nifti import check_inputs_from_headers, save_nifti
 from hved_tf.modalities import (CLASS_NAMES, LABEL_CONVENTIONS, MODALITIES, REGIONS,
                                 from_training_labels, subset_code)
 from hved_tf.progress import duration
@@ -77,6 +77,12 @@ def subjects_from_inputs(files, subject_dir="", data_root=""):
                          f"({', '.join(s.id for s in subjects[:5])}); give one subject's folder "
                          "or use --data_root.")
     return [dataclasses.replace(s, label_path=None) for s in subjects]
+
+
+def check_inputs_first(subject):
+    """A subject's files checked from their headers before a model is loaded
+    (`hved_tf.io.nifti.check_inputs_from_headers`)."""
+    check_inputs_from_headers(subject.paths)
 
 
 def region_volumes_ml(labels, zooms):

@@ -102,3 +102,15 @@ def test_apply_split_and_unknown_ids(tmp_path):
         datasets.apply_split(subjects, {"HGG9": "train"})
     (tmp_path / "ids.txt").write_text("HGG1\n# comment\n\nHGG2  # trailing\n")
     assert datasets.read_id_list(tmp_path / "ids.txt") == ["HGG1", "HGG2"]
+
+
+def test_files_named_as_brats2023_follow_its_label_convention(tmp_path):
+    folder = tmp_path / "BraTS-GLI-00007-000"
+    for suffix in ("t1c", "t2f"):
+        _touch(folder / f"BraTS-GLI-00007-000-{suffix}.nii.gz")
+    subject = datasets.subject_from_files({"T1c": folder / "BraTS-GLI-00007-000-t1c.nii.gz",
+                                           "FLAIR": folder / "BraTS-GLI-00007-000-t2f.nii.gz"})
+    assert subject.id == "BraTS-GLI-00007-000" and subject.label_convention == "brats2023"
+    _touch(tmp_path / "p" / "t1c.nii.gz")
+    plain = datasets.subject_from_files({"T1c": tmp_path / "p" / "t1c.nii.gz"})
+    assert plain.label_convention == "brats2018"                   # unknown names: 0/1/2/4

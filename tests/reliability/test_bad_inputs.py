@@ -178,6 +178,21 @@ def test_a_bad_file_is_refused_naming_it_and_its_sequence(tmp_path, cli, tiny_ru
     whole_or_nothing(out, [])
 
 
+@pytest.mark.parametrize("case", ["other_shape_than_t1", "other_affine_than_t1"])
+def test_sequences_on_other_grids_are_refused_before_the_model_loads(tmp_path, cli, tiny_run,
+                                                                    case, monkeypatch):
+    from hved_tf.inference import loading
+
+    def too_early(*args, **kwargs):
+        pytest.fail("the model was loaded before the inputs were checked")
+    monkeypatch.setattr(loading, "load_trained", too_early)
+    make = next(c[1] for c in BAD_FILES if c[0] == case)
+    paths = make(tmp_path / "in")
+    outcome = cli("predict", f"--model={tiny_run}", f"--out_dir={tmp_path / 'out'}", *FAST,
+                  *modality_flags(paths))
+    refused(outcome, 2, paths["T1c"].name, "co-registered")
+
+
 def test_an_extreme_outlier_voxel_gives_a_finite_segmentation(tmp_path, cli, tiny_run):
     """A 1e37 voxel (float32 holds it) must not overflow the intensity chain: the statistics
     are computed in float64 and Nyul's percentiles ignore a single voxel."""
