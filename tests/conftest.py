@@ -1,6 +1,8 @@
-"""Shared test set-up: quiet TensorFlow, the original release's reference folder."""
+"""Shared test set-up: quiet TensorFlow, the original release's reference folder, and the
+process-wide state each test leaves as it found it."""
 import os
 import pathlib
+import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -20,6 +22,23 @@ def reference_dir():
         if path.is_dir():
             return path
     return None
+
+
+@pytest.fixture(autouse=True)
+def _process_globals_reset():
+    """Flags a test defines on absl's FLAGS are removed after it, and Keras' global precision
+    policy is put back: tests share one process, and these two globals made some of them
+    depend on the order they ran in."""
+    from absl import flags
+    before = set(flags.FLAGS)
+    keras = sys.modules.get("keras")
+    policy = keras.mixed_precision.global_policy().name if keras else "float32"
+    yield
+    for name in set(flags.FLAGS) - before:
+        delattr(flags.FLAGS, name)
+    keras = sys.modules.get("keras")
+    if keras and keras.mixed_precision.global_policy().name != policy:
+        keras.mixed_precision.set_global_policy(policy)
 
 
 @pytest.fixture
