@@ -15,7 +15,7 @@ import pathlib
 
 RECORD = pathlib.Path(__file__).with_name("quality_record.json")
 # What the benchmark sets for each seed: not part of a recipe.
-PER_SEED = (("run_dir",), ("model", "seed"), ("data", "cache_dir"))
+PER_SEED = (("run_dir",), ("model", "seed"), ("pipeline", "seed"), ("data", "cache_dir"))
 HEADLINE = (("wt_all4", "WT with all four"), ("et_gap", "ET gap (T1c subsets minus the others)"))
 
 
