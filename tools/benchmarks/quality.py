@@ -318,7 +318,8 @@ def run_seed(seed, recipe, recipe_dir, work_dir, data_root, about):
             seed_dir / "evaluate.log")
         write_json(timing_path, timing)
     result = {"seed": seed, "figures": seed_figures(read_csv(eval_dir / "results.csv"), about),
-              "train_s": timing.get("train_s"), "evaluate_s": timing.get("evaluate_s")}
+              "train_s": timing.get("train_s"), "evaluate_s": timing.get("evaluate_s"),
+              "commit": machine()["commit"]}
     write_json(result_path, result)
     return result
 
@@ -386,8 +387,9 @@ def report_markdown(name, recipe, about, results, summary, env):
              f"Seeds {', '.join(map(str, seeds))}; test set: {len(about['subjects'])} anatomical "
              f"phantoms at {about['voxel_mm']:g} mm (seed {about['seed']}), "
              f"{len(about['enhancing'])} with an enhancing part.",
-             f"Commit {env['commit']}, {env['date']}, {env['cpu']} ({env['cores']} cores; "
-             f"{' '.join(env['cpu_flags'])}).", "",
+             f"Report made at commit {env['commit']}, {env['date']}, on {env['cpu']} "
+             f"({env['cores']} cores; {' '.join(env['cpu_flags'])}); each seed's commit below.",
+             "",
              "Dice. Mean ± sd over seeds, the worst seed, and 95% bootstrap intervals: over "
              "test subjects (seeds averaged), and over seeds and subjects.", "",
              "| figure | " + " | ".join(f"seed {s}" for s in seeds)
@@ -399,10 +401,12 @@ def report_markdown(name, recipe, about, results, summary, env):
                      + f" | {s['mean']:.3f} ± {s['sd']:.3f} | {s['worst']:.3f} | "
                      f"{_fmt_ci(s['ci_subjects'])} | {_fmt_ci(s['ci_seeds_subjects'])} |")
     lines += ["", "Wall time per seed (s; training includes the run's own end-of-training "
-              "test, evaluation scores all 15 subsets of every test subject):", "",
-              "| seed | training | evaluation |", "|---|---|---|"]
+              "test, evaluation scores all 15 subsets of every test subject), and the commit "
+              "that trained and scored it:", "",
+              "| seed | training | evaluation | commit |", "|---|---|---|---|"]
     for r in results:
-        lines.append(f"| {r['seed']} | {r['train_s'] or 0:.0f} | {r['evaluate_s'] or 0:.0f} |")
+        lines.append(f"| {r['seed']} | {r['train_s'] or 0:.0f} | {r['evaluate_s'] or 0:.0f} | "
+                     f"{r.get('commit', 'not recorded')} |")
     return "\n".join(lines) + "\n"
 
 
