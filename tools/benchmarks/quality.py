@@ -373,6 +373,14 @@ def _cores():
 
 # ----------------------------------------------------------------------------- reports
 
+def _shown(path):
+    """A path as the repository names it, when it is inside it."""
+    try:
+        return str(pathlib.Path(path).resolve().relative_to(REPO))
+    except ValueError:
+        return str(path)
+
+
 def _fmt_ci(ci):
     return f"[{ci[0]:.3f}, {ci[1]:.3f}]"
 
@@ -380,7 +388,7 @@ def _fmt_ci(ci):
 def report_markdown(name, recipe, about, results, summary, env):
     seeds = [r["seed"] for r in results]
     lines = [f"# Quality benchmark: {name}", "",
-             f"Recipe: `{recipe['flagfile']}`"
+             f"Recipe: `{_shown(recipe['flagfile'])}`"
              + (f" with `{' '.join('--' + s for s in recipe['set'])}`" if recipe["set"] else "")
              + (f"; evaluated with `{' '.join('--' + s for s in recipe['eval_set'])}`"
                 if recipe["eval_set"] else "") + ".",
@@ -401,8 +409,8 @@ def report_markdown(name, recipe, about, results, summary, env):
                      + f" | {s['mean']:.3f} ± {s['sd']:.3f} | {s['worst']:.3f} | "
                      f"{_fmt_ci(s['ci_subjects'])} | {_fmt_ci(s['ci_seeds_subjects'])} |")
     lines += ["", "Wall time per seed (s; training includes the run's own end-of-training "
-              "test, evaluation scores all 15 subsets of every test subject), and the commit "
-              "that trained and scored it:", "",
+              "test, evaluation scores all 15 subsets of every test subject; both depend on "
+              "what else the machine ran), and the commit that trained and scored it:", "",
               "| seed | training | evaluation | commit |", "|---|---|---|---|"]
     for r in results:
         lines.append(f"| {r['seed']} | {r['train_s'] or 0:.0f} | {r['evaluate_s'] or 0:.0f} | "
@@ -480,10 +488,7 @@ def write_record(name, recipe, about, results, report):
     if config is None or recipe["eval_set"] or recipe.get("train_from"):
         raise BenchmarkError("--record needs a recipe that trains its own runs, evaluated with "
                              "evaluate's defaults (as the end of training tests).")
-    try:
-        shown = str(pathlib.Path(report).resolve().relative_to(REPO))
-    except ValueError:
-        shown = str(report)
+    shown = _shown(report)
     write_json(RECORD, {"name": name, "seeds": [r["seed"] for r in results],
                         "test_subjects": len(about["subjects"]), "report": shown,
                         "config": config,
