@@ -435,6 +435,14 @@ def compare_markdown(name_a, name_b, seeds, about, diff, env):
     return "\n".join(lines) + "\n"
 
 
+def _write_report(stem, data, markdown):
+    """<stem>.json and <stem>.md, each written whole; the table printed."""
+    write_json(stem.parent / f"{stem.name}.json", data)
+    write_text(stem.parent / f"{stem.name}.md", markdown)
+    print(markdown)
+    print(f"wrote {stem}.json and .md")
+
+
 def _seeds(text):
     try:
         seeds = sorted({int(s) for s in text.split(",") if s.strip()})
@@ -470,12 +478,9 @@ def benchmark(args):
     summary = summarise_seeds(results)
     env = machine()
     out = pathlib.Path(args.out_dir)
-    write_json(out / f"{name}.json", {"name": name, "recipe": recipe, "test_set": about,
-                                      "machine": env, "seeds": results, "summary": summary})
-    markdown = report_markdown(name, recipe, about, results, summary, env)
-    write_text(out / f"{name}.md", markdown)
-    print(markdown)
-    print(f"wrote {out / name}.json and .md")
+    _write_report(out / name, {"name": name, "recipe": recipe, "test_set": about,
+                               "machine": env, "seeds": results, "summary": summary},
+                  report_markdown(name, recipe, about, results, summary, env))
     if args.record:
         write_record(name, recipe, about, results, out / f"{name}.md")
 
@@ -525,12 +530,9 @@ def compare(args):
     env = machine()
     out = pathlib.Path(args.out_dir)
     stem = f"compare_{name_a}_vs_{name_b}"
-    write_json(out / f"{stem}.json", {"a": name_a, "b": name_b, "seeds": seeds,
-                                      "test_set": about, "machine": env, "difference": diff})
-    markdown = compare_markdown(name_a, name_b, seeds, about, diff, env)
-    write_text(out / f"{stem}.md", markdown)
-    print(markdown)
-    print(f"wrote {out / stem}.json and .md")
+    _write_report(out / stem, {"a": name_a, "b": name_b, "seeds": seeds, "test_set": about,
+                               "machine": env, "difference": diff},
+                  compare_markdown(name_a, name_b, seeds, about, diff, env))
 
 
 def parser():
