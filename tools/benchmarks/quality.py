@@ -7,8 +7,7 @@ test set of demo phantoms, figures with their spread and confidence intervals.
 
 A recipe is a training flagfile plus overrides (`--set steps=2000`), and optionally evaluate
 flags; `--train_from NAME --eval_set noprior_correction` scores the trained runs of recipe NAME
-another way, without training again. Each seed
-`k` trains `python -m hved_tf.train --flagfile RECIPE --seed=k` (the demo's phantoms of seed k)
+another way, without training again. Each seed `k` trains `python -m hved_tf.train --flagfile RECIPE --seed=k` (the demo's phantoms of seed k)
 and scores it with `python -m hved_tf.evaluate` on the test set: `--test_subjects` (48)
 anatomical phantoms at the recipe's `--demo_voxel_mm`, generated once from `--test_seed` (a
 seed no training run uses, so the test set is disjoint from every training set; at least 30
@@ -30,7 +29,10 @@ Written: `<out_dir>/<name>.json` and `.md` (commit, date, CPU, wall times per se
 (`recipe.json`, `run/`, `eval/`, `timing.json`). Interrupted, the same command resumes: a
 training run resumes from its last validation, an evaluation is written whole or redone, a
 finished seed is reused. A seed whose recorded flags differ from the recipe's is refused,
-naming the flags. Needs the package installed (`pip install -e .`); not a test.
+naming the flags (a flag that an older record lacks counts at its default). `--record` makes
+the report the recipe's benchmark of record: `hved_tf/training/quality_record.json`, which the
+end of training compares a run of the recipe with. Run from the repository root with the
+package installed (`pip install -e .`); not a test.
 """
 from __future__ import annotations
 
