@@ -106,6 +106,16 @@ def test_figures_of_one_run():
         bq.seed_figures(_rows(["A"], 0.9, 0.1), about)
 
 
+def _fake_evaluation(args):
+    """What evaluate would leave: results.csv of two subjects in --out_dir."""
+    from pathlib import Path
+    from hved_tf.evaluation.tables import write_csv
+    out = Path(next(a.split("=", 1)[1] for a in args if a.startswith("--out_dir")))
+    out.mkdir(parents=True)
+    write_csv(out / "results.csv", [{"model": "u_hved", **r}
+                                    for r in _rows(["A", "B"], 0.8, 0.2)])
+
+
 def test_an_interrupted_seed_resumes_without_retraining(tmp_path, monkeypatch):
     about = {"subjects": ["A", "B"], "enhancing": ["A"]}
     calls = []
@@ -122,12 +132,7 @@ def test_an_interrupted_seed_resumes_without_retraining(tmp_path, monkeypatch):
             return 5.0
         if calls.count("hved_tf.evaluate") == 1:
             raise KeyboardInterrupt                              # killed while evaluating
-        out = next(a.split("=", 1)[1] for a in args if a.startswith("--out_dir"))
-        from hved_tf.evaluation.tables import write_csv
-        from pathlib import Path
-        Path(out).mkdir(parents=True)
-        write_csv(Path(out) / "results.csv", [{"model": "u_hved", **r}
-                                              for r in _rows(["A", "B"], 0.8, 0.2)])
+        _fake_evaluation(args)
         return 2.0
 
     monkeypatch.setattr(bq, "_call", fake_call)
@@ -156,12 +161,7 @@ def test_an_evaluation_variant_scores_another_recipes_runs(tmp_path, monkeypatch
     def fake_call(args, log_path):
         assert args[0] == "hved_tf.evaluate", "an evaluation variant must not train"
         evaluated.append(args)
-        out = next(a.split("=", 1)[1] for a in args if a.startswith("--out_dir"))
-        from pathlib import Path
-        from hved_tf.evaluation.tables import write_csv
-        Path(out).mkdir(parents=True)
-        write_csv(Path(out) / "results.csv", [{"model": "u_hved", **r}
-                                              for r in _rows(["A", "B"], 0.8, 0.2)])
+        _fake_evaluation(args)
         return 1.0
 
     monkeypatch.setattr(bq, "_call", fake_call)
