@@ -27,10 +27,11 @@ from absl import app, flags
 from absl import logging as absl_logging
 
 from hved_tf import quiet
-from hved_tf.config import BLENDS, PROTOCOLS, WEIGHTS, InferenceOptions
+from hved_tf.config import BLENDS, PROTOCOLS, WEIGHTS, GridOptions, InferenceOptions
 from hved_tf.config import parse_window as cfg_parse_window
 from hved_tf.protocols import protocol_options, protocol_weights
 from hved_tf.errors import Interrupted
+from hved_tf.modalities import MODALITIES
 from hved_tf.flaggroups import GROUPS, flag_group, help_text
 
 FLAGS = flags.FLAGS
@@ -202,6 +203,23 @@ def define_inference_flags(samples_help="z samples averaged for the segmentation
                              "this many voxels (0: off).")
         flags.DEFINE_bool("largest_component", False, "Keep the largest whole-tumour component "
                           "only.")
+
+
+def define_grid_flags():
+    with flag_group("voxel size and grids (docs/how-to/your-own-scans.md)"):
+        flags.DEFINE_bool("keep_input_spacing", False, "Segment inputs on their own grid even "
+                          "when their voxel size differs from the model's (warned); default: "
+                          "resample them to the model's and bring the outputs back.")
+        flags.DEFINE_string("reference_sequence", "", "Sequences on different grids of one "
+                            "exam are resampled onto this one's grid (T1, T1c, T2 or FLAIR); "
+                            "default: the one with the finest voxels.")
+
+
+def grid_options(f=FLAGS):
+    """The validated GridOptions of the grid flags."""
+    reference = f.reference_sequence
+    reference = next((m for m in MODALITIES if m.lower() == reference.lower()), reference)
+    return GridOptions(resample=not f.keep_input_spacing, reference=reference).validate()
 
 
 def define_protocol_flags():

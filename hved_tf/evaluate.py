@@ -11,8 +11,8 @@ from __future__ import annotations
 from hved_tf import quiet  # noqa: F401  (first: TensorFlow starts without its banner)
 from absl import flags
 
-from hved_tf.cli import (Program, define_inference_flags, define_protocol_flags, flag_group,
-                         protocol_settings)
+from hved_tf.cli import (Program, define_grid_flags, define_inference_flags,
+                         define_protocol_flags, flag_group, grid_options, protocol_settings)
 from hved_tf.evaluation.app import Predictions, run_evaluation
 from hved_tf.evaluation.files import PREDICTION_CONVENTIONS
 
@@ -53,6 +53,7 @@ def define_flags():
         flags.DEFINE_bool("missing_as_empty", False, "Score subjects without a file as an "
                           "empty prediction (else they are refused, listed).")
     define_inference_flags()
+    define_grid_flags()
     define_protocol_flags()
     with flag_group("output"):
         flags.DEFINE_string("out_dir", None, "Output folder.")
@@ -75,7 +76,8 @@ def run():
                               predictions=Predictions(
                                   FLAGS.predictions, FLAGS.predictions_name,
                                   FLAGS.predictions_subset, FLAGS.predictions_convention,
-                                  FLAGS.missing_as_empty) if FLAGS.predictions else None)
+                                  FLAGS.missing_as_empty) if FLAGS.predictions else None,
+                              grid=grid_options())
     print(markdown, flush=True)
     print(f"wrote {FLAGS.out_dir}/results.csv, summary.json, table1.md, table1.png "
           "(and synthesis.md when sequences were synthesised)", flush=True)

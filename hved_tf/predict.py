@@ -15,8 +15,8 @@ from hved_tf import quiet  # noqa: F401  (first: TensorFlow starts without its b
 
 from absl import flags
 
-from hved_tf.cli import (Program, define_inference_flags, define_protocol_flags, flag_group,
-                         protocol_settings)
+from hved_tf.cli import (Program, define_grid_flags, define_inference_flags,
+                         define_protocol_flags, flag_group, grid_options, protocol_settings)
 from hved_tf.config import CONVENTIONS
 from hved_tf.inference.loading import open_segmenter
 from hved_tf.inference.segmenter import corrects_prior
@@ -41,6 +41,7 @@ def define_flags():
         flags.DEFINE_string("subject_dir", "", "One subject's folder (any supported layout).")
         flags.DEFINE_string("data_root", "", "A dataset folder: every subject is segmented.")
     define_inference_flags()
+    define_grid_flags()
     define_protocol_flags()
     with flag_group("output"):
         flags.DEFINE_string("out_dir", None, "Output folder (one subfolder per subject for a "
@@ -72,8 +73,9 @@ def run():
     files = {m: getattr(FLAGS, m.lower()) for m in MODALITIES}
     subjects = subjects_from_inputs(files, FLAGS.subject_dir, FLAGS.data_root)
     check_out_dir(FLAGS.out_dir, FLAGS.overwrite, per_subject_dirs=bool(FLAGS.data_root))
+    grid = grid_options()
     if not FLAGS.data_root:            # a dataset goes on past a bad subject: checked each
-        check_inputs_first(subjects[0])
+        check_inputs_first(subjects[0], grid.reference)
     options, weights = protocol_settings()
     segmenter = open_segmenter(FLAGS.model, FLAGS.hist_file or None, options, weights)
     for member in segmenter.identity.get("ensemble", ()):
@@ -84,7 +86,7 @@ def run():
     predict_all(segmenter, subjects, FLAGS.out_dir, bool(FLAGS.data_root),
                 FLAGS.label_convention or None, FLAGS.synth_all, FLAGS.probabilities,
                 FLAGS.figure, progress_printer, log=lambda line: print(line, flush=True),
-                overwrite=FLAGS.overwrite)
+                overwrite=FLAGS.overwrite, grid=grid)
 
 
 PROGRAM = Program(define_flags, run, ("model", "out_dir"), name="predict", doc=__doc__)

@@ -22,10 +22,9 @@ GROUPS = {"train": ["data", "model", "optimisation", "training windows and augme
                     "intensity augmentation", "validation", "output",
                     "distribution, precision and CPU threads"],
           "predict": ["model", "inputs", "inference (sliding windows)", "post-processing",
-                      "protocol", "output"],
+                      "voxel size and grids", "protocol", "output"],
           "evaluate": ["models", "data", "segmentations on disk", "inference (sliding windows)",
-                       "post-processing",
-                       "protocol", "output"],
+                       "post-processing", "voxel size and grids", "protocol", "output"],
           "export": ["model", "inference (sliding windows)", "post-processing", "output"]}
 
 

@@ -24,6 +24,17 @@ def _sizes(name, value, minimum, example="112,112,112"):
                          f"{tuple(value)}.")
 
 
+def _spacing(name, value):
+    """Empty, or three finite positive voxel sizes (mm)."""
+    if not value:
+        return
+    ok = len(value) == 3 and all(isinstance(v, (int, float)) and not isinstance(v, bool)
+                                 and math.isfinite(v) and v > 0 for v in value)
+    if not ok:
+        raise ValueError(f"--{name} must be three positive voxel sizes in mm, e.g. 1,1,1 "
+                         f"(empty: the data's own); got {tuple(value)}.")
+
+
 def checked_class_weights(source, weights, num_classes=NUM_CLASSES):
     """`weights` as a tuple of `num_classes` positive finite floats, else a ValueError naming
     `source` (the prior correction's weights: hved_tf.data.class_prior)."""

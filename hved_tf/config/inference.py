@@ -4,6 +4,7 @@ from __future__ import annotations
 import dataclasses
 
 from hved_tf.config.checks import _positive_int, _sizes, choice, checked_class_weights
+from hved_tf.modalities import MODALITIES
 
 BLENDS = ("constant", "gaussian", "overwrite")   # overwrite: later windows win (the release)
 WHOLE_VOLUME_MAX_VOXELS = 200 * 200 * 160   # u_hved with 10 samples: about 5 GB, 20 s on 2 cores
@@ -56,6 +57,21 @@ class InferenceOptions:
             raise ValueError(f"--tta_axes must be distinct axes among 0, 1, 2, got {axes}.")
         if self.class_weights:
             checked_class_weights("class weights of the prior correction", self.class_weights)
+        return self
+
+
+@dataclasses.dataclass(frozen=True)
+class GridOptions:
+    """How a subject's files reach the model's grid (predict, evaluate): resampled to the
+    model's voxel size (`hved_tf.inference.spacing`; `resample=False`: --keep_input_spacing)
+    and, for sequences on different grids, onto the grid of `reference` (a modality; "": the
+    finest: `hved_tf.preprocessing.grids`)."""
+    resample: bool = True
+    reference: str = ""
+
+    def validate(self):
+        if self.reference:
+            choice("reference_sequence", self.reference, MODALITIES)
         return self
 
 

@@ -6,7 +6,7 @@ import dataclasses
 import math
 import pathlib
 
-from hved_tf.config.checks import _positive_int, _sizes, choice
+from hved_tf.config.checks import _positive_int, _sizes, _spacing, choice
 from hved_tf.config.vocabulary import (CACHE_DTYPES, DEMO_PHANTOMS, DEMO_ROOT, LR_SCHEDULES,
                                        MODEL_NAMES, ON_BAD_SUBJECT, SAMPLERS,
                                        SPATIAL_AUGMENTATIONS)
@@ -40,6 +40,16 @@ class DataConfig:
     landmark_subjects: int = 0         # training subjects the landmarks are trained on; 0: all
     cache_dtype: str = "float16"       # the prepared images on disk (hved_tf.data.cache)
     prepare_workers: int = 1           # processes preparing subjects into the cache
+    pixdim: tuple = ()                 # voxel size (mm) the model works at; (): the data's own
+
+    def spacing(self):
+        """The voxel size (mm) the model is trained at and every input is resampled to:
+        --pixdim, else the demo phantoms' own, else 1 mm (the release's pixdim)."""
+        if self.pixdim:
+            return tuple(float(v) for v in self.pixdim)
+        if self.root == DEMO_ROOT and self.demo_phantoms == "anatomical":
+            return (float(self.demo_voxel_mm),) * 3
+        return (1.0, 1.0, 1.0)
 
     def validate(self):
         if not self.root:
@@ -68,6 +78,7 @@ class DataConfig:
                              f"subject), got {self.landmark_subjects!r}.")
         choice("cache_dtype", self.cache_dtype, CACHE_DTYPES)
         _positive_int("prepare_workers", self.prepare_workers)
+        _spacing("pixdim", self.pixdim)
         return self
 
 

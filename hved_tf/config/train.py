@@ -92,7 +92,8 @@ class TrainConfig:
     def from_dict(cls, d):
         d = _nested(dict(d))
         data = d.pop("data")
-        data = DataConfig(**{**data, "demo_shape": tuple(data["demo_shape"])})
+        data = DataConfig(**{**data, "demo_shape": tuple(data["demo_shape"]),
+                             "pixdim": tuple(data.get("pixdim", ()))})
         model = ModelConfig(**d.pop("model"))
         optim = dict(d.pop("optim"))
         optim = OptimConfig(**{**optim, "loss": LossWeights(**optim.get("loss", {}))})

@@ -1,13 +1,16 @@
 """Preparing subjects (load, crop, label remap, intensity chain) once, cached on disk.
 
-`prepare_subject(subject, landmarks)` runs the release's chain on one subject: its present
-modalities are loaded in RAS and checked to share one grid, stacked in modality order (missing
-ones as zeros), cropped to the non-zero box (release rule), labels mapped to training classes
-0..3, intensities normalised (`normalise_intensities`).
+`prepare_subject(subject, landmarks, spacing=...)` runs the release's chain on one subject: its
+present modalities are loaded in RAS and put on one grid (sequences of one exam on different
+grids are resampled in world coordinates onto the finest: `hved_tf.preprocessing.grids`),
+stacked in modality order (missing ones as zeros), resampled to the model's voxel size
+`spacing` when they have another (cubic; labels nearest: `hved_tf.preprocessing.resample`),
+cropped to the non-zero box (release rule), labels mapped to training classes 0..3,
+intensities normalised (`normalise_intensities`).
 
 `SubjectCache(folder, landmarks, ...)` keeps each prepared subject as NumPy files, read back
 memory-mapped. An entry's key is made from the source files' paths, sizes and modification
-times and from every setting (landmarks, cutoffs, padding, crop), so a changed file or setting
+times and from every setting (landmarks, cutoffs, padding, crop, voxel size), so a changed file or setting
 makes a new entry. An entry is written into a temporary folder renamed only when complete: the
 cache never holds a partial entry. Per-class voxel indices are stored for the label-balanced
 sampler (background subsampled).
@@ -34,12 +37,16 @@ import sys
 
 import numpy as np
 
-from hved_tf.io.nifti import check_same_grid, load_nifti
+from hved_tf.io.nifti import available_memory, load_nifti
 from hved_tf.modalities import MODALITIES, NUM_CLASSES, to_training_labels
 from hved_tf.io.atomic import atomic_directory
 from hved_tf.preprocessing.crop import CropBox, crop
+from hved_tf.preprocessing.grids import (check_one_exam, onto_reference, reference_index,
+                                         same_grid)
 from hved_tf.preprocessing.histogram import DEFAULT_CUTOFF
 from hved_tf.preprocessing.normalise import STORAGE_DTYPES, prepare_image
+from hved_tf.preprocessing.resample import (check_memory, image_resampled, onto_grid,
+                                            spacing_change)
 
 log = logging.getLogger(__name__)
 CACHE_VERSION = 5          # 4: meta.json records each file's shape, dtype and size; 5: crop box in file order
@@ -57,7 +64,7 @@ class PreparedSubject:
     class_indices: list | None   # per class: flat voxel indices (int64), or None
     label_convention: str = "brats2018"
     minimum: np.ndarray | None = None   # float32 [4]: each channel's minimum (padding value)
-    geometry: object = None      # the first modality's Geometry (not cached: inference only)
+    geometry: object = None      # the reference grid's Geometry (not cached: inference only)
 
 
 class DamagedEntry(Exception):
@@ -75,35 +82,62 @@ def _class_indices(label, rng):
     return out
 
 
-def load_subject_image(subject):
-    """(raw image [X, Y, Z, 4] float32 in RAS, missing modalities zeros; their geometries)."""
-    volumes, geometries = {}, []
+def load_subject_image(subject, reference=""):
+    """(raw image [X, Y, Z, 4] float32 in RAS, missing modalities zeros; the geometries of the
+    files, the reference grid's first). Sequences on different grids are resampled onto the
+    reference grid (`hved_tf.preprocessing.grids`: the finest, or the modality `reference`)."""
+    volumes, geometries = [], []
+    names = list(subject.paths)
     for modality, path in subject.paths.items():
         try:
-            volumes[modality], geometry = load_nifti(path, kind="image")
+            volume, geometry = load_nifti(path, kind="image")
         except ValueError as err:
             raise ValueError(f"{modality}: {err}") from None
+        volumes.append(volume)
         geometries.append(geometry)
-    check_same_grid(geometries, list(subject.paths))
-    shape = next(iter(volumes.values())).shape
-    image = np.zeros((*shape, len(MODALITIES)), np.float32)
-    for i, modality in enumerate(MODALITIES):
-        if modality in volumes:
-            image[..., i] = volumes[modality]
-    return image, geometries
+    if not all(same_grid(g, geometries[0]) for g in geometries):
+        check_memory(geometries[reference_index(geometries, names, reference)].ras_shape,
+                     len(MODALITIES), f"Subject {subject.id}", available_memory())
+    volumes, ref = onto_reference(volumes, geometries, names, reference)
+    image = np.zeros((*volumes[ref].shape, len(MODALITIES)), np.float32)
+    for modality, volume in zip(names, volumes):
+        image[..., MODALITIES.index(modality)] = volume
+    return image, [geometries[ref]] + [g for k, g in enumerate(geometries) if k != ref]
 
 
-def prepare_subject(subject, landmarks, cutoff=DEFAULT_CUTOFF, padding=10, do_crop=True):
-    """Loads and prepares one subject (see the module docstring)."""
-    image, geometries = load_subject_image(subject)
-    label = None
-    if subject.label_path is not None:
-        try:
-            raw, geometry = load_nifti(subject.label_path, kind="label")
-        except ValueError as err:
-            raise ValueError(f"label: {err}") from None
-        check_same_grid([geometries[0], geometry], [next(iter(subject.paths)), "label"])
-        label = to_training_labels(raw, subject.label_convention, source=str(subject.label_path))
+def _label_on(subject, reference_geometry):
+    """The subject's training labels on the reference grid (nearest neighbour when the label
+    file lies on another grid of the same exam)."""
+    try:
+        raw, geometry = load_nifti(subject.label_path, kind="label")
+    except ValueError as err:
+        raise ValueError(f"label: {err}") from None
+    if not same_grid(geometry, reference_geometry):
+        check_one_exam([reference_geometry, geometry], ["reference", "label"])
+        raw = onto_grid(raw, geometry.ras_affine, reference_geometry.ras_affine,
+                        reference_geometry.ras_shape, 0)
+    return to_training_labels(raw, subject.label_convention, source=str(subject.label_path))
+
+
+def at_spacing(image, label, geometry, spacing, source):
+    """(image, label) resampled from `geometry`'s voxel sizes to `spacing` (mm; None: kept):
+    cubic for the image, its zero background kept (`image_resampled`), nearest for labels."""
+    change = spacing_change(image.shape, geometry.ras_zooms, spacing)
+    if change is None:
+        return image, label
+    check_memory(change.out_shape, image.shape[-1], source, available_memory())
+    image = image_resampled(image, change.to_model)
+    label = None if label is None else change.to_model(label, 0)
+    return image, label
+
+
+def prepare_subject(subject, landmarks, cutoff=DEFAULT_CUTOFF, padding=10, do_crop=True,
+                    spacing=None, reference=""):
+    """Loads and prepares one subject (see the module docstring); `spacing` (mm): the voxel
+    size to resample to (None: the files' own)."""
+    image, geometries = load_subject_image(subject, reference)
+    label = None if subject.label_path is None else _label_on(subject, geometries[0])
+    image, label = at_spacing(image, label, geometries[0], spacing, f"Subject {subject.id}")
     try:
         image, box = prepare_image(image, landmarks, cutoff, padding, do_crop,
                                    flipped=geometries[0].ras_flips)
@@ -125,7 +159,7 @@ class SubjectCache:
     """Prepared subjects on disk, memory-mapped on read."""
 
     def __init__(self, folder, landmarks, cutoff=DEFAULT_CUTOFF, padding=10, do_crop=True,
-                 dtype=DEFAULT_CACHE_DTYPE):
+                 dtype=DEFAULT_CACHE_DTYPE, spacing=None, reference=""):
         if dtype not in STORAGE_DTYPES:
             raise ValueError(f"--cache_dtype must be one of {', '.join(STORAGE_DTYPES)}, got "
                              f"{dtype!r}.")
@@ -133,11 +167,14 @@ class SubjectCache:
         self.landmarks = {m: np.asarray(v, np.float64) for m, v in landmarks.items()}
         self.cutoff, self.padding, self.do_crop = tuple(cutoff), int(padding), bool(do_crop)
         self.dtype = dtype
+        self.spacing = None if spacing is None else tuple(float(s) for s in spacing)
+        self.reference = reference
 
     def settings(self):
         """What a worker process needs to rebuild this cache."""
         return (str(self.folder), {m: v.tolist() for m, v in self.landmarks.items()},
-                self.cutoff, self.padding, self.do_crop, self.dtype)
+                self.cutoff, self.padding, self.do_crop, self.dtype, self.spacing,
+                self.reference)
 
     def key(self, subject):
         settings = {
@@ -148,6 +185,10 @@ class SubjectCache:
             "label": None if subject.label_path is None else _file_identity(subject.label_path),
             "convention": subject.label_convention,
         }
+        if self.spacing is not None:        # (absent: the keys of entries before it existed)
+            settings["spacing"] = list(self.spacing)
+        if self.reference:
+            settings["reference"] = self.reference
         blob = json.dumps(settings, sort_keys=True).encode()
         return hashlib.sha256(blob).hexdigest()[:20]
 
@@ -164,7 +205,7 @@ class SubjectCache:
                 log.warning("The cache entry %s of subject %s is damaged (%s); preparing the "
                             "subject again.", entry, subject.id, err)
         self._store(prepare_subject(subject, self.landmarks, self.cutoff, self.padding,
-                                    self.do_crop), entry)
+                                    self.do_crop, self.spacing, self.reference), entry)
         return self._load(entry)
 
     def _store(self, prepared, entry):
@@ -304,5 +345,4 @@ def _main_module_hidden():
 
 
 def _prepare_in_worker(settings, subject):
-    folder, landmarks, cutoff, padding, do_crop, dtype = settings
-    SubjectCache(folder, landmarks, cutoff, padding, do_crop, dtype).get(subject)
+    SubjectCache(*settings).get(subject)

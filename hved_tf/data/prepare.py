@@ -133,7 +133,8 @@ def prepare_data(data_config, run_dir, seed=0, progress=None):
                     for s in unlabelled]
         parts["train"] = [s for s in parts["train"] if s.label_path is not None]
     landmarks = landmarks_for(data_config, parts["train"], run_dir, skipped)
-    cache = SubjectCache(cache_dir / "subjects", landmarks, dtype=data_config.cache_dtype)
+    cache = SubjectCache(cache_dir / "subjects", landmarks, dtype=data_config.cache_dtype,
+                         spacing=data_config.spacing())
     prepared = {}
     left_out = {s["id"] for s in skipped}        # listed once, at the stage that refused them
     parts = {name: [s for s in part if s.id not in left_out] for name, part in parts.items()}

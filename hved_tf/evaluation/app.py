@@ -30,7 +30,7 @@ import time
 
 import numpy as np
 
-from hved_tf.config import DEMO_ROOT, TrainConfig
+from hved_tf.config import DEMO_ROOT, GridOptions, TrainConfig
 from hved_tf.data.cache import SubjectCache
 from hved_tf.data.prepare import SPLIT_FILE, default_cache_dir, demo_root, split_subjects
 from hved_tf.evaluation import tables
@@ -41,12 +41,14 @@ from hved_tf.evaluation.metrics import brasyn_metrics, image_metrics, region_met
 from hved_tf.figures import dice_heatmap, save_figure, subject_columns, subject_figure
 from hved_tf.inference.loading import open_segmenter
 from hved_tf.inference.segmenter import corrects_prior
+from hved_tf.inference.spacing import segmented_zooms, target_spacing
 from hved_tf.io import datasets
 from hved_tf.io.atomic import atomic_directory, write_text
 from hved_tf.io.atomic import check_out_dir as check_output_folder
 from hved_tf.io.nifti import read_geometry
 from hved_tf.modalities import MODALITIES, parse_subset, subset_codes, subset_mask
 from hved_tf.preprocessing.crop import uncrop
+from hved_tf.preprocessing.grids import checked_reference
 from hved_tf.progress import Progress
 from hved_tf.protocols import Scoring, describe_inference, protocol_name, protocol_scoring
 
@@ -160,10 +162,27 @@ def label_rows(pred, truth, spacing, base, scoring, suffix=""):
     return rows
 
 
+def _prepared(segmenter, subject, cache_dir, grid):
+    """(the subject prepared for `segmenter`, one per set of landmarks; the voxel sizes of the
+    grid they are on): at the model's voxel size unless `grid.resample` is off."""
+    geometries = [read_geometry(p) for p in subject.paths.values()]
+    reference = geometries[checked_reference(geometries, subject.paths, grid.reference)]
+    spacing = target_spacing(segmenter, reference.ras_zooms, grid.resample,
+                             f"Subject {subject.id}")
+    # float32 entries: the subject as predict prepares it, so that a model's scores here
+    # equal those of its predict outputs (the training cache may be float16).
+    preparations = [SubjectCache(cache_dir / "subjects", landmarks, dtype="float32",
+                                 spacing=spacing, reference=grid.reference).get(subject)
+                    for landmarks in segmenter.landmark_sets]
+    return preparations, segmented_zooms(reference.ras_shape, reference.ras_zooms, spacing)
+
+
 def evaluate(segmenters, names, subjects, subsets, cache_dir, figures=0, figure_dir=None,
-             scoring=None):
+             scoring=None, grid=GridOptions()):
     """Scores every segmenter on every subject and subset; returns the long-format rows.
-    `scoring`: `hved_tf.protocols.Scoring` (its lesion_protocol "none": no lesion-wise rows)."""
+    `scoring`: `hved_tf.protocols.Scoring` (its lesion_protocol "none": no lesion-wise rows).
+    Subjects are scored on the grid they are segmented on: at the model's voxel size, the
+    labels resampled there by nearest neighbour, unless `grid.resample` is off."""
     scoring = scoring or Scoring()
     _check_segmenters(segmenters)
     rows = []
@@ -171,13 +190,8 @@ def evaluate(segmenters, names, subjects, subsets, cache_dir, figures=0, figure_
                         "segmentations (subjects x models x subsets)")
     done = 0
     for k, subject in enumerate(subjects):
-        spacing = read_geometry(next(iter(subject.paths.values()))).ras_zooms
         for segmenter, name in zip(segmenters, names):
-            # float32 entries: the subject as predict prepares it, so that a model's scores
-            # here equal those of its predict outputs (the training cache may be float16).
-            preparations = [SubjectCache(cache_dir / "subjects", landmarks,
-                                         dtype="float32").get(subject)
-                            for landmarks in segmenter.landmark_sets]
+            preparations, spacing = _prepared(segmenter, subject, cache_dir, grid)
             prepared = preparations[0]
             truth = uncrop(np.asarray(prepared.label), prepared.box)
             for code in subsets:
@@ -293,7 +307,7 @@ def _write_results(folder, rows, names, subsets, scoring, about):
 def run_evaluation(models, out_dir, options, data_root="", split="", subsets=("all",),
                    cache_dir="", hist_file=None, figures=0, overwrite=False, log=print,
                    weights="best", protocol="paper", lesion_protocol="", table_metrics=(),
-                   ensembles=(), predictions=None):
+                   ensembles=(), predictions=None, grid=GridOptions()):
     """The whole of `python -m hved_tf.evaluate`: loads, checks, scores, writes; returns the
     table. `lesion_protocol` and `table_metrics` left empty: the protocol's."""
     out_dir = pathlib.Path(out_dir)
@@ -329,7 +343,7 @@ def run_evaluation(models, out_dir, options, data_root="", split="", subsets=("a
     start = time.time()
     with atomic_directory(out_dir, replace=overwrite) as tmp:      # the results: all or none
         rows = (evaluate(segmenters, names, subjects, subsets, cache, figures, tmp / "figures",
-                         scoring) if segmenters else [])
+                         scoring, grid) if segmenters else [])
         about = {"models": {n: t.identity for n, t in zip(names, segmenters)}}
         if checked is not None:
             log(f"scoring {pred_name} ({predictions.folder}) on {len(subjects)} subjects, "
@@ -343,6 +357,7 @@ def run_evaluation(models, out_dir, options, data_root="", split="", subsets=("a
         about.update({
             "subjects": [s.id for s in subjects], "subsets": subsets,
             "inference": dataclasses.asdict(options), "settings": describe_inference(options),
+            "grid": dataclasses.asdict(grid),
             "protocol": protocol, "weights": weights, "scoring": dataclasses.asdict(scoring),
             "seconds": time.time() - start})
         markdown = _write_results(tmp, rows, names, subsets, scoring, about)

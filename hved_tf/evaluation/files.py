@@ -23,8 +23,9 @@ import pathlib
 
 import numpy as np
 
-from hved_tf.io.nifti import AFFINE_TOLERANCE, load_nifti, read_geometry
+from hved_tf.io.nifti import load_nifti, read_geometry
 from hved_tf.modalities import LABEL_CONVENTIONS, to_training_labels
+from hved_tf.preprocessing.grids import same_grid
 
 PREDICTION_NAMES = ("{id}.nii.gz", "{id}.nii", "{id}/seg.nii.gz", "{id}/seg.nii")
 PREDICTION_CONVENTIONS = ("auto", *LABEL_CONVENTIONS)
@@ -60,12 +61,6 @@ def detect_convention(values, source, convention="auto"):
     return fits[0]
 
 
-def _same_grid(pred_geometry, truth_geometry):
-    return (pred_geometry.ras_shape == truth_geometry.ras_shape
-            and np.allclose(pred_geometry.ras_affine, truth_geometry.ras_affine,
-                            atol=AFFINE_TOLERANCE))
-
-
 def check_predictions(pred_dir, subjects, missing_as_empty=False, convention="auto",
                       progress=None):
     """{subject id: (path or None, convention)} after the checks of the module docstring."""
@@ -93,7 +88,7 @@ def check_predictions(pred_dir, subjects, missing_as_empty=False, convention="au
             checked[subject.id] = (None, None)
             continue
         pred, truth = read_geometry(path), read_geometry(subject.label_path)
-        if not _same_grid(pred, truth):
+        if not same_grid(pred, truth):
             raise ValueError(
                 f"{path} is on another grid than the truth {subject.label_path} (shape "
                 f"{pred.ras_shape} vs {truth.ras_shape} in RAS, or a different voxel-to-world "

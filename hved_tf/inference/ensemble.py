@@ -51,7 +51,9 @@ def check_members(members):
             ("numbers of classes", [int(m.model.num_classes) for m in members]),
             ("training patches (the fallback window)",
              ["x".join(map(str, m.window)) for m in members]),
-            ("modality subsets", [m.model.capabilities.subset or "any" for m in members])):
+            ("modality subsets", [m.model.capabilities.subset or "any" for m in members]),
+            ("voxel sizes (mm)", ["x".join(f"{s:g}" for s in m.spacing) or "unknown"
+                                  for m in members])):
         if len(set(values)) > 1:
             pairs = ", ".join(f"{w}: {v}" for w, v in zip(where, values))
             raise ValueError(f"The models of the ensemble have different {label} ({pairs}); "
@@ -66,7 +68,8 @@ class EnsembleSegmenter(SegmenterBase):
         self.options = options.validate()
         member_options = dataclasses.replace(options, **NO_POSTPROCESSING)
         self.members = [KerasSegmenter(m.model, model_options(m, member_options), m.landmarks,
-                                       m.identity) for m in members]
+                                       m.identity, spacing=m.spacing) for m in members]
+        self.spacing = tuple(members[0].spacing)
         first = members[0].model.capabilities
         self.capabilities = Capabilities(
             subset=first.subset,

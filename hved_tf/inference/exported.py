@@ -77,6 +77,7 @@ class ExportSegmenter(OnePreparation):
         self.identity = {**self.meta["identity"], "export": str(self.path.resolve())}
         self.options = self.meta["inference"]
         self.window = tuple(self.options["fallback_window"])
+        self.spacing = tuple(self.meta.get("spacing_mm", ()))   # (): an older export
 
     def _run(self, signature, image, mask, box):
         self.refuse(mask)

@@ -41,6 +41,7 @@ class TrainedModel:
     window: tuple                   # the training patch: the default inference window
     identity: dict
     class_weights: tuple = ()       # its prior correction (hved_tf.data.class_prior), or ()
+    spacing: tuple = ()             # the voxel size (mm) it was trained at; (): unknown
 
     @property
     def name(self):
@@ -90,7 +91,9 @@ def _from_run_dir(run_dir, hist_file, weights="best"):
     identity = {"source": str(run_dir.resolve()), "model": config.model.name,
                 "options": config.model.build_options(), "weights": str(weights.resolve()),
                 "sha256": _sha256(weights), "landmarks": source}
-    return _with_prior(TrainedModel(model, landmarks, tuple(config.patch), identity), run_dir)
+    identity["spacing_mm"] = list(config.data.spacing())
+    return _with_prior(TrainedModel(model, landmarks, tuple(config.patch), identity,
+                                    spacing=config.data.spacing()), run_dir)
 
 
 def _with_prior(trained, folder):
@@ -166,13 +169,17 @@ def _from_keras_file(path, hist_file):
         raise ValueError(f"{path} holds a {type(model).__name__}, not one of hved_tf's models "
                          f"({', '.join(MODELS)}).")
     landmarks, source = _landmarks([path.parent / "hist.txt"], hist_file)
-    window = DEFAULT_WINDOW
+    window, spacing = DEFAULT_WINDOW, ()
     config_path = path.parent / "run_config.json"
     if config_path.is_file():
-        window = TrainConfig.from_dict(json.loads(config_path.read_text())).patch
+        config = TrainConfig.from_dict(json.loads(config_path.read_text()))
+        window, spacing = config.patch, config.data.spacing()
     identity = {"source": str(path.resolve()), "model": model.kind, "options": {},
                 "weights": str(path.resolve()), "sha256": _sha256(path), "landmarks": source}
-    return _with_prior(TrainedModel(model, landmarks, window, identity), path.parent)
+    if spacing:
+        identity["spacing_mm"] = list(spacing)
+    return _with_prior(TrainedModel(model, landmarks, window, identity, spacing=spacing),
+                       path.parent)
 
 
 def is_export(path):
@@ -199,7 +206,7 @@ def keras_segmenter(trained, options=InferenceOptions(), synthesise=True):
     """A KerasSegmenter over a TrainedModel (its training patch as the fallback window, its
     prior correction unless `options.prior_correction` is off)."""
     return KerasSegmenter(trained.model, model_options(trained, options), trained.landmarks,
-                          trained.identity, synthesise)
+                          trained.identity, synthesise, spacing=trained.spacing)
 
 
 def open_segmenter(path, hist_file=None, options=InferenceOptions(), weights="best",

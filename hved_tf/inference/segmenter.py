@@ -150,14 +150,16 @@ class KerasSegmenter(OnePreparation):
     """A Segmenter over one of our Keras models (see the module docstring).
 
     `landmarks` ({modality: 13 values}) are needed by `segment_raw` only; `identity` is what
-    reports record about the model; `synthesise=False` skips the image decoders.
+    reports record about the model; `synthesise=False` skips the image decoders; `spacing`:
+    the voxel size (mm) it was trained at (`hved_tf.inference.spacing`; (): unknown).
     """
 
     label_convention = None          # the caller's: outputs are training classes
 
     def __init__(self, model, options=InferenceOptions(), landmarks=None, identity=None,
-                 synthesise=True, seed=0):
+                 synthesise=True, seed=0, spacing=()):
         self.model = model
+        self.spacing = tuple(spacing)          # the voxel size (mm) it was trained at
         self.options = options.validate()
         self.landmarks = landmarks
         self.identity = identity or {}

@@ -204,9 +204,9 @@ def check_volume_shape(path, shape):
 
 
 def check_inputs_from_headers(paths):
-    """Refuses, from the headers alone (no voxel data read), files of {name: path} that are not
-    readable 3-D volumes or that lie on different grids: what loading them would refuse, said
-    before any long work."""
+    """The Geometries of files {name: path}, refusing from the headers alone (no voxel data
+    read) files that are not readable 3-D volumes: what loading them would refuse, said before
+    any long work."""
     geometries = []
     for name, path in paths.items():
         try:
@@ -216,31 +216,13 @@ def check_inputs_from_headers(paths):
         except ValueError as err:
             raise ValueError(f"{name}: {err}") from None
         geometries.append(_geometry(path, img, img.shape))
-    check_same_grid(geometries, list(paths))
+    return geometries
 
 
 def read_geometry(path):
     """The Geometry of a NIfTI file, from its header only (no voxel data read)."""
     path, img = _open(path)
     return _geometry(path, img, img.shape)
-
-
-def check_same_grid(geometries, names=None):
-    """Raises a ValueError naming the files (and `names`, e.g. the modalities, when given)
-    when shapes or affines differ."""
-    names = list(names) if names is not None else [None] * len(geometries)
-
-    def which(k):
-        return f"{names[k]} ({geometries[k].path})" if names[k] else geometries[k].path
-    first = geometries[0]
-    for k, g in enumerate(geometries[1:], start=1):
-        if g.shape != first.shape:
-            raise ValueError(f"{which(k)} has shape {g.shape} but {which(0)} has "
-                             f"{first.shape}: the modalities of a subject must be co-registered "
-                             "on one grid.")
-        if not np.allclose(g.affine, first.affine, atol=AFFINE_TOLERANCE):
-            raise ValueError(f"{which(k)} and {which(0)} have different affines: the "
-                             "modalities of a subject must be co-registered on one grid.")
 
 
 def _atomic_save(img, path):

@@ -29,12 +29,15 @@ import time
 
 import numpy as np
 
+from hved_tf.config import GridOptions
 from hved_tf.data.cache import load_subject_image
 from hved_tf.figures import save_figure, subject_columns, subject_figure
 from hved_tf.io.atomic import atomic_directory, check_writable, existing_ancestor, write_json
 from hved_tf.io.atomic import check_out_dir as check_output_folder
 from hved_tf.io.datasets import discover_subjects, subject_from_files
+from hved_tf.inference.spacing import segment_at_model_spacing
 from hved_tf.io.nifti import check_inputs_from_headers, save_nifti
+from hved_tf.preprocessing.grids import checked_reference
 from hved_tf.modalities import (CLASS_NAMES, LABEL_CONVENTIONS, MODALITIES, REGIONS,
                                 from_training_labels, subset_code)
 from hved_tf.progress import duration
@@ -79,10 +82,11 @@ def subjects_from_inputs(files, subject_dir="", data_root=""):
     return [dataclasses.replace(s, label_path=None) for s in subjects]
 
 
-def check_inputs_first(subject):
+def check_inputs_first(subject, reference=""):
     """A subject's files checked from their headers before a model is loaded
-    (`hved_tf.io.nifti.check_inputs_from_headers`)."""
-    check_inputs_from_headers(subject.paths)
+    (`hved_tf.io.nifti.check_inputs_from_headers`), and, on different grids, checked to be one
+    exam (`hved_tf.preprocessing.grids.check_one_exam`)."""
+    checked_reference(check_inputs_from_headers(subject.paths), subject.paths, reference)
 
 
 def region_volumes_ml(labels, zooms):
@@ -128,7 +132,8 @@ def _write_outputs(seg, subject, out_dir, geometry, convention, synth_all, proba
 
 
 def predict_subject(segmenter, subject, out_dir, convention=None, synth_all=False,
-                    probabilities=False, figure=False, progress=None, overwrite=False):
+                    probabilities=False, figure=False, progress=None, overwrite=False,
+                    grid=GridOptions()):
     """Segments one subject and writes its outputs as one set (all or nothing: into a
     temporary sibling folder renamed to `out_dir` when complete, replacing an earlier set when
     `overwrite`); returns its report (dict)."""
@@ -136,13 +141,14 @@ def predict_subject(segmenter, subject, out_dir, convention=None, synth_all=Fals
     if out_dir.is_dir() and any(out_dir.iterdir()) and not overwrite:
         raise ValueError(f"{out_dir} is not empty; give a new folder or overwrite=True.")
     start = time.perf_counter()
-    image, geometries = load_subject_image(subject)
+    image, geometries = load_subject_image(subject, grid.reference)
     load_s = time.perf_counter() - start
     outputs = 3 + 4 + (4 if probabilities else 0)
     check_writable(existing_ancestor(out_dir.parent),
                    int(image[..., 0].size * BYTES_PER_VOXEL_WRITTEN * outputs))
-    seg = segmenter.segment_raw(image, subject.available, progress=progress,
-                                flipped=geometries[0].ras_flips)
+    seg = segment_at_model_spacing(segmenter, image, subject.available, geometries[0].ras_zooms,
+                                   progress, geometries[0].ras_flips, grid.resample,
+                                   f"Subject {subject.id}")
     start = time.perf_counter()
     convention = convention or subject.label_convention
     geometry = geometries[0]
@@ -168,6 +174,8 @@ def _report(segmenter, subject, seg, geometry, convention, written, synthesised,
         "label_convention": convention,
         "label_values": dict(zip(CLASS_NAMES, LABEL_CONVENTIONS[convention])),
         "tumour_volume_ml": region_volumes_ml(seg.labels, geometry.ras_zooms),
+        "grid": {"reference": geometry.path, "spacing_mm": list(geometry.ras_zooms),
+                 "shape": list(geometry.ras_shape)},
         "timings": {k: round(v, 3) for k, v in timings.items()},
         "inference": seg.settings,
         "model": segmenter.identity,
@@ -178,7 +186,7 @@ def _report(segmenter, subject, seg, geometry, convention, written, synthesised,
 
 def predict_all(segmenter, subjects, out_dir, per_subject_dirs, convention=None,
                 synth_all=False, probabilities=False, figure=False, progress_for=None,
-                log=print, overwrite=False):
+                log=print, overwrite=False, grid=GridOptions()):
     """Runs `predict_subject` over subjects (one subfolder each when `per_subject_dirs`).
 
     With several subjects a bad one does not stop the others: it is reported, and at the end
@@ -194,7 +202,7 @@ def predict_all(segmenter, subjects, out_dir, per_subject_dirs, convention=None,
         progress = progress_for(label) if progress_for else None
         try:
             report = predict_subject(segmenter, subject, target, convention, synth_all,
-                                     probabilities, figure, progress, overwrite)
+                                     probabilities, figure, progress, overwrite, grid)
         except ValueError as err:
             if len(subjects) == 1:
                 raise

@@ -300,6 +300,7 @@ def export_model(trained, export_dir, version=None, label_convention="brats2018"
             "identity": trained.identity, "label_convention": label_convention,
             "inference": {**dataclasses.asdict(options), "seed": int(seed)},
             "subset": capabilities.subset,
+            "spacing_mm": list(trained.spacing or (1.0, 1.0, 1.0)),
             "capabilities": dataclasses.asdict(capabilities),
             "signatures": list(SIGNATURES)})
         module.metadata = tf.saved_model.Asset(str(meta))

@@ -42,6 +42,9 @@ def _define_data():
                           "images in the cache: float16 (half the bytes) or float32.")
         flags.DEFINE_integer("prepare_workers", 1, "Processes preparing subjects into the cache "
                              "(also: python -m hved_tf.prepare).")
+        flags.DEFINE_list("pixdim", [], "Voxel size X,Y,Z (mm) the model is trained at: inputs "
+                          "of another are resampled to it (cubic; labels nearest), here and at "
+                          "inference. Empty: the demo phantoms' own, else 1,1,1 (the release's).")
 
 
 def _define_model():
@@ -194,7 +197,7 @@ def config_from_flags(f=FLAGS):
             demo_shape=_ints("demo_shape", f.demo_shape), on_bad_subject=f.on_bad_subject,
             demo_phantoms=f.demo_phantoms, demo_voxel_mm=f.demo_voxel_mm,
             landmark_subjects=f.landmark_subjects, cache_dtype=f.cache_dtype,
-            prepare_workers=f.prepare_workers),
+            prepare_workers=f.prepare_workers, pixdim=_floats("pixdim", f.pixdim)),
         model=cfg.ModelConfig(name=f.model, subset=f.subset, base_filters=f.base_filters,
                               levels=f.levels, kl_variant=f.kl_variant, seed=f.seed),
         optim=cfg.OptimConfig(learning_rate=f.learning_rate, lr_decay_factor=f.lr_decay_factor,

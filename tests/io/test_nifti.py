@@ -2,7 +2,8 @@ import nibabel as nib
 import numpy as np
 import pytest
 
-from hved_tf.io.nifti import check_same_grid, load_nifti, save_nifti
+from hved_tf.io.nifti import load_nifti, save_nifti
+from hved_tf.preprocessing.grids import same_grid
 
 
 def _write(path, data, affine, qcode=1, scode=1):
@@ -65,11 +66,13 @@ def test_bad_files_name_the_file(tmp_path):
         load_nifti(tmp_path / "four.nii.gz")
 
 
-def test_grid_mismatch(tmp_path):
-    _, a = load_nifti(_write(tmp_path / "a.nii.gz", np.ones((4, 4, 4), np.float32), LPS))
-    _, b = load_nifti(_write(tmp_path / "b.nii.gz", np.ones((4, 4, 5), np.float32), LPS))
-    _, c = load_nifti(_write(tmp_path / "c.nii.gz", np.ones((4, 4, 4), np.float32), PERMUTED))
-    with pytest.raises(ValueError, match="co-registered"):
-        check_same_grid([a, b])
-    with pytest.raises(ValueError, match="different affines"):
-        check_same_grid([a, c])
+def test_same_grid_compares_the_voxels_in_ras_order(tmp_path):
+    data = np.arange(4 * 5 * 6, dtype=np.float32).reshape(4, 5, 6) + 1
+    _, a = load_nifti(_write(tmp_path / "a.nii.gz", data, LPS))
+    _, b = load_nifti(_write(tmp_path / "b.nii.gz", data[:, :, :5], LPS))
+    _, c = load_nifti(_write(tmp_path / "c.nii.gz", data, PERMUTED))
+    # the same voxels stored in RAS order: x and y reversed, the affine's columns negated
+    ras = LPS @ np.array([[-1.0, 0, 0, 3], [0, -1, 0, 4], [0, 0, 1, 0], [0, 0, 0, 1]])
+    _, d = load_nifti(_write(tmp_path / "d.nii.gz", data[::-1, ::-1].copy(), ras))
+    assert same_grid(a, d) and same_grid(a, a)
+    assert not same_grid(a, b) and not same_grid(a, c)

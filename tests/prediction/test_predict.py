@@ -114,8 +114,10 @@ def test_bad_inputs_are_refused(tmp_path, trained):
         subject_from_files({"T1": paths["T1"], "T2": paths["T1"]})
     other = tmp_path / "b" / "t2.nii.gz"
     other.parent.mkdir()
-    nib.save(nib.Nifti1Image(np.ones((33, 38, 34), np.float32), ras_affine()), str(other))
-    with pytest.raises(ValueError, match="co-registered"):
+    far = ras_affine()
+    far[2, 3] = 300.0
+    nib.save(nib.Nifti1Image(np.ones((33, 38, 34), np.float32), far), str(other))
+    with pytest.raises(ValueError, match="do not overlap in world space"):
         predict_subject(keras_segmenter(trained, OPTIONS),
                         subject_from_files({"T1": paths["T1"], "T2": other}),
                         tmp_path / "o")
@@ -161,3 +163,38 @@ def test_cli_end_to_end_and_exit_codes(tmp_path, tiny_run):
     none = subprocess.run(base, cwd=REPO, capture_output=True, text=True, timeout=300)
     assert none.returncode == 2 and "No modality given" in none.stderr
     assert not list((tmp_path / "out").glob(".*partial*"))
+
+
+def test_sequences_on_their_own_grids_and_voxel_sizes(tmp_path, trained):
+    """T1c on a 1 mm grid, FLAIR on a 0.5x0.5x3 mm one covering the same head: the outputs lie
+    on the finest grid (or --reference_sequence's), the 1 mm model ran at its own voxel size,
+    and the report says so."""
+    from hved_tf.config import GridOptions
+    from hved_tf.preprocessing.resample import SpacingChange
+
+    volumes, _ = make_phantom(SHAPE, seed=[3, 1])
+    folder = tmp_path / "in"
+    folder.mkdir()
+    one_mm = np.eye(4)
+    nib.save(nib.Nifti1Image(volumes["T1c"].astype(np.float32), one_mm), str(folder / "t1c.nii.gz"))
+    change = SpacingChange(SHAPE, (1.0, 1.0, 1.0), (0.5, 0.5, 3.0))     # 0.75 mm3: finer
+    flair = change.to_model(volumes["FLAIR"].astype(np.float32), 1)
+    nib.save(nib.Nifti1Image(flair, change.affine(one_mm)), str(folder / "flair.nii.gz"))
+    paths = {"T1c": folder / "t1c.nii.gz", "FLAIR": folder / "flair.nii.gz"}
+    segmenter = keras_segmenter(trained, OPTIONS)
+    for grid, reference, shape in ((GridOptions(), "flair", change.out_shape),
+                                   (GridOptions(reference="T1c"), "t1c", SHAPE)):
+        out = tmp_path / reference
+        report = predict_subject(segmenter, subject_from_files(paths), out, grid=grid)
+        ref = nib.load(str(paths[{"flair": "FLAIR", "t1c": "T1c"}[reference]]))
+        for name in ("seg.nii.gz", "uncertainty.nii.gz", "synth_T1.nii.gz"):
+            written = nib.load(str(out / name))
+            assert written.shape == ref.shape == shape
+            np.testing.assert_allclose(written.affine, ref.affine, atol=1e-6)
+        assert report["grid"]["reference"].endswith(f"{reference}.nii.gz")
+        assert report["model"]["spacing_mm"] == [1.0, 1.0, 1.0]
+        resampled = report["inference"].get("resampled", False)
+        assert resampled == (reference == "flair")
+        if resampled:
+            assert report["inference"]["input_spacing_mm"] == pytest.approx(
+                list(change.out_zooms))

@@ -228,7 +228,9 @@ def test_serving_client_against_a_grpc_test_double(exported, tmp_path):
     server.start()
     try:
         volumes, _ = make_phantom((33, 38, 35), seed=[4, 2])
-        affine = np.diag([-1.0, 1.0, 1.2, 1.0])            # LAS: sent in RAS, written back as LAS
+        # LAS: sent in RAS, written back as LAS; at the model's voxel size (1 mm), as the
+        # served signature takes its inputs (predict resamples others: not the served graph)
+        affine = np.diag([-1.0, 1.0, 1.0, 1.0])
         files = {}
         for m in ("T1c", "FLAIR"):
             files[m] = tmp_path / f"{m.lower()}.nii.gz"
@@ -279,6 +281,20 @@ def test_predict_accepts_an_export(exported, tmp_path):
         np.testing.assert_allclose(a.affine, b.affine)
         np.testing.assert_allclose(np.asanyarray(a.dataobj), np.asanyarray(b.dataobj),
                                    atol=1e-5, err_msg=name)
+    # the export records its model's voxel size, and an input at another is resampled to it
+    assert from_export.spacing == (1.0, 1.0, 1.0)
+    coarse = {}
+    for m in ("T1", "T2", "FLAIR"):
+        coarse[m] = tmp_path / f"{m}_2mm.nii.gz"
+        nib.save(nib.Nifti1Image(phantoms[m][:, :, ::2], np.diag([1.0, -1.0, 2.0, 1.0])),
+                 str(coarse[m]))
+    reports = [predict_subject(s, subject_from_files(coarse), tmp_path / f"coarse_{k}")
+               for k, s in enumerate((keras_segmenter(trained, options), from_export))]
+    assert all(r["inference"]["resampled"] for r in reports)
+    a, b = (np.asanyarray(nib.load(str(tmp_path / f"coarse_{k}" / "seg.nii.gz")).dataobj)
+            for k in range(2))
+    assert a.shape == b.shape == (35, 40, 17)
+    np.testing.assert_array_equal(a, b)
 
 
 def test_export_cli(tmp_path, tiny_run):

@@ -1,0 +1,88 @@
+"""The sequences of one exam on one grid: a reference grid, and the others resampled onto it in
+world coordinates.
+
+In a clinical exam each sequence is often acquired on its own grid (an axial FLAIR at
+0.9x0.9x5 mm, a 3-D T1c at 1 mm). Within one session they share the scanner's world
+coordinates, so putting them on one grid is a resampling, not a registration. The reference
+grid is the present sequence with the finest voxels (the smallest voxel volume; the first in
+modality order on a tie), or the one the user names. Images are resampled cubically, labels
+by nearest neighbour; outside a sequence's field of view its voxels are 0 (background).
+
+Files from different sessions, or that need registration, are refused rather than mixed: when
+their fields of view do not overlap, or their centres lie more than
+`MAX_CENTRE_DISTANCE_MM` apart. No registration is ever done here.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from hved_tf.io.nifti import AFFINE_TOLERANCE
+from hved_tf.preprocessing.resample import onto_grid, world_box
+
+MAX_CENTRE_DISTANCE_MM = 50.0
+
+
+def same_grid(a, b):
+    """Whether two Geometries hold the same voxels once in RAS order (whatever order each file
+    stores them in): same shape and voxel-to-world affine in RAS."""
+    return a.ras_shape == b.ras_shape and np.allclose(a.ras_affine, b.ras_affine,
+                                                      atol=AFFINE_TOLERANCE)
+
+
+def reference_index(geometries, names, reference=""):
+    """Index of the reference grid among `geometries` (named `names`): `reference` when given
+    (a modality name), else the finest voxels."""
+    names = list(names)
+    if reference:
+        if reference not in names:
+            raise ValueError(f"--reference_sequence {reference}: that sequence is not among "
+                             f"the subject's ({', '.join(names)}).")
+        return names.index(reference)
+    volumes = [float(np.prod(g.zooms)) for g in geometries]
+    return int(np.argmin(np.round(volumes, 6)))
+
+
+def _describe(name, geometry):
+    return f"{name} ({geometry.path})" if name else geometry.path
+
+
+def check_one_exam(geometries, names):
+    """Refuses grids that cannot come from one session (see the module docstring), with one
+    message naming the files and the distance."""
+    boxes = [world_box(g.affine, g.shape) for g in geometries]
+    centres = [(lo + hi) / 2 for lo, hi in boxes]
+    for k in range(1, len(geometries)):
+        distance = float(np.linalg.norm(centres[k] - centres[0]))
+        apart = np.maximum(boxes[k][0] - boxes[0][1], boxes[0][0] - boxes[k][1])
+        which = f"{_describe(names[k], geometries[k])} and {_describe(names[0], geometries[0])}"
+        if np.any(apart >= 0):
+            raise ValueError(f"{which} do not overlap in world space (their centres are "
+                             f"{distance:.0f} mm apart): they are not one exam, or need "
+                             "registration first (e.g. ANTs, FSL FLIRT).")
+        if distance > MAX_CENTRE_DISTANCE_MM:
+            raise ValueError(f"{which} are {distance:.0f} mm apart in world space (centre to "
+                             f"centre; more than {MAX_CENTRE_DISTANCE_MM:.0f} mm): they are "
+                             "not one exam, or need registration first (e.g. ANTs, FSL FLIRT).")
+
+
+def checked_reference(geometries, names, reference=""):
+    """Index of the reference grid (`reference_index`), the others checked to be of one exam
+    with it (`check_one_exam`) when they lie on other grids."""
+    names = list(names)
+    ref = reference_index(geometries, names, reference)
+    if not all(same_grid(g, geometries[ref]) for g in geometries):
+        others = [k for k in range(len(geometries)) if k != ref]
+        check_one_exam([geometries[ref]] + [geometries[k] for k in others],
+                       [names[ref]] + [names[k] for k in others])
+    return ref
+
+
+def onto_reference(volumes, geometries, names, reference="", orders=None):
+    """(volumes on the reference grid in RAS order, index of the reference): `volumes` are RAS
+    arrays on their own `geometries`; `orders` per volume (default 3, cubic)."""
+    ref = checked_reference(geometries, names, reference)
+    target = geometries[ref]
+    orders = orders or [3] * len(volumes)
+    return [volume if same_grid(geometry, target) else
+            onto_grid(volume, geometry.ras_affine, target.ras_affine, target.ras_shape, order)
+            for volume, geometry, order in zip(volumes, geometries, orders)], ref
