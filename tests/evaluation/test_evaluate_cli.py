@@ -45,3 +45,27 @@ def test_evaluate_writes_table_csv_summary_and_figures(tmp_path, tiny_run):
     assert len(pngs) == 2 * 2     # one subject, two figure subsets, two models
     again = subprocess.run(args, cwd=REPO, capture_output=True, text=True, timeout=600)
     assert again.returncode == 2 and "--overwrite" in again.stderr
+
+
+def test_evaluate_scores_at_the_model_voxel_size(tmp_path, tiny_run):
+    """Phantoms at 2 mm, a 1 mm model: each subject is prepared (and scored) at 1 mm, unless
+    --keep_input_spacing, where it stays at 2 mm."""
+    from hved_tf.config import GridOptions
+    from hved_tf.data.synthetic import make_phantom, write_dataset
+    from hved_tf.evaluation.app import evaluate
+    from hved_tf.inference.loading import open_segmenter
+    from hved_tf.io.datasets import discover_subjects
+
+    write_dataset(tmp_path / "data", 1, lambda seed, values: make_phantom((32, 32, 32), seed,
+                                                                           values),
+                  seed=5, voxel_mm=2.0)
+    subjects = discover_subjects(tmp_path / "data")
+    segmenter = open_segmenter(tiny_run)
+    for grid, shape in ((GridOptions(), [64, 64, 64, 4]),
+                        (GridOptions(resample=False), [32, 32, 32, 4])):
+        cache = tmp_path / f"cache_{grid.resample}"
+        rows = evaluate([segmenter], ["tiny"], subjects, ["T1+T1c+T2+FLAIR"], cache,
+                        grid=grid)
+        metas = [json.loads(p.read_text()) for p in cache.rglob("meta.json")]
+        assert [m["shape"] for m in metas] == [shape]
+        assert {r["metric"] for r in rows} >= {"dice", "hd95"}

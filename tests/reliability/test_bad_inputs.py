@@ -253,3 +253,16 @@ def test_a_bad_label_file_in_evaluate_is_refused_naming_it(tmp_path, cli, tiny_r
                   f"--out_dir={tmp_path / 'eval'}", f"--cache_dir={tmp_path / 'cache'}", *FAST)
     refused(outcome, 2, label.name, "integers")
     whole_or_nothing(tmp_path / "eval", [])
+
+
+def test_an_input_too_big_once_at_the_model_voxel_size_is_refused_with_its_size(tmp_path, cli,
+                                                                                tiny_run):
+    """Voxels of 100 mm (a damaged header, or another unit): at the 1 mm model's voxel size
+    the volume would be 3300x3800x3500 voxels (over 1 TB to process). One line gives the size
+    and a way out; nothing is written."""
+    paths = write_nifti_case(tmp_path / "in", affine=np.diag([100.0, 100.0, 100.0, 1.0]))
+    out = tmp_path / "out"
+    outcome = cli("predict", f"--model={tiny_run}", f"--out_dir={out}", *FAST,
+                  *modality_flags(paths))
+    refused(outcome, 2, "3300x3800x3500 voxels", "GB", "Crop the image")
+    whole_or_nothing(out, [])
