@@ -13,6 +13,7 @@ from absl import flags
 
 from hved_tf.cli import (Program, define_grid_flags, define_inference_flags,
                          define_protocol_flags, flag_group, grid_options, protocol_settings)
+from hved_tf.config import EvaluateConfig
 from hved_tf.evaluation.app import Predictions, run_evaluation
 from hved_tf.evaluation.files import PREDICTION_CONVENTIONS
 
@@ -67,17 +68,19 @@ def define_flags():
 def run():
     log = lambda line: print(line, flush=True)  # noqa: E731
     options, weights = protocol_settings()
-    markdown = run_evaluation(FLAGS.model, FLAGS.out_dir, options, FLAGS.data_root,
-                              FLAGS.split, FLAGS.subsets, FLAGS.cache_dir,
-                              FLAGS.hist_file or None, FLAGS.figures, FLAGS.overwrite, log,
-                              weights=weights, protocol=FLAGS.protocol,
-                              lesion_protocol=FLAGS.lesion_protocol,
-                              table_metrics=FLAGS.table_metrics, ensembles=FLAGS.ensemble,
-                              predictions=Predictions(
-                                  FLAGS.predictions, FLAGS.predictions_name,
-                                  FLAGS.predictions_subset, FLAGS.predictions_convention,
-                                  FLAGS.missing_as_empty) if FLAGS.predictions else None,
-                              grid=grid_options())
+    predictions = Predictions(
+        FLAGS.predictions, name=FLAGS.predictions_name, subset=FLAGS.predictions_subset,
+        convention=FLAGS.predictions_convention,
+        missing_as_empty=FLAGS.missing_as_empty) if FLAGS.predictions else None
+    config = EvaluateConfig(
+        out_dir=FLAGS.out_dir, models=tuple(FLAGS.model or ()),
+        ensembles=tuple(FLAGS.ensemble or ()), predictions=predictions,
+        data_root=FLAGS.data_root, split=FLAGS.split, subsets=tuple(FLAGS.subsets or ()),
+        cache_dir=FLAGS.cache_dir, hist_file=FLAGS.hist_file, figures=FLAGS.figures,
+        overwrite=FLAGS.overwrite, weights=weights, protocol=FLAGS.protocol,
+        lesion_protocol=FLAGS.lesion_protocol, table_metrics=tuple(FLAGS.table_metrics),
+        grid=grid_options())
+    markdown = run_evaluation(config, options, log)
     print(markdown, flush=True)
     print(f"wrote {FLAGS.out_dir}/results.csv, summary.json, table1.md, table1.png "
           "(and synthesis.md when sequences were synthesised)", flush=True)

@@ -17,7 +17,7 @@ from absl import flags
 
 from hved_tf.cli import (Program, define_grid_flags, define_inference_flags,
                          define_protocol_flags, flag_group, grid_options, protocol_settings)
-from hved_tf.config import CONVENTIONS
+from hved_tf.config import CONVENTIONS, PredictConfig
 from hved_tf.inference.loading import open_segmenter
 from hved_tf.inference.segmenter import corrects_prior
 from hved_tf.modalities import MODALITIES
@@ -67,15 +67,20 @@ def progress_printer(label):
     return progress
 
 
+def predict_config(f=FLAGS):
+    """The validated PredictConfig of the output and grid flags."""
+    return PredictConfig(label_convention=f.label_convention, synth_all=f.synth_all,
+                         probabilities=f.probabilities, figure=f.figure, overwrite=f.overwrite,
+                         grid=grid_options(f)).validate()
+
+
 def run():
-    if FLAGS.label_convention and FLAGS.label_convention not in CONVENTIONS:
-        raise ValueError(f"--label_convention must be one of {', '.join(CONVENTIONS)}.")
+    config = predict_config()
     files = {m: getattr(FLAGS, m.lower()) for m in MODALITIES}
     subjects = subjects_from_inputs(files, FLAGS.subject_dir, FLAGS.data_root)
     check_out_dir(FLAGS.out_dir, FLAGS.overwrite, per_subject_dirs=bool(FLAGS.data_root))
-    grid = grid_options()
     if not FLAGS.data_root:            # a dataset goes on past a bad subject: checked each
-        check_inputs_first(subjects[0], grid.reference)
+        check_inputs_first(subjects[0], config.grid.reference)
     options, weights = protocol_settings()
     segmenter = open_segmenter(FLAGS.model, FLAGS.hist_file or None, options, weights)
     for member in segmenter.identity.get("ensemble", ()):
@@ -83,10 +88,8 @@ def run():
     print(f"model: {segmenter.identity['model']} from {segmenter.identity['source']}"
           + ("; the training windows' class prior corrected (its class_prior.json; "
              "--noprior_correction: without)" if corrects_prior(segmenter) else ""), flush=True)
-    predict_all(segmenter, subjects, FLAGS.out_dir, bool(FLAGS.data_root),
-                FLAGS.label_convention or None, FLAGS.synth_all, FLAGS.probabilities,
-                FLAGS.figure, progress_printer, log=lambda line: print(line, flush=True),
-                overwrite=FLAGS.overwrite, grid=grid)
+    predict_all(segmenter, subjects, FLAGS.out_dir, config, per_subject_dirs=bool(FLAGS.data_root),
+                progress_for=progress_printer, log=lambda line: print(line, flush=True))
 
 
 PROGRAM = Program(define_flags, run, ("model", "out_dir"), name="predict", doc=__doc__)

@@ -7,7 +7,7 @@
 - no `isinstance` on a model class outside hved_tf/models/: the rest reads capabilities.
 """
 import ast
-import pathlib
+import logging
 
 import pytest
 from importlinter import cli as importlinter_cli
@@ -34,8 +34,16 @@ def _functions(tree):
 
 def test_import_contracts_are_kept(monkeypatch):
     monkeypatch.chdir(REPO)
-    assert importlinter_cli.lint_imports(config_filename=str(REPO / ".importlinter"),
-                                         no_cache=True) == 0
+    # import-linter configures logging with disable_existing_loggers: the loggers it finds
+    # (hved_tf's among them) would stay disabled for the tests that run after this one
+    loggers = [logging.getLogger(name) for name in list(logging.root.manager.loggerDict)]
+    disabled = {logger: logger.disabled for logger in loggers}
+    try:
+        assert importlinter_cli.lint_imports(config_filename=str(REPO / ".importlinter"),
+                                             no_cache=True) == 0
+    finally:
+        for logger, was in disabled.items():
+            logger.disabled = was
 
 
 def test_module_and_function_sizes():

@@ -25,6 +25,7 @@ from hved_tf.config.checks import _positive_int, _sizes, choice  # noqa: F401
 from hved_tf.config.inference import (BLENDS, WHOLE_VOLUME_MAX_VOXELS,  # noqa: F401
                                       GridOptions, InferenceOptions, parse_window,
                                       validation_options)
+from hved_tf.config.commands import EvaluateConfig, PredictConfig  # noqa: F401
 from hved_tf.config.sections import (DataConfig, IntensityConfig, ModelConfig,  # noqa: F401
                                      OptimConfig, PipelineConfig)
 from hved_tf.config.train import TrainConfig  # noqa: F401

@@ -30,7 +30,7 @@ import time
 
 import numpy as np
 
-from hved_tf.config import DEMO_ROOT, GridOptions, TrainConfig
+from hved_tf.config import DEMO_ROOT, TrainConfig
 from hved_tf.data.cache import SubjectCache
 from hved_tf.data.prepare import SPLIT_FILE, default_cache_dir, demo_root, split_subjects
 from hved_tf.evaluation import tables
@@ -177,13 +177,14 @@ def _prepared(segmenter, subject, cache_dir, grid):
     return preparations, segmented_zooms(reference.ras_shape, reference.ras_zooms, spacing)
 
 
-def evaluate(segmenters, names, subjects, subsets, cache_dir, figures=0, figure_dir=None,
-             scoring=None, grid=GridOptions()):
-    """Scores every segmenter on every subject and subset; returns the long-format rows.
-    `scoring`: `hved_tf.protocols.Scoring` (its lesion_protocol "none": no lesion-wise rows).
-    Subjects are scored on the grid they are segmented on: at the model's voxel size, the
-    labels resampled there by nearest neighbour, unless `grid.resample` is off."""
+def evaluate(segmenters, names, subjects, cache_dir, config, scoring=None, figure_dir=None):
+    """Scores every segmenter on every subject and subset of `config` (an EvaluateConfig: its
+    subsets, figures and grid); returns the long-format rows. `scoring`:
+    `hved_tf.protocols.Scoring` (its lesion_protocol "none": no lesion-wise rows). Subjects
+    are scored on the grid they are segmented on: at the model's voxel size, the labels
+    resampled there by nearest neighbour, unless `config.grid.resample` is off."""
     scoring = scoring or Scoring()
+    subsets, figures, grid = parse_subsets(config.subsets), config.figures, config.grid
     _check_segmenters(segmenters)
     rows = []
     progress = Progress("evaluated", len(subjects) * len(segmenters) * len(subsets),
@@ -304,33 +305,32 @@ def _write_results(folder, rows, names, subsets, scoring, about):
     return markdown
 
 
-def run_evaluation(models, out_dir, options, data_root="", split="", subsets=("all",),
-                   cache_dir="", hist_file=None, figures=0, overwrite=False, log=print,
-                   weights="best", protocol="paper", lesion_protocol="", table_metrics=(),
-                   ensembles=(), predictions=None, grid=GridOptions()):
-    """The whole of `python -m hved_tf.evaluate`: loads, checks, scores, writes; returns the
-    table. `lesion_protocol` and `table_metrics` left empty: the protocol's."""
-    out_dir = pathlib.Path(out_dir)
-    check_out_dir(out_dir, overwrite)
-    if figures < 0:
-        raise ValueError("--figures must be >= 0.")
-    protocol = protocol_name(protocol)
-    scoring = _scoring(protocol, lesion_protocol, table_metrics)
-    subsets = parse_subsets(subsets)
-    ensembles = parse_ensembles(ensembles)
+def run_evaluation(config, options, log=print):
+    """The whole of `python -m hved_tf.evaluate` (`config`: an EvaluateConfig, `options`: the
+    InferenceOptions): loads, checks, scores, writes; returns the table."""
+    config = config.validate()
+    out_dir = pathlib.Path(config.out_dir)
+    check_out_dir(out_dir, config.overwrite)
+    protocol = protocol_name(config.protocol)
+    scoring = _scoring(protocol, config.lesion_protocol, config.table_metrics)
+    subsets = parse_subsets(config.subsets)
+    ensembles = parse_ensembles(config.ensembles)
+    models, predictions = config.models, config.predictions
     if not models and not ensembles and predictions is None:
         raise ValueError("Nothing to evaluate: give --model (repeat to compare), --ensemble "
                          "NAME=PATH,PATH or --predictions DIR.")
-    if predictions is not None and not models and not ensembles and not data_root:
+    if predictions is not None and not models and not ensembles and not config.data_root:
         raise ValueError("--predictions needs --data_root: the dataset whose label files are "
                          "the truth.")
+    hist_file, weights = config.hist_file or None, config.weights
     segmenters = [open_segmenter(m, hist_file, options, weights) for m in models or ()]
     segmenters += [open_segmenter(paths, hist_file, options, weights, name=name)
                    for name, paths in ensembles]
     names = model_names(segmenters)
-    subjects, cache = subjects_to_evaluate(data_root, split,
+    subjects, cache = subjects_to_evaluate(config.data_root, config.split,
                                            segmenters[0] if segmenters else None)
-    cache = pathlib.Path(cache_dir) if cache_dir else (cache or out_dir.parent / "cache")
+    cache = pathlib.Path(config.cache_dir) if config.cache_dir else (
+        cache or out_dir.parent / "cache")
     checked = pred_name = pred_subset = None
     if predictions is not None:                  # every file checked before any long work
         checked, pred_name, pred_subset = _checked_predictions(predictions, subjects, names)
@@ -341,9 +341,9 @@ def run_evaluation(models, out_dir, options, data_root="", split="", subsets=("a
             + (f"; the training windows' class prior corrected for {', '.join(corrected)}, "
                "--noprior_correction to score without" if corrected else "") + ")")
     start = time.time()
-    with atomic_directory(out_dir, replace=overwrite) as tmp:      # the results: all or none
-        rows = (evaluate(segmenters, names, subjects, subsets, cache, figures, tmp / "figures",
-                         scoring, grid) if segmenters else [])
+    with atomic_directory(out_dir, replace=config.overwrite) as tmp:   # the results: all or none
+        rows = (evaluate(segmenters, names, subjects, cache, config, scoring, tmp / "figures")
+                if segmenters else [])
         about = {"models": {n: t.identity for n, t in zip(names, segmenters)}}
         if checked is not None:
             log(f"scoring {pred_name} ({predictions.folder}) on {len(subjects)} subjects, "
@@ -357,7 +357,7 @@ def run_evaluation(models, out_dir, options, data_root="", split="", subsets=("a
         about.update({
             "subjects": [s.id for s in subjects], "subsets": subsets,
             "inference": dataclasses.asdict(options), "settings": describe_inference(options),
-            "grid": dataclasses.asdict(grid),
+            "grid": dataclasses.asdict(config.grid),
             "protocol": protocol, "weights": weights, "scoring": dataclasses.asdict(scoring),
             "seconds": time.time() - start})
         markdown = _write_results(tmp, rows, names, subsets, scoring, about)

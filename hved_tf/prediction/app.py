@@ -29,7 +29,7 @@ import time
 
 import numpy as np
 
-from hved_tf.config import GridOptions
+from hved_tf.config import PredictConfig
 from hved_tf.data.cache import load_subject_image
 from hved_tf.figures import save_figure, subject_columns, subject_figure
 from hved_tf.io.atomic import atomic_directory, check_writable, existing_ancestor, write_json
@@ -96,9 +96,9 @@ def region_volumes_ml(labels, zooms):
             for name, classes in REGIONS.items()}
 
 
-def _write_outputs(seg, subject, out_dir, geometry, convention, synth_all, probabilities,
-                   figure, model_name=""):
-    """Writes the output files of one subject; returns (their names, synthesised modalities)."""
+def _write_outputs(seg, subject, out_dir, geometry, config, model_name=""):
+    """Writes the output files of one subject (what `config`, a PredictConfig, asks for);
+    returns (their names, synthesised modalities)."""
     mask = subject.available
     written, synthesised = [], []
 
@@ -107,21 +107,22 @@ def _write_outputs(seg, subject, out_dir, geometry, convention, synth_all, proba
         written.append(name)
 
     labels = seg.full("labels")
-    write("seg.nii.gz", from_training_labels(labels, convention), kind="label")
+    write("seg.nii.gz", from_training_labels(labels, config.convention_for(subject)),
+          kind="label")
     recon = seg.full("recon") if "recon" in seg else None
     if recon is not None:
         for i, modality in enumerate(MODALITIES):
-            if synth_all or mask[i] == 0:
+            if config.synth_all or mask[i] == 0:
                 write(f"synth_{modality}.nii.gz", recon[..., i])
                 synthesised.append(modality)
     write("uncertainty.nii.gz", seg.full("entropy"))
     if "variance" in seg:
         write("variance.nii.gz", seg.full("variance"))
-    if probabilities:
+    if config.probabilities:
         probs = seg.full("probabilities")
         for c, name in enumerate(CLASS_NAMES):
             write(f"prob_{name}.nii.gz", probs[..., c])
-    if figure:
+    if config.figure:
         columns = subject_columns(seg.full("image"), mask, labels, recon,
                                   uncertainty=seg.full("entropy"))
         subset = subset_code([i for i, a in enumerate(mask) if a > 0])
@@ -131,39 +132,37 @@ def _write_outputs(seg, subject, out_dir, geometry, convention, synth_all, proba
     return written, synthesised
 
 
-def predict_subject(segmenter, subject, out_dir, convention=None, synth_all=False,
-                    probabilities=False, figure=False, progress=None, overwrite=False,
-                    grid=GridOptions()):
+def predict_subject(segmenter, subject, out_dir, config=PredictConfig(), progress=None):
     """Segments one subject and writes its outputs as one set (all or nothing: into a
     temporary sibling folder renamed to `out_dir` when complete, replacing an earlier set when
     `overwrite`); returns its report (dict)."""
     out_dir = pathlib.Path(out_dir)
-    if out_dir.is_dir() and any(out_dir.iterdir()) and not overwrite:
+    if out_dir.is_dir() and any(out_dir.iterdir()) and not config.overwrite:
         raise ValueError(f"{out_dir} is not empty; give a new folder or overwrite=True.")
     start = time.perf_counter()
+    grid = config.grid
     image, geometries = load_subject_image(subject, grid.reference)
     load_s = time.perf_counter() - start
-    outputs = 3 + 4 + (4 if probabilities else 0)
+    outputs = 3 + 4 + (4 if config.probabilities else 0)
     check_writable(existing_ancestor(out_dir.parent),
                    int(image[..., 0].size * BYTES_PER_VOXEL_WRITTEN * outputs))
     seg = segment_at_model_spacing(segmenter, image, subject.available, geometries[0].ras_zooms,
                                    progress, geometries[0].ras_flips, grid.resample,
                                    f"Subject {subject.id}")
     start = time.perf_counter()
-    convention = convention or subject.label_convention
     geometry = geometries[0]
     with atomic_directory(out_dir, replace=True) as tmp:
-        written, synthesised = _write_outputs(seg, subject, tmp, geometry, convention,
-                                              synth_all, probabilities, figure,
+        written, synthesised = _write_outputs(seg, subject, tmp, geometry, config,
                                               segmenter.identity.get("model", ""))
-        report = _report(segmenter, subject, seg, geometry, convention, written, synthesised,
-                         {"load_s": load_s, **seg.timings,
-                          "write_s": time.perf_counter() - start})
+        report = _report(segmenter, subject, seg, geometry, config.convention_for(subject),
+                         (written, synthesised), {"load_s": load_s, **seg.timings,
+                                                  "write_s": time.perf_counter() - start})
         write_json(tmp / "report.json", report)
     return report
 
 
-def _report(segmenter, subject, seg, geometry, convention, written, synthesised, timings):
+def _report(segmenter, subject, seg, geometry, convention, outputs, timings):
+    written, synthesised = outputs
     mask = subject.available
     report = {
         "subject": subject.id,
@@ -184,9 +183,8 @@ def _report(segmenter, subject, seg, geometry, convention, written, synthesised,
     return report
 
 
-def predict_all(segmenter, subjects, out_dir, per_subject_dirs, convention=None,
-                synth_all=False, probabilities=False, figure=False, progress_for=None,
-                log=print, overwrite=False, grid=GridOptions()):
+def predict_all(segmenter, subjects, out_dir, config=PredictConfig(), per_subject_dirs=False,
+                progress_for=None, log=print):
     """Runs `predict_subject` over subjects (one subfolder each when `per_subject_dirs`).
 
     With several subjects a bad one does not stop the others: it is reported, and at the end
@@ -201,8 +199,7 @@ def predict_all(segmenter, subjects, out_dir, per_subject_dirs, convention=None,
             f" (about {duration(left)} left)" if left is not None and len(subjects) > 1 else "")
         progress = progress_for(label) if progress_for else None
         try:
-            report = predict_subject(segmenter, subject, target, convention, synth_all,
-                                     probabilities, figure, progress, overwrite, grid)
+            report = predict_subject(segmenter, subject, target, config, progress)
         except ValueError as err:
             if len(subjects) == 1:
                 raise

@@ -50,7 +50,7 @@ def test_evaluate_writes_table_csv_summary_and_figures(tmp_path, tiny_run):
 def test_evaluate_scores_at_the_model_voxel_size(tmp_path, tiny_run):
     """Phantoms at 2 mm, a 1 mm model: each subject is prepared (and scored) at 1 mm, unless
     --keep_input_spacing, where it stays at 2 mm."""
-    from hved_tf.config import GridOptions
+    from hved_tf.config import EvaluateConfig, GridOptions
     from hved_tf.data.synthetic import make_phantom, write_dataset
     from hved_tf.evaluation.app import evaluate
     from hved_tf.inference.loading import open_segmenter
@@ -64,8 +64,8 @@ def test_evaluate_scores_at_the_model_voxel_size(tmp_path, tiny_run):
     for grid, shape in ((GridOptions(), [64, 64, 64, 4]),
                         (GridOptions(resample=False), [32, 32, 32, 4])):
         cache = tmp_path / f"cache_{grid.resample}"
-        rows = evaluate([segmenter], ["tiny"], subjects, ["T1+T1c+T2+FLAIR"], cache,
-                        grid=grid)
+        rows = evaluate([segmenter], ["tiny"], subjects, cache,
+                        EvaluateConfig(out_dir="", subsets=("T1+T1c+T2+FLAIR",), grid=grid))
         metas = [json.loads(p.read_text()) for p in cache.rglob("meta.json")]
         assert [m["shape"] for m in metas] == [shape]
         assert {r["metric"] for r in rows} >= {"dice", "hd95"}

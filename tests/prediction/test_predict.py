@@ -9,7 +9,7 @@ import pytest
 
 from conftest import REPO, make_run_dir
 from hved_tf.data.synthetic import make_phantom
-from hved_tf.config import InferenceOptions
+from hved_tf.config import InferenceOptions, PredictConfig
 from hved_tf.inference.loading import keras_segmenter, load_trained, open_segmenter
 from hved_tf.modalities import MODALITIES
 from hved_tf.io.datasets import subject_from_files
@@ -56,10 +56,11 @@ def test_non_ras_input_gives_the_same_segmentation_in_its_own_geometry(tmp_path,
     affine, transform = lps_permuted()
     odd_paths = write_case(tmp_path / "odd", affine, transform)
     assert nib.aff2axcodes(affine) != ("R", "A", "S")
-    r1 = predict_subject(keras_segmenter(trained, OPTIONS), subject_from_files(ras_paths), tmp_path / "o1",
-                         synth_all=True)
-    r2 = predict_subject(keras_segmenter(trained, OPTIONS), subject_from_files(odd_paths), tmp_path / "o2",
-                         synth_all=True, convention="brats2023")
+    r1 = predict_subject(keras_segmenter(trained, OPTIONS), subject_from_files(ras_paths),
+                         tmp_path / "o1", PredictConfig(synth_all=True))
+    r2 = predict_subject(keras_segmenter(trained, OPTIONS), subject_from_files(odd_paths),
+                         tmp_path / "o2", PredictConfig(synth_all=True,
+                                                        label_convention="brats2023"))
     ref = nib.load(str(odd_paths["T1"]))
     for name in ("seg.nii.gz", "uncertainty.nii.gz", "synth_T1.nii.gz"):
         out = nib.load(str(tmp_path / "o2" / name))
@@ -90,8 +91,8 @@ def test_non_ras_input_gives_the_same_segmentation_in_its_own_geometry(tmp_path,
 def test_missing_modalities_are_synthesised_with_uncertainty(tmp_path, trained):
     paths = write_case(tmp_path / "in", ras_affine(), modalities=("T1c", "FLAIR"))
     options = InferenceOptions(window=(32, 32, 32), overlap=0.0, num_samples=3)
-    report = predict_subject(keras_segmenter(trained, options), subject_from_files(paths), tmp_path / "out",
-                             probabilities=True, figure=True)
+    report = predict_subject(keras_segmenter(trained, options), subject_from_files(paths),
+                             tmp_path / "out", PredictConfig(probabilities=True, figure=True))
     assert report["subset"] == "T1c+FLAIR" and report["synthesised"] == ["T1", "T2"]
     names = {p.name for p in (tmp_path / "out").iterdir()}
     assert {"seg.nii.gz", "synth_T1.nii.gz", "synth_T2.nii.gz", "uncertainty.nii.gz",
@@ -185,7 +186,8 @@ def test_sequences_on_their_own_grids_and_voxel_sizes(tmp_path, trained):
     for grid, reference, shape in ((GridOptions(), "flair", change.out_shape),
                                    (GridOptions(reference="T1c"), "t1c", SHAPE)):
         out = tmp_path / reference
-        report = predict_subject(segmenter, subject_from_files(paths), out, grid=grid)
+        report = predict_subject(segmenter, subject_from_files(paths), out,
+                                 PredictConfig(grid=grid))
         ref = nib.load(str(paths[{"flair": "FLAIR", "t1c": "T1c"}[reference]]))
         for name in ("seg.nii.gz", "uncertainty.nii.gz", "synth_T1.nii.gz"):
             written = nib.load(str(out / name))

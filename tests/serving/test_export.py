@@ -15,7 +15,7 @@ import tensorflow as tf
 
 from conftest import REPO
 from hved_tf.serving.export import SIGNATURES, export_model
-from hved_tf.config import InferenceOptions
+from hved_tf.config import InferenceOptions, PredictConfig
 from conftest import segment
 from hved_tf.inference.loading import keras_segmenter, load_trained, open_segmenter
 from hved_tf.modalities import LABEL_CONVENTIONS
@@ -118,7 +118,7 @@ def test_fresh_process_matches_hved_tf_inference(exported, tmp_path):
     np.testing.assert_allclose(out["volume/recon"], expected["recon"], atol=1e-5)
 
     predict_subject(keras_segmenter(trained, options), subject_from_files(files), tmp_path / "pred",
-                    probabilities=True)
+                    PredictConfig(probabilities=True))
     read = lambda name: np.asanyarray(nib.load(str(tmp_path / "pred" / name)).dataobj)  # noqa
     np.testing.assert_array_equal(out["raw/seg_labels"], read("seg.nii.gz"))
     np.testing.assert_allclose(out["raw/uncertainty"], read("uncertainty.nii.gz"), atol=1e-5)
@@ -269,10 +269,10 @@ def test_predict_accepts_an_export(exported, tmp_path):
         files[m] = tmp_path / f"{m}.nii.gz"
         nib.save(nib.Nifti1Image(phantoms[m], np.diag([1.0, -1.0, 1.0, 1.0])), str(files[m]))
     options = InferenceOptions(**{**OPTIONS.__dict__, "fallback_window": trained.window})
+    config = PredictConfig(label_convention="brats2023", probabilities=True)
     predict_subject(keras_segmenter(trained, options), subject_from_files(files), tmp_path / "run",
-                    convention="brats2023", probabilities=True)
-    report = predict_subject(from_export, subject_from_files(files), tmp_path / "export",
-                             convention="brats2023", probabilities=True)
+                    config)
+    report = predict_subject(from_export, subject_from_files(files), tmp_path / "export", config)
     assert report["synthesised"] == ["T1c"] and report["label_convention"] == "brats2023"
     for name in ("seg.nii.gz", "uncertainty.nii.gz", "variance.nii.gz", "synth_T1c.nii.gz",
                  "prob_oedema.nii.gz"):

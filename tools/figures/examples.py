@@ -20,7 +20,7 @@ import sys
 import tempfile
 
 from hved_tf import quiet  # noqa: F401  (first: TensorFlow starts without its banner)
-from hved_tf.config import InferenceOptions, TrainConfig
+from hved_tf.config import EvaluateConfig, InferenceOptions, PredictConfig, TrainConfig
 from hved_tf.data.prepare import SPLIT_FILE, demo_root, default_cache_dir
 from hved_tf.evaluation.app import run_evaluation
 from hved_tf.inference.loading import keras_segmenter, load_trained
@@ -68,9 +68,10 @@ def main(argv=None):
     with tempfile.TemporaryDirectory() as tmp:
         tmp = pathlib.Path(tmp)
         segmenter = keras_segmenter(load_trained(run_dir), OPTIONS)
-        predict_subject(segmenter, two, tmp / "predict", figure=True)
+        predict_subject(segmenter, two, tmp / "predict", PredictConfig(figure=True))
         shutil.copy(tmp / "predict" / "figure.png", out / "predict_figure.png")
-        run_evaluation([str(run_dir)], tmp / "evaluate", OPTIONS, figures=1, log=print)
+        run_evaluation(EvaluateConfig(out_dir=str(tmp / "evaluate"), models=(str(run_dir),),
+                                      figures=1), OPTIONS)
         shutil.copy(tmp / "evaluate" / "table1.png", out / "evaluate_table1.png")
         subject_png = next((tmp / "evaluate" / "figures").rglob(f"*_T1c+FLAIR.png"))
         shutil.copy(subject_png, out / "evaluate_subject.png")
