@@ -1,11 +1,15 @@
 """Segment patients with whatever sequences they have (the library behind `hved_tf.predict`).
 
 `subjects_from_inputs(files, subject_dir, data_root)` turns the CLI's inputs into subjects;
-`predict_subject(segmenter, subject, out_dir, ...)` segments one through the one segmentation
-path (`hved_tf.inference.segmenter`: a run folder or .keras file, or an export with its own
-frozen settings) and writes, in the input's own geometry (shape, affine, orientation):
+`predict_subject(segmenter, subject, out_dir, config)` segments one through the one
+segmentation path (`hved_tf.inference.segmenter`: a run folder or .keras file, or an export
+with its own frozen settings) and writes what `config` (a `PredictConfig`) asks for. The
+subject's sequences are put on one grid (`hved_tf.preprocessing.grids`: the finest, or
+`config.grid.reference`'s) and resampled to the model's voxel size and back
+(`hved_tf.inference.spacing`); the outputs lie on that grid, in its file's geometry (shape,
+affine, orientation):
 
-- `seg.nii.gz`: labels in `convention` (default: the layout's; files: brats2018);
+- `seg.nii.gz`: labels in `label_convention` (default: the layout's; files: brats2018);
 - `synth_<MODALITY>.nii.gz`: each missing sequence (`synth_all`: all four), for models that
   synthesise, in the network's normalised intensity units (whitened: mean 0, s.d. 1 in the
   brain);
@@ -13,7 +17,8 @@ frozen settings) and writes, in the input's own geometry (shape, affine, orienta
   `variance.nii.gz`: variance of the class probabilities across the z samples (summed over the
   classes), when more than one sample is drawn;
 - `prob_<class>.nii.gz` with `probabilities`; `figure.png` with `figure`;
-- `report.json`: modalities used, tumour volumes (ml) per region, timings, model identity.
+- `report.json`: modalities used, tumour volumes (ml) per region, the grid and voxel sizes,
+  timings, model identity.
 
 A subject's outputs are one set, written whole or not at all: into a temporary sibling folder
 renamed into place when complete (`hved_tf.io.atomic`); `overwrite` replaces an earlier set
