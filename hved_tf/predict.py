@@ -53,6 +53,9 @@ def define_flags():
         flags.DEFINE_bool("probabilities", False, "Also write prob_<class>.nii.gz.")
         flags.DEFINE_bool("figure", False, "Also write figure.png (three planes through the "
                           "tumour).")
+        flags.DEFINE_bool("outputs_on_each_grid", False, "For sequences on different grids: "
+                          "also seg_on_<MODALITY>.nii.gz on each input's own grid (the outputs "
+                          "lie on the reference grid).")
         flags.DEFINE_bool("overwrite", False, "Replace earlier results in --out_dir.")
 
 
@@ -71,7 +74,8 @@ def predict_config(f=FLAGS):
     """The validated PredictConfig of the output and grid flags."""
     return PredictConfig(label_convention=f.label_convention, synth_all=f.synth_all,
                          probabilities=f.probabilities, figure=f.figure, overwrite=f.overwrite,
-                         grid=grid_options(f)).validate()
+                         grid=grid_options(f),
+                         outputs_on_each_grid=f.outputs_on_each_grid).validate()
 
 
 def run():

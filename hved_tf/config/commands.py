@@ -20,6 +20,7 @@ class PredictConfig:
     figure: bool = False               # figure.png
     overwrite: bool = False            # replace an earlier set of outputs
     grid: GridOptions = GridOptions()
+    outputs_on_each_grid: bool = False  # seg_on_<MODALITY>.nii.gz on each input's own grid
 
     def convention_for(self, subject):
         return self.label_convention or subject.label_convention

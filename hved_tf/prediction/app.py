@@ -17,6 +17,8 @@ affine, orientation):
   `variance.nii.gz`: variance of the class probabilities across the z samples (summed over the
   classes), when more than one sample is drawn;
 - `prob_<class>.nii.gz` with `probabilities`; `figure.png` with `figure`;
+- `seg_on_<MODALITY>.nii.gz` with `outputs_on_each_grid`: the labels on each input's own grid
+  where it is not the reference (the class probabilities resampled there, then the argmax);
 - `report.json`: modalities used, tumour volumes (ml) per region, the grid and voxel sizes,
   timings, model identity.
 
@@ -41,8 +43,9 @@ from hved_tf.io.atomic import atomic_directory, check_writable, existing_ancesto
 from hved_tf.io.atomic import check_out_dir as check_output_folder
 from hved_tf.io.datasets import discover_subjects, subject_from_files
 from hved_tf.inference.spacing import segment_at_model_spacing
-from hved_tf.io.nifti import check_inputs_from_headers, save_nifti
-from hved_tf.preprocessing.grids import checked_reference
+from hved_tf.io.nifti import check_inputs_from_headers, read_geometry, save_nifti
+from hved_tf.preprocessing.grids import checked_reference, same_grid
+from hved_tf.preprocessing.resample import onto_grid
 from hved_tf.modalities import (CLASS_NAMES, LABEL_CONVENTIONS, MODALITIES, REGIONS,
                                 from_training_labels, subset_code)
 from hved_tf.progress import duration
@@ -63,7 +66,7 @@ def check_out_dir(out_dir, overwrite, per_subject_dirs=False):
         if per_subject_dirs:
             return []
         return [p for p in folder.iterdir() if p.name not in OUTPUT_FILES
-                and not p.name.startswith(("prob_", "synth_"))]
+                and not p.name.startswith(("prob_", "synth_", "seg_on_"))]
     check_output_folder(out_dir, overwrite, earlier, others)
 
 
@@ -127,6 +130,8 @@ def _write_outputs(seg, subject, out_dir, geometry, config, model_name=""):
         probs = seg.full("probabilities")
         for c, name in enumerate(CLASS_NAMES):
             write(f"prob_{name}.nii.gz", probs[..., c])
+    if config.outputs_on_each_grid:
+        written += _seg_on_each_grid(seg, subject, out_dir, geometry, config)
     if config.figure:
         columns = subject_columns(seg.full("image"), mask, labels, recon,
                                   uncertainty=seg.full("entropy"))
@@ -135,6 +140,27 @@ def _write_outputs(seg, subject, out_dir, geometry, config, model_name=""):
             f"{subject.id} · {subset} present · {model_name}")))
         written.append("figure.png")
     return written, synthesised
+
+
+def _seg_on_each_grid(seg, subject, out_dir, reference, config):
+    """`seg_on_<MODALITY>.nii.gz` for each input on another grid than the reference: the class
+    probabilities resampled onto its grid in world coordinates (linearly), then their argmax."""
+    written = []
+    probabilities = seg.full("probabilities")
+    for modality, path in subject.paths.items():
+        geometry = read_geometry(path)
+        if same_grid(geometry, reference):
+            continue
+        probs = np.stack([onto_grid(probabilities[..., c], reference.ras_affine,
+                                    geometry.ras_affine, geometry.ras_shape, 1)
+                          for c in range(probabilities.shape[-1])], -1)
+        probs[..., 0] += probs.sum(-1) == 0            # outside the reference: background
+        labels = np.argmax(probs, -1).astype(np.uint8)
+        name = f"seg_on_{modality}.nii.gz"
+        save_nifti(out_dir / name, from_training_labels(labels, config.convention_for(subject)),
+                   geometry, kind="label")
+        written.append(name)
+    return written
 
 
 def predict_subject(segmenter, subject, out_dir, config=PredictConfig(), progress=None):

@@ -187,13 +187,19 @@ def test_sequences_on_their_own_grids_and_voxel_sizes(tmp_path, trained):
                                    (GridOptions(reference="T1c"), "t1c", SHAPE)):
         out = tmp_path / reference
         report = predict_subject(segmenter, subject_from_files(paths), out,
-                                 PredictConfig(grid=grid))
+                                 PredictConfig(grid=grid, outputs_on_each_grid=True))
         ref = nib.load(str(paths[{"flair": "FLAIR", "t1c": "T1c"}[reference]]))
         for name in ("seg.nii.gz", "uncertainty.nii.gz", "synth_T1.nii.gz"):
             written = nib.load(str(out / name))
             assert written.shape == ref.shape == shape
             np.testing.assert_allclose(written.affine, ref.affine, atol=1e-6)
         assert report["grid"]["reference"].endswith(f"{reference}.nii.gz")
+        other = {"flair": "T1c", "t1c": "FLAIR"}[reference]
+        assert f"seg_on_{other}.nii.gz" in report["outputs"]
+        on_other = nib.load(str(out / f"seg_on_{other}.nii.gz"))
+        original = nib.load(str(paths[other]))
+        assert on_other.shape == original.shape
+        np.testing.assert_allclose(on_other.affine, original.affine, atol=1e-6)
         assert report["model"]["spacing_mm"] == [1.0, 1.0, 1.0]
         resampled = report["inference"].get("resampled", False)
         assert resampled == (reference == "flair")
