@@ -92,8 +92,9 @@ def run():
     print(f"model: {segmenter.identity['model']} from {segmenter.identity['source']}"
           + ("; the training windows' class prior corrected (its class_prior.json; "
              "--noprior_correction: without)" if corrects_prior(segmenter) else ""), flush=True)
-    predict_all(segmenter, subjects, FLAGS.out_dir, config, per_subject_dirs=bool(FLAGS.data_root),
-                progress_for=progress_printer, log=lambda line: print(line, flush=True))
+    predict_all(segmenter, subjects, FLAGS.out_dir, config,
+                per_subject_dirs=bool(FLAGS.data_root), progress_for=progress_printer,
+                log=lambda line: print(line, flush=True))
 
 
 PROGRAM = Program(define_flags, run, ("model", "out_dir"), name="predict", doc=__doc__)

@@ -41,7 +41,7 @@ from hved_tf.io.nifti import available_memory, load_nifti
 from hved_tf.modalities import MODALITIES, NUM_CLASSES, to_training_labels
 from hved_tf.io.atomic import atomic_directory
 from hved_tf.preprocessing.crop import CropBox, crop
-from hved_tf.preprocessing.grids import (check_one_exam, onto_reference, reference_index,
+from hved_tf.preprocessing.grids import (check_one_exam, checked_reference, images_onto,
                                          same_grid)
 from hved_tf.preprocessing.histogram import DEFAULT_CUTOFF
 from hved_tf.preprocessing.normalise import STORAGE_DTYPES, prepare_image
@@ -95,10 +95,11 @@ def load_subject_image(subject, reference=""):
             raise ValueError(f"{modality}: {err}") from None
         volumes.append(volume)
         geometries.append(geometry)
-    if not all(same_grid(g, geometries[0]) for g in geometries):
-        check_memory(geometries[reference_index(geometries, names, reference)].ras_shape,
-                     len(MODALITIES), f"Subject {subject.id}", available_memory())
-    volumes, ref = onto_reference(volumes, geometries, names, reference)
+    ref = checked_reference(geometries, names, reference)
+    if not all(same_grid(g, geometries[ref]) for g in geometries):
+        check_memory(geometries[ref].ras_shape, len(MODALITIES), f"Subject {subject.id}",
+                     available_memory())
+        volumes = images_onto(volumes, geometries, geometries[ref])
     image = np.zeros((*volumes[ref].shape, len(MODALITIES)), np.float32)
     for modality, volume in zip(names, volumes):
         image[..., MODALITIES.index(modality)] = volume

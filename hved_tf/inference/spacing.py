@@ -19,7 +19,6 @@ from __future__ import annotations
 import logging
 import time
 
-
 from hved_tf.inference.segmenter import finish, postprocessed, whole_box
 from hved_tf.io.nifti import available_memory
 from hved_tf.preprocessing.resample import (check_memory, image_resampled, mm, same_spacing,

@@ -17,7 +17,7 @@ from __future__ import annotations
 import numpy as np
 
 from hved_tf.io.nifti import AFFINE_TOLERANCE
-from hved_tf.preprocessing.resample import onto_grid, world_box
+from hved_tf.preprocessing.resample import image_resampled, onto_grid, world_box
 
 MAX_CENTRE_DISTANCE_MM = 50.0
 
@@ -77,12 +77,14 @@ def checked_reference(geometries, names, reference=""):
     return ref
 
 
-def onto_reference(volumes, geometries, names, reference="", orders=None):
-    """(volumes on the reference grid in RAS order, index of the reference): `volumes` are RAS
-    arrays on their own `geometries`; `orders` per volume (default 3, cubic)."""
-    ref = checked_reference(geometries, names, reference)
-    target = geometries[ref]
-    orders = orders or [3] * len(volumes)
+def images_onto(volumes, geometries, target):
+    """Images (RAS arrays on their own `geometries`) on the grid of the Geometry `target`:
+    cubic in world coordinates, their zero background kept zero (`image_resampled`: cubic
+    ringing would otherwise spread tiny values over the background and move the crop box);
+    those already on it as they are."""
+    def sample_from(geometry):
+        return lambda array, order: onto_grid(array, geometry.ras_affine, target.ras_affine,
+                                              target.ras_shape, order)
     return [volume if same_grid(geometry, target) else
-            onto_grid(volume, geometry.ras_affine, target.ras_affine, target.ras_shape, order)
-            for volume, geometry, order in zip(volumes, geometries, orders)], ref
+            image_resampled(volume, sample_from(geometry))
+            for volume, geometry in zip(volumes, geometries)]

@@ -113,3 +113,20 @@ def test_a_reference_sequence_not_given_is_refused(tmp_path):
     paths = clinical_exam(tmp_path)
     with pytest.raises(ValueError, match="--reference_sequence T1: .* not among"):
         load_subject_image(subject_from_files(paths), reference="T1")
+
+
+def test_the_zero_background_stays_zero_on_the_reference_grid(tmp_path):
+    """Cubic resampling rings around a skull-stripped brain; the background must stay exactly
+    zero, or the non-zero crop box would grow to the whole field of view."""
+    paths = {}
+    for name, zooms in (("T1c", (1.0, 1.0, 1.0)), ("FLAIR", (1.0, 1.0, 5.0))):
+        affine, shape = grid_affine(zooms, (60, 60, 60))
+        _, world = world_field(affine, shape)
+        brain = np.where(np.sum(world ** 2, -1) < 15 ** 2, 100.0, 0.0).astype(np.float32)
+        paths[name] = write(tmp_path / f"{name.lower()}.nii.gz", affine, shape, brain)
+    image, geometries = load_subject_image(subject_from_files(paths))
+    assert geometries[0].path.endswith("t1c.nii.gz")
+    _, world = world_field(geometries[0].ras_affine, geometries[0].ras_shape)
+    far = np.sum(world ** 2, -1) > 22 ** 2            # beyond the ball and a 5 mm slice
+    flair = image[..., 3]
+    assert np.all(flair[far] == 0) and np.all(flair[np.sum(world ** 2, -1) < 8 ** 2] > 50)
