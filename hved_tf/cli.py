@@ -193,6 +193,9 @@ def define_inference_flags(samples_help="z samples averaged for the segmentation
                           "flips of --tta_axes (8 flips for all three axes) composed with the z "
                           "samples; the variance and uncertainty include the spread.")
         flags.DEFINE_list("tta_axes", ["0", "1", "2"], "Axes mirrored by --tta.")
+        flags.DEFINE_enum("inference_precision", "float32", ["float32", "bfloat16"],
+                          "bfloat16: convolutions in bfloat16 where the CPU has avx512_bf16 (or "
+                          "a GPU), else float32 with a warning; docs/benchmarks/performance.md.")
         flags.DEFINE_bool("prior_correction", True, "Use a run's prior correction when it has "
                           "one (trained with --prior_correction: its class_prior.json); "
                           "--noprior_correction: the network's probabilities as they are.")
@@ -254,6 +257,7 @@ def inference_options(f=FLAGS):
                             et_threshold=f.et_threshold, min_component=f.min_component,
                             largest_component=f.largest_component,
                             prior_correction=f.prior_correction,
+                            precision=f.inference_precision,
                             tta_axes=parse_axes(f.tta_axes) if f.tta else ()).validate()
 
 

@@ -35,6 +35,9 @@ def define_flags():
 def run():
     start = time.time()
     options = inference_options()
+    if options.precision != "float32":
+        raise ValueError("Exports are float32 (TF Serving runs them on any hardware): drop "
+                         "--inference_precision, or use it with predict and evaluate.")
     export_target(FLAGS.export_dir, FLAGS.version)          # refused before the long work
     trained = load_trained(FLAGS.model, FLAGS.hist_file or None)
     path = export_model(trained, FLAGS.export_dir, FLAGS.version, FLAGS.label_convention,

@@ -136,4 +136,14 @@ def kl_normal(mean1, logvar1, mean2, logvar2, epsilon=KL_EPSILON):
 
 def reparameterise(mean, logvar, noise):
     """A draw mean + exp(logvar / 2) * noise, noise ~ N(0, I) of mean's shape."""
-    return mean + tf.exp(0.5 * logvar) * tf.cast(noise, mean.dtype)
+    return draw_with_scale(mean, standard_deviation(logvar), noise)
+
+
+def standard_deviation(logvar):
+    """exp(logvar / 2): computed once, it serves every draw of `draw_with_scale`."""
+    return tf.exp(0.5 * logvar)
+
+
+def draw_with_scale(mean, scale, noise):
+    """mean + scale * noise (the same value as `reparameterise` given scale = exp(logvar / 2))."""
+    return mean + scale * tf.cast(noise, mean.dtype)

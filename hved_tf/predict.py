@@ -86,7 +86,10 @@ def run():
     if not FLAGS.data_root:            # a dataset goes on past a bad subject: checked each
         check_inputs_first(subjects[0], config.grid.reference)
     options, weights = protocol_settings()
-    segmenter = open_segmenter(FLAGS.model, FLAGS.hist_file or None, options, weights)
+    # The sequences are synthesised where predict writes them: the missing ones (all four
+    # with --synth_all); with all four present and no --synth_all the image decoders are skipped.
+    segmenter = open_segmenter(FLAGS.model, FLAGS.hist_file or None, options, weights,
+                               synthesise=True if config.synth_all else "missing")
     for member in segmenter.identity.get("ensemble", ()):
         print(f"ensemble member: {member['model']} from {member['source']}", flush=True)
     print(f"model: {segmenter.identity['model']} from {segmenter.identity['source']}"

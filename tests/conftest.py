@@ -1,5 +1,6 @@
 """Shared test set-up: quiet TensorFlow, the original release's reference folder, and the
 process-wide state each test leaves as it found it."""
+import logging
 import os
 import pathlib
 import sys
@@ -39,6 +40,18 @@ def _process_globals_reset():
     keras = sys.modules.get("keras")
     if keras and keras.mixed_precision.global_policy().name != policy:
         keras.mixed_precision.set_global_policy(policy)
+
+
+@pytest.fixture
+def warnings_said(caplog):
+    """The hved_tf logger's records (it does not propagate once a CLI has configured it)."""
+    logger = logging.getLogger("hved_tf")
+    logger.addHandler(caplog.handler)
+    level = logger.level
+    logger.setLevel(logging.WARNING)
+    yield caplog
+    logger.removeHandler(caplog.handler)
+    logger.setLevel(level)
 
 
 @pytest.fixture

@@ -32,6 +32,7 @@ class InferenceOptions:
     # one, and the weights in force (filled in from the model by whoever loads it; () off).
     prior_correction: bool = True
     class_weights: tuple = ()
+    precision: str = "float32"         # or "bfloat16" (hved_tf.inference.precision)
 
     @property
     def postprocessing(self):
@@ -55,6 +56,9 @@ class InferenceOptions:
         axes = tuple(self.tta_axes)
         if any(a not in (0, 1, 2) for a in axes) or len(set(axes)) != len(axes):
             raise ValueError(f"--tta_axes must be distinct axes among 0, 1, 2, got {axes}.")
+        if self.precision not in ("float32", "bfloat16"):
+            raise ValueError(f"--inference_precision must be float32 or bfloat16, got "
+                             f"{self.precision!r}.")
         if self.class_weights:
             checked_class_weights("class weights of the prior correction", self.class_weights)
         return self

@@ -63,12 +63,13 @@ def check_members(members):
 class EnsembleSegmenter(SegmenterBase):
     label_convention = None          # the caller's: outputs are training classes
 
-    def __init__(self, members, options=InferenceOptions(), name="ensemble"):
+    def __init__(self, members, options=InferenceOptions(), name="ensemble", synthesise=True):
         check_members(members)
         self.options = options.validate()
         member_options = dataclasses.replace(options, **NO_POSTPROCESSING)
         self.members = [KerasSegmenter(m.model, model_options(m, member_options), m.landmarks,
-                                       m.identity, spacing=m.spacing) for m in members]
+                                       m.identity, synthesise, spacing=m.spacing)
+                        for m in members]
         self.spacing = tuple(members[0].spacing)
         first = members[0].model.capabilities
         self.capabilities = Capabilities(
@@ -97,7 +98,8 @@ class EnsembleSegmenter(SegmenterBase):
         timings = {"inference_s": sum(r.timings.get("inference_s", 0.0) for r in results)
                    + time.perf_counter() - start}
         settings = {**dataclasses.asdict(self.options), "members": len(results),
-                    "window_used": results[0].settings.get("window_used")}
+                    "window_used": results[0].settings.get("window_used"),
+                    "precision_used": results[0].settings.get("precision_used")}
         out = finish(probs.astype(np.float32), extra, results[0].box, timings, settings)
         for name in extra_outputs:
             out.outputs[name] = results[0].outputs[name]

@@ -210,12 +210,13 @@ def keras_segmenter(trained, options=InferenceOptions(), synthesise=True):
 
 
 def open_segmenter(path, hist_file=None, options=InferenceOptions(), weights="best",
-                   name=None):
+                   name=None, synthesise=True):
     """The Segmenter of a run folder, a .keras file or an export (whose settings are its own);
-    of several of them (a list of paths), their ensemble (`hved_tf.inference.ensemble`)."""
+    of several of them (a list of paths), their ensemble (`hved_tf.inference.ensemble`).
+    `synthesise`: see `KerasSegmenter` (an export synthesises as it was exported)."""
     if isinstance(path, (list, tuple)):
         if len(path) == 1:
-            return open_segmenter(path[0], hist_file, options, weights)
+            return open_segmenter(path[0], hist_file, options, weights, synthesise=synthesise)
         exports = [str(p) for p in path if is_export(p)]
         if exports:
             raise ValueError(f"{exports[0]} is an export: its settings and label convention are "
@@ -223,7 +224,7 @@ def open_segmenter(path, hist_file=None, options=InferenceOptions(), weights="be
                              "folders (or .keras files) it was made from.")
         members = [load_trained(p, hist_file, weights) for p in path]
         return EnsembleSegmenter(members, options, name or "ensemble of " + ", ".join(
-            pathlib.Path(p).name for p in path))
+            pathlib.Path(p).name for p in path), synthesise)
     if is_export(path):
         return ExportSegmenter(path)
-    return keras_segmenter(load_trained(path, hist_file, weights), options)
+    return keras_segmenter(load_trained(path, hist_file, weights), options, synthesise)

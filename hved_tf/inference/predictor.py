@@ -9,6 +9,10 @@ window of every run uses the same noise for a given `seed`); a model that synthe
 four reconstructions from the posterior mean (if `synthesise`); the others the probabilities.
 With `tta_axes`, every window is also mirrored along those axes and the probabilities averaged
 (`hved_tf.inference.tta`; the variance then includes the spread over the flips).
+
+`synthesise`: True (the four sequences), "missing" (only for a mask with a missing modality:
+with all four present the image decoders are skipped, 4 of U-HVED's 14 full-size decoder passes
+at 10 z samples), or False.
 """
 from __future__ import annotations
 
@@ -26,38 +30,47 @@ class ModelPredictor:
         self.model, self.num_samples = model, num_samples
         capabilities = model.capabilities
         self.capabilities = capabilities
+        if synthesise not in (True, False, "missing"):
+            raise ValueError(f"synthesise must be True, False or 'missing', got {synthesise!r}.")
         self.variance = (capabilities.latent_samples and num_samples > 1) or bool(tta_axes)
-        self.synthesise = bool(synthesise) and capabilities.synthesises
+        self.synthesise = synthesise if capabilities.synthesises else False
 
-        def once(image, masks):
+        def once(image, masks, recon):
             out = model.infer({"image": image, "mask": masks}, num_samples=num_samples,
-                              seed=seed, single_draw=single_draw)
+                              seed=seed, single_draw=single_draw, synthesise=recon)
             probs = out["seg_probabilities"]
             return (probs, out.get("seg_variance", tf.zeros_like(probs[..., :1])),
-                    out.get("recon", tf.zeros_like(image)) if self.synthesise
-                    else tf.zeros_like(image[..., :1]))
+                    out["recon"] if recon else tf.zeros_like(image[..., :1]))
 
         @tf.function(reduce_retracing=True)
-        def forward(image, masks):
-            probs, variance, recon = with_flips(lambda x: once(x, masks), image, tta_axes)
+        def forward(image, masks, recon):           # recon: a Python bool (one trace each)
+            probs, variance, images = with_flips(lambda x: once(x, masks, recon), image,
+                                                 tta_axes)
             result = {"probabilities": probs}
             if self.variance:
                 result["variance"] = variance
-            if self.synthesise:
-                result["recon"] = recon
+            if recon:
+                result["recon"] = images
             return result
 
         self._forward = forward
+
+    def synthesises_for(self, mask):
+        """Whether the sequences are synthesised for this mask [4]."""
+        if self.synthesise == "missing":
+            return bool((np.asarray(mask).reshape(-1) <= 0).any())
+        return bool(self.synthesise)
 
     def for_mask(self, mask):
         mask = np.asarray(mask, np.float32).reshape(-1)
         reason = self.capabilities.refuses(mask)
         if reason:
             raise ValueError(reason)
+        recon = self.synthesises_for(mask)
 
         def predict(windows):
             masks = np.repeat(mask[None], len(windows), axis=0)
-            out = self._forward(tf.constant(windows), tf.constant(masks))
+            out = self._forward(tf.constant(windows), tf.constant(masks), recon)
             return {k: v.numpy() for k, v in out.items()}
 
         return predict

@@ -30,6 +30,7 @@ import numpy as np
 
 from hved_tf.config import InferenceOptions
 from hved_tf.inference.postprocess import postprocess
+from hved_tf.inference.precision import model_in_precision, precision_to_use
 from hved_tf.inference.predictor import ModelPredictor
 from hved_tf.inference.windows import choose_window, entropy, sliding_window
 from hved_tf.preprocessing.crop import CropBox, uncrop
@@ -150,7 +151,8 @@ class KerasSegmenter(OnePreparation):
     """A Segmenter over one of our Keras models (see the module docstring).
 
     `landmarks` ({modality: 13 values}) are needed by `segment_raw` only; `identity` is what
-    reports record about the model; `synthesise=False` skips the image decoders; `spacing`:
+    reports record about the model; `synthesise`: True the four sequences, "missing" only when
+    a modality is missing (what predict writes unless --synth_all), False never; `spacing`:
     the voxel size (mm) it was trained at (`hved_tf.inference.spacing`; (): unknown).
     """
 
@@ -164,7 +166,9 @@ class KerasSegmenter(OnePreparation):
         self.landmarks = landmarks
         self.identity = identity or {}
         self.capabilities = model.capabilities
-        self.predictor = ModelPredictor(model, options.num_samples, synthesise, seed,
+        self.precision = precision_to_use(options.precision)
+        self.predictor = ModelPredictor(model_in_precision(model, self.precision),
+                                        options.num_samples, synthesise, seed,
                                         options.single_draw, options.tta_axes)
 
     def segment_raw(self, image, mask, progress=None, flipped=(False, False, False)):
@@ -200,7 +204,8 @@ class KerasSegmenter(OnePreparation):
                              o.blend, o.batch_size, pad_value, multiple, progress)
         extra = {"variance": out["variance"][..., 0] if "variance" in out else None,
                  "recon": out.get("recon")}
-        settings = {**dataclasses.asdict(o), "window_used": list(window)}
+        settings = {**dataclasses.asdict(o), "window_used": list(window),
+                    "precision_used": self.precision}
         probabilities = prior_corrected(out["probabilities"], o.class_weights)
         return postprocessed(finish(probabilities, extra, box,
                                     {"inference_s": time.perf_counter() - start}, settings),

@@ -219,7 +219,7 @@ class HeteroModalModel(keras.Model):
     def forward(self, image, mask, training=None):
         raise NotImplementedError
 
-    def infer(self, inputs, num_samples=1, seed=0, single_draw=False):
+    def infer(self, inputs, num_samples=1, seed=0, single_draw=False, synthesise=True):
         """Inference outputs {"seg_probabilities", ...} (see UHVED.infer; models without a
         latent sample give their probabilities whatever `num_samples` and `single_draw`)."""
         image, mask = check_inputs(inputs, self.name)

@@ -23,7 +23,7 @@ from __future__ import annotations
 import tensorflow as tf
 
 from hved_tf import losses as losses_lib
-from hved_tf.gaussian import reparameterise
+from hved_tf.gaussian import draw_with_scale, standard_deviation
 from hved_tf.modalities import MODALITIES, NUM_CLASSES
 from hved_tf.models.base import HeteroModalModel, check_inputs, masked_image
 from hved_tf.models.blocks import register
@@ -123,8 +123,9 @@ class UHVED(HeteroModalModel):
         recon = self.decode_images(means if recon_z == "mean" else zs)
         return {"seg_logits": seg_logits, "seg_probabilities": seg_probs, "recon": recon}
 
-    def infer(self, inputs, num_samples=1, seed=0, single_draw=False):
-        """Inference: the encoders once; {"seg_probabilities", "seg_variance", "recon"}.
+    def infer(self, inputs, num_samples=1, seed=0, single_draw=False, synthesise=True):
+        """Inference: the encoders once; {"seg_probabilities", "seg_variance", "recon"}
+        ("recon" only with `synthesise`: the four image decoders are skipped without).
 
         `num_samples` (a Python int or an int32 scalar tensor): 1 decodes the posterior mean
         (or, with `single_draw`, one random draw of the latents: the release's protocol);
@@ -142,10 +143,12 @@ class UHVED(HeteroModalModel):
             probs = tf.nn.softmax(self._decode(self.seg_decoder, means), axis=-1)
             return probs, tf.zeros_like(probs[..., :1])
 
+        scales = [standard_deviation(lv) for lv in logvars]     # once for every draw
+
         def draw(i):
-            latents = [reparameterise(m, lv, tf.random.stateless_normal(
+            latents = [draw_with_scale(m, s, tf.random.stateless_normal(
                 tf.shape(m), seed=tf.stack([seed, i * 64 + level]), dtype=m.dtype))
-                for level, (m, lv) in enumerate(zip(means, logvars))]
+                for level, (m, s) in enumerate(zip(means, scales))]
             return tf.nn.softmax(self._decode(self.seg_decoder, latents), axis=-1)
 
         if isinstance(num_samples, int):
@@ -158,8 +161,10 @@ class UHVED(HeteroModalModel):
         else:
             n = tf.cast(num_samples, tf.int32)
             probs, variance = tf.cond(n > 1, lambda: average_draws(draw, n), decode_mean)
-        return {"seg_probabilities": probs, "seg_variance": variance,
-                "recon": self.decode_images(means)}
+        out = {"seg_probabilities": probs, "seg_variance": variance}
+        if synthesise:
+            out["recon"] = self.decode_images(means)
+        return out
 
     # ------------------------------------------------------------------ training
     def compute_loss_terms(self, image, labels, mask, available, training):

@@ -43,7 +43,7 @@ from hved_tf.io.atomic import atomic_directory, check_writable, existing_ancesto
 from hved_tf.io.atomic import check_out_dir as check_output_folder
 from hved_tf.io.datasets import discover_subjects, subject_from_files
 from hved_tf.inference.spacing import segment_at_model_spacing
-from hved_tf.io.nifti import check_inputs_from_headers, read_geometry, save_nifti
+from hved_tf.io.nifti import check_inputs_from_headers, read_geometry, save_nifti, save_niftis
 from hved_tf.preprocessing.grids import checked_reference, same_grid
 from hved_tf.preprocessing.resample import onto_grid
 from hved_tf.modalities import (CLASS_NAMES, LABEL_CONVENTIONS, MODALITIES, REGIONS,
@@ -108,10 +108,10 @@ def _write_outputs(seg, subject, out_dir, geometry, config, model_name=""):
     """Writes the output files of one subject (what `config`, a PredictConfig, asks for);
     returns (their names, synthesised modalities)."""
     mask = subject.available
-    written, synthesised = [], []
+    written, synthesised, jobs = [], [], []
 
-    def write(name, array, kind="image"):
-        save_nifti(out_dir / name, array, geometry, kind=kind)
+    def write(name, array, kind="image"):          # queued, written together below
+        jobs.append((out_dir / name, array, geometry, kind))
         written.append(name)
 
     labels = seg.full("labels")
@@ -130,6 +130,7 @@ def _write_outputs(seg, subject, out_dir, geometry, config, model_name=""):
         probs = seg.full("probabilities")
         for c, name in enumerate(CLASS_NAMES):
             write(f"prob_{name}.nii.gz", probs[..., c])
+    save_niftis(jobs)
     if config.outputs_on_each_grid:
         written += _seg_on_each_grid(seg, subject, out_dir, geometry, config)
     if config.figure:

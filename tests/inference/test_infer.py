@@ -48,3 +48,22 @@ def test_mean_and_variance_equal_numpy_over_the_documented_draws():
     draws = np.stack(draws)
     np.testing.assert_allclose(out["seg_probabilities"], draws.mean(0), atol=1e-6)
     np.testing.assert_allclose(out["seg_variance"][..., 0], draws.var(0).sum(-1), atol=1e-6)
+
+
+def test_sequences_synthesised_only_where_asked():
+    from hved_tf.inference.predictor import ModelPredictor
+    model = build_model("u_hved", base_filters=4, levels=3, seed=3)
+    rng = np.random.default_rng(1)
+    x = {"image": tf.constant(rng.normal(size=(1, 16, 16, 16, 4)), tf.float32),
+         "mask": tf.ones((1, 4))}
+    with_images = model.infer(x, num_samples=2)
+    without = model.infer(x, num_samples=2, synthesise=False)
+    assert "recon" in with_images and "recon" not in without
+    np.testing.assert_array_equal(with_images["seg_probabilities"], without["seg_probabilities"])
+    windows = rng.normal(size=(1, 16, 16, 16, 4)).astype(np.float32)
+    missing = ModelPredictor(model, 2, synthesise="missing")
+    assert "recon" not in missing.for_mask([1, 1, 1, 1])(windows)
+    assert missing.for_mask([1, 0, 1, 1])(windows)["recon"].shape == (1, 16, 16, 16, 4)
+    assert "recon" in ModelPredictor(model, 2).for_mask([1, 1, 1, 1])(windows)
+    assert "recon" not in ModelPredictor(model, 2, synthesise=False).for_mask([1, 0, 1, 1])(
+        windows)

@@ -2,7 +2,6 @@
 own voxel size, the outputs come back on the input's grid, and volumes survive the round trip.
 The model is a stand-in whose segmentation is known exactly (a threshold of the first
 sequence), so that what is measured is the resampling alone."""
-import logging
 
 import numpy as np
 import pytest
@@ -11,18 +10,6 @@ from hved_tf.inference.segmenter import finish, whole_box
 from hved_tf.inference.spacing import segment_at_model_spacing
 
 RADIUS_MM = 15.0
-
-
-@pytest.fixture
-def warnings_said(caplog):
-    """The hved_tf logger's records (it does not propagate once a CLI has configured it)."""
-    logger = logging.getLogger("hved_tf")
-    logger.addHandler(caplog.handler)
-    level = logger.level
-    logger.setLevel(logging.WARNING)
-    yield caplog
-    logger.removeHandler(caplog.handler)
-    logger.setLevel(level)
 
 
 class ThresholdModel:

@@ -60,7 +60,9 @@ def test_window_predictor_equals_flips_done_by_hand(model):
                         for k, v in o.items()})
     mean = np.mean([h["seg_probabilities"] for h in by_hand], axis=0)
     np.testing.assert_allclose(out["probabilities"], mean, atol=1e-5)
-    np.testing.assert_allclose(out["recon"], by_hand[0]["recon"], atol=1e-5)   # unflipped
+    # Unflipped. Graph and eager mode sum the norms' statistics in other orders (one ulp
+    # apart), which every later layer carries: up to 1.5e-5 apart on the synthesised T2 here.
+    np.testing.assert_allclose(out["recon"], by_hand[0]["recon"], atol=3e-5)
     between = np.sum(np.mean([(h["seg_probabilities"] - mean) ** 2 for h in by_hand], axis=0),
                      axis=-1, keepdims=True)
     within = np.mean([h["seg_variance"] for h in by_hand], axis=0)

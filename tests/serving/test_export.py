@@ -133,7 +133,9 @@ def test_fresh_process_matches_hved_tf_inference(exported, tmp_path):
     model_out = infer(window, wmask, 3)
     np.testing.assert_allclose(out["default/seg_probabilities"],
                                model_out["seg_probabilities"], atol=1e-5)
-    np.testing.assert_allclose(out["default/recon"], model_out["recon"], atol=1e-5)
+    # The two graphs sum the norms' statistics in other orders (one ulp apart), which every
+    # later layer carries: the reconstructions up to 2.6e-5 apart here.
+    np.testing.assert_allclose(out["default/recon"], model_out["recon"], atol=5e-5)
     mean_out = infer(window, wmask, 1)
     np.testing.assert_allclose(out["samples1/seg_probabilities"],
                                mean_out["seg_probabilities"], atol=1e-5)

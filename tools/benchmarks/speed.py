@@ -5,7 +5,9 @@
         [--spatial_augmentation release|window]
     python -m tools.benchmarks.speed train [--subjects 16] [--work_dir DIR] [--steps 8]
     python -m tools.benchmarks.speed predict [--work_dir DIR] [--samples 10] [--repeats 3] [--window auto]
+        [--precision float32|bfloat16|both]
         [--tta]
+    python -m tools.benchmarks.speed demo --against TREE [--size 32] [--steps 30] [--repeats 5]
     python -m tools.benchmarks.speed metrics [--repeats 3]
 
 `data`: writes BraTS-size (240x240x155) phantoms, prepares and caches them (crop, Nyul,
@@ -22,6 +24,10 @@ process: wall time (median of the repeats after a warm-up run), its split (readi
 preprocessing; encoders and decoders, from the windows' count and the timed encoders of one
 window; writing), and the process's peak memory.
 
+`demo`: the demo's training step (u_hved at configs/demo.cfg's 32³ patch and threads, random
+data) in fresh processes, alternately with this tree's hved_tf and another checkout's (a
+worktree of an earlier commit): medians, their ratio, and the first-step losses of both.
+
 `model`: for each model and patch size (batch 1), in a fresh process each (so that peak memory is
 that configuration's own): median train-step time, median forward time, peak resident memory,
 and the step's GFLOP/s, counting convolutions only (2·k³·Cin·Cout per output voxel, read off the
@@ -34,6 +40,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import pathlib
 import resource
 import statistics
 import subprocess
@@ -252,6 +259,68 @@ def cmd_train(args):
           f"{args.steps} steps", flush=True)
 
 
+# The demo's training step, self-contained so that any commit's tree can run it: u_hved at
+# configs/demo.cfg's patch, width and threads, its Adam, random data, batch 1.
+DEMO_STEP = """
+import os, statistics, sys, time
+os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
+import numpy as np, tensorflow as tf
+tf.config.threading.set_intra_op_parallelism_threads(1)
+tf.config.threading.set_inter_op_parallelism_threads(2)
+from hved_tf.models import build_model
+size, steps = int(sys.argv[1]), int(sys.argv[2])
+model = build_model("u_hved", seed=0)
+model.compile(optimizer=model.default_optimizer(1e-3))
+model.optimizer.build(model.trainable_variables)
+rng = np.random.default_rng(0)
+image = tf.constant(rng.normal(size=(1, size, size, size, 4)).astype(np.float32))
+labels = tf.constant(rng.integers(0, 4, size=(1, size, size, size, 1)).astype(np.int32))
+data = ({"image": image, "available": tf.ones((1, 4))}, labels)
+step = tf.function(model.train_step)
+first = float(step(data)["loss"])
+for _ in range(3):
+    step(data)["loss"].numpy()
+times = []
+for _ in range(steps):
+    start = time.perf_counter()
+    step(data)["loss"].numpy()
+    times.append(time.perf_counter() - start)
+print(statistics.median(times), repr(first))
+"""
+
+
+def demo_step(tree, size, steps):
+    """(median step s, first-step loss) of the demo's step with the hved_tf of `tree`."""
+    env = {**os.environ, "PYTHONPATH": str(tree)}
+    proc = subprocess.run([sys.executable, "-c", DEMO_STEP, str(size), str(steps)], env=env,
+                          cwd=str(tree), capture_output=True, text=True)
+    if proc.returncode != 0:
+        print(proc.stderr[-3000:], file=sys.stderr)
+        raise SystemExit(f"demo step in {tree} failed")
+    median, first = proc.stdout.split()[-2:]
+    return float(median), float(first)
+
+
+def cmd_demo(args):
+    here = pathlib.Path(__file__).resolve().parents[2]
+    trees = {"this tree": here, "--against": pathlib.Path(args.against).resolve()}
+    times = {name: [] for name in trees}
+    firsts = {}
+    for _ in range(args.repeats):              # alternated, so that drift hits both alike
+        for name, tree in trees.items():
+            median, firsts[name] = demo_step(tree, args.size, args.steps)
+            times[name].append(median)
+    ours, theirs = (statistics.median(times[n]) for n in trees)
+    print(f"demo step (u_hved {args.size}^3, batch 1, 1 thread per op, 2 ops side by side), "
+          f"median over {args.repeats} processes of the median of {args.steps} steps:")
+    for name, tree in trees.items():
+        print(f"  {name:10s} {statistics.median(times[name]):.4f} s  "
+              f"({', '.join(f'{t:.4f}' for t in times[name])})  first-step loss "
+              f"{firsts[name]!r}  [{tree}]")
+    print(f"  ratio this / against: x{ours / theirs:.3f}; first-step losses differ by "
+          f"{abs(firsts['this tree'] - firsts['--against']):.3g}", flush=True)
+
+
 def cmd_model(args):
     rows = []
     for name in args.models.split(","):
@@ -275,7 +344,7 @@ def cmd_model(args):
             json.dump(rows, f, indent=1)
 
 
-def run_predict(work_dir, samples, repeats, window, tta=False):
+def run_predict(work_dir, samples, repeats, window, tta=False, precision="float32"):
     import pathlib
     import shutil
 
@@ -283,6 +352,7 @@ def run_predict(work_dir, samples, repeats, window, tta=False):
     import tensorflow as tf
 
     from hved_tf.config import InferenceOptions, TrainConfig
+    from hved_tf.config.commands import PredictConfig
     from hved_tf.inference.loading import keras_segmenter, load_trained
     from hved_tf.inference.windows import choose_window, plan_windows
     from hved_tf.models import build_model
@@ -297,10 +367,12 @@ def run_predict(work_dir, samples, repeats, window, tta=False):
     trained = load_trained(run_dir)
     window = None if window == "auto" else tuple(int(w) for w in window.split(","))
     options = InferenceOptions(window=window, overlap=0.5, blend="gaussian",
-                               num_samples=samples, tta_axes=(0, 1, 2) if tta else ())
-    out_dir = pathlib.Path(work_dir) / "predict_out"
+                               num_samples=samples, tta_axes=(0, 1, 2) if tta else (),
+                               precision=precision)
+    out_dir = pathlib.Path(work_dir) / f"predict_out_{precision}"
     segmenter = keras_segmenter(trained, options)
-    reports = [predict_subject(segmenter, subjects[0], out_dir, synth_all=True, overwrite=True)
+    config = PredictConfig(synth_all=True, overwrite=True)
+    reports = [predict_subject(segmenter, subjects[0], out_dir, config)
                for _ in range(repeats + 1)]
     walls = [sum(r["timings"].values()) for r in reports[1:]]
     k = int(np.argsort(walls)[len(walls) // 2])
@@ -308,30 +380,61 @@ def run_predict(work_dir, samples, repeats, window, tta=False):
     box = cache.get(subjects[0]).box
     used = tuple(int(w) for w in choose_window(box.shape, options, 8).numpy())
     windows = plan_windows(box.shape, used, 0, options.overlap, 8).count
-    model = trained.model
+    model = segmenter.predictor.model
     encode = tf.function(lambda x: model.encode(x))
     x = tf.random.normal([1, *used, 4])
     encoder_s, _ = _timed(lambda: [t.numpy() for level in encode(x) for t in level], 3)
     timings = report["timings"]
+    # The probabilities, for `--precision both` to compare the two precisions.
+    seg = segmenter.segment_prepared(cache.get(subjects[0]), np.ones(4))
+    np.save(pathlib.Path(work_dir) / f"probabilities_{precision}.npy",
+            seg.outputs["probabilities"])
     return {"wall_s": walls[k], "wall_runs_s": walls, "first_run_s": sum(
         reports[0]["timings"].values()), "timings": timings, "windows": windows,
         "cropped_shape": list(box.shape), "window": list(used), "encoders_s": windows * encoder_s,
         "decoders_s": timings["inference_s"] - windows * encoder_s,
-        "inference_s": timings["inference_s"],
+        "inference_s": timings["inference_s"], "precision": report["inference"]["precision_used"],
         "peak_rss_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 ** 2}
+
+
+def compare_precisions(work):
+    """What bfloat16 inference changes against float32 on the benchmark case."""
+    import numpy as np
+
+    from hved_tf.evaluation.metrics import dice
+    from hved_tf.modalities import REGIONS
+
+    p32, p16 = (np.load(pathlib.Path(work) / f"probabilities_{p}.npy")
+                for p in ("float32", "bfloat16"))
+    diff = np.abs(p32 - p16)
+    l32, l16 = p32.argmax(-1), p16.argmax(-1)
+    dices = {name: dice(np.isin(l16, classes), np.isin(l32, classes))
+             for name, classes in REGIONS.items()}
+    print(f"bfloat16 against float32: probabilities max |diff| {diff.max():.4f}, 99.9th "
+          f"percentile {np.quantile(diff, 0.999):.4f}, mean {diff.mean():.5f}; labels equal at "
+          f"{100 * (l32 == l16).mean():.3f}% of voxels; Dice between the two "
+          + ", ".join(f"{k} {v:.4f}" for k, v in dices.items()), flush=True)
 
 
 def cmd_predict(args):
     import tempfile
     work = args.work_dir or tempfile.mkdtemp(prefix="hved_bench_predict_")
     _data_setup(work, 1)
-    r = _child(["_predict", work, args.samples, args.repeats, args.window]
-               + (["tta"] if args.tta else []))
+    for precision in (("float32", "bfloat16") if args.precision == "both"
+                      else (args.precision,)):
+        _print_predict(args, _child(["_predict", work, args.samples, args.repeats, args.window]
+                                    + (["tta"] if args.tta else []) + [precision]))
+    if args.precision == "both":
+        compare_precisions(work)
+
+
+def _print_predict(args, r):
     t = r["timings"]
     print(f"predict, 240x240x155 phantom (cropped {'x'.join(map(str, r['cropped_shape']))}), "
           f"u_hved, all 4 modalities, {args.samples} z samples, 4 synthesised, uncertainty, "
           f"{r['windows']} window(s) of {'x'.join(map(str, r['window']))} (--window "
-          f"{args.window}, overlap 0.5{', mirror TTA over 8 flips' if args.tta else ''}):\n"
+          f"{args.window}, overlap 0.5{', mirror TTA over 8 flips' if args.tta else ''}, "
+          f"{r['precision']}):\n"
           f"  wall {r['wall_s']:.1f} s (median of {args.repeats}: "
           f"{', '.join(f'{w:.1f}' for w in r['wall_runs_s'])}; first run {r['first_run_s']:.1f} s "
           f"with tracing) | peak RSS {r['peak_rss_gb']:.2f} GB\n"
@@ -376,7 +479,8 @@ def main(argv=None):
         return
     if argv and argv[0] == "_predict":
         print(json.dumps(run_predict(argv[1], int(argv[2]), int(argv[3]), argv[4],
-                                     argv[5:6] == ["tta"])))
+                                     "tta" in argv[5:], argv[-1] if argv[-1] in (
+                                         "float32", "bfloat16") else "float32")))
         return
     if argv and argv[0] == "_one_bf16":
         import keras
@@ -414,8 +518,17 @@ def main(argv=None):
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--window", default="auto", help="auto (predict's default) or X,Y,Z")
     p.add_argument("--tta", action="store_true", help="mirror TTA over the 8 flips")
+    p.add_argument("--precision", default="float32", choices=("float32", "bfloat16", "both"),
+                   help="--inference_precision; both: one after the other, then compared")
     p.add_argument("--work_dir", help="reuse the phantom and cache from an earlier run")
     p.set_defaults(func=cmd_predict)
+    p = sub.add_parser("demo", help="the demo's train step beside another tree's (a worktree)")
+    p.add_argument("--against", required=True, help="a checkout to compare with, e.g. "
+                   "`git worktree add /tmp/base <commit>`")
+    p.add_argument("--size", type=int, default=32)
+    p.add_argument("--steps", type=int, default=30)
+    p.add_argument("--repeats", type=int, default=5)
+    p.set_defaults(func=cmd_demo)
     p = sub.add_parser("metrics", help="lesion-wise metrics on a BraTS-size case")
     p.add_argument("--repeats", type=int, default=3)
     p.set_defaults(func=cmd_metrics)
