@@ -57,6 +57,16 @@ def test_every_config_validates(parse, tmp_path, name):
     assert back == config
 
 
+def test_the_demo_is_the_recipe_its_quality_record_describes(parse):
+    # The main job prints where its run stands only when its configuration is the record's
+    # recipe: a setting added to the configuration must be added to the record too.
+    from hved_tf.training.quality_record import comparable, read_record
+    record = read_record()
+    assert record is not None, "hved_tf/training/quality_record.json is missing"
+    config = comparable(parse("--flagfile=configs/demo.cfg").to_dict())
+    assert config == record["config"]
+
+
 @pytest.mark.parametrize("args,match", [
     (["--steps=0"], "--steps must be a positive integer"),
     (["--patch=1,2"], "--patch must be three integers"),
