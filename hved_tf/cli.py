@@ -28,6 +28,7 @@ from absl import logging as absl_logging
 
 from hved_tf import quiet
 from hved_tf.config import BLENDS, PROTOCOLS, WEIGHTS, GridOptions, InferenceOptions
+from hved_tf.config.vocabulary import INFERENCE_PRECISIONS
 from hved_tf.config import parse_window as cfg_parse_window
 from hved_tf.protocols import protocol_options, protocol_weights
 from hved_tf.errors import Interrupted
@@ -193,7 +194,7 @@ def define_inference_flags(samples_help="z samples averaged for the segmentation
                           "flips of --tta_axes (8 flips for all three axes) composed with the z "
                           "samples; the variance and uncertainty include the spread.")
         flags.DEFINE_list("tta_axes", ["0", "1", "2"], "Axes mirrored by --tta.")
-        flags.DEFINE_enum("inference_precision", "float32", ["float32", "bfloat16"],
+        flags.DEFINE_enum("inference_precision", "float32", list(INFERENCE_PRECISIONS),
                           "bfloat16: convolutions in bfloat16 where the CPU has avx512_bf16 (or "
                           "a GPU), else float32 with a warning; docs/benchmarks/performance.md.")
         flags.DEFINE_bool("prior_correction", True, "Use a run's prior correction when it has "

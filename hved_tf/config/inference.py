@@ -4,6 +4,7 @@ from __future__ import annotations
 import dataclasses
 
 from hved_tf.config.checks import _positive_int, _sizes, choice, checked_class_weights
+from hved_tf.config.vocabulary import INFERENCE_PRECISIONS
 from hved_tf.modalities import MODALITIES
 
 BLENDS = ("constant", "gaussian", "overwrite")   # overwrite: later windows win (the release)
@@ -56,9 +57,7 @@ class InferenceOptions:
         axes = tuple(self.tta_axes)
         if any(a not in (0, 1, 2) for a in axes) or len(set(axes)) != len(axes):
             raise ValueError(f"--tta_axes must be distinct axes among 0, 1, 2, got {axes}.")
-        if self.precision not in ("float32", "bfloat16"):
-            raise ValueError(f"--inference_precision must be float32 or bfloat16, got "
-                             f"{self.precision!r}.")
+        choice("inference_precision", self.precision, INFERENCE_PRECISIONS)
         if self.class_weights:
             checked_class_weights("class weights of the prior correction", self.class_weights)
         return self

@@ -14,6 +14,7 @@ OLD_PROTOCOL_NAMES = {"default": "paper"}
 WEIGHTS = ("best", "final")
 STRATEGIES = ("default", "mirrored", "multi_worker")
 PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
+INFERENCE_PRECISIONS = ("float32", "bfloat16")     # hved_tf.inference.precision
 ON_BAD_SUBJECT = ("skip", "fail")
 DEMO_PHANTOMS = ("ellipsoid", "anatomical")
 CACHE_DTYPES = STORAGE_DTYPES

@@ -17,7 +17,9 @@ import pathlib
 import keras
 import tensorflow as tf
 
-PRECISIONS = ("float32", "bfloat16")
+from hved_tf.config.checks import choice
+from hved_tf.config.vocabulary import INFERENCE_PRECISIONS
+
 CPU_FLAGS = ("avx512_bf16", "amx_bf16")
 log = logging.getLogger("hved_tf")
 
@@ -46,9 +48,7 @@ def bf16_hardware(flags=None, gpus=None):
 def precision_to_use(asked, supported=None):
     """The precision inference runs in: `asked`, or float32 (with a warning naming the CPU
     flag) when bfloat16 is asked for on hardware without it."""
-    if asked not in PRECISIONS:
-        raise ValueError(f"--inference_precision must be one of {', '.join(PRECISIONS)}, got "
-                         f"{asked!r}.")
+    choice("inference_precision", asked, INFERENCE_PRECISIONS)
     if asked == "bfloat16" and not (bf16_hardware() if supported is None else supported):
         log.warning("bfloat16 inference asked for, but this CPU does not report the %s "
                     "instruction set (/proc/cpuinfo flags): bfloat16 would be emulated, "
