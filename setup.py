@@ -51,8 +51,16 @@ setup(
         # and gRPC stubs with Google's own package rather than hand-written protos; the tests
         # run it against a gRPC test double.
         "serving": ["tensorflow-serving-api>=2.16"],
+        # --lesion_protocol brats2025: the BraTS 2025/2026 instance-wise scores through
+        # panoptica (Apache-2.0), the library the official brats-evaluation package is built
+        # on, rather than our own instance matching. It needs numpy < 2.3.
+        "brats": ["panoptica>=2.1.7,<3"],
         # import-linter checks the package's layering contract (.importlinter) from the test
-        # suite: a well-kept tool for exactly that, rather than our own import-graph walker.
-        "test": ["pytest>=7", "tensorflow-serving-api>=2.16", "import-linter>=2.1"],
+        # suite: a well-kept tool for exactly that, rather than our own import-graph walker
+        # (before 2.7: later versions need rich >= 14, panoptica rich < 14). brats-evaluation,
+        # the official BraTS 2025/2026 scorer (AGPL-3.0), is run by one test only, to check
+        # that our brats2025 numbers equal its own; hved_tf never imports it.
+        "test": ["pytest>=7", "tensorflow-serving-api>=2.16", "import-linter>=2.1,<2.7",
+                 "panoptica>=2.1.7,<3", "brats-evaluation==0.0.10"],
     },
 )

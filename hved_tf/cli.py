@@ -232,9 +232,10 @@ def define_protocol_flags():
                           "above, scored as this repository's Table 1; original: the release's "
                           "evaluation (128^3 windows, border 10, later windows overwrite earlier "
                           "ones, one random z draw, the final weights), replacing them; brats: "
-                          "lesion-wise Dice first, HD95 374 for an empty region; rfnet: ETpp "
-                          "(500 voxels) and raw beside post-processed Dice. The protocol table of "
-                          "docs/how-to/predict-and-evaluate.md says exactly.")
+                          "lesion-wise Dice first, HD95 374 for an empty region; brats2025: "
+                          "the same with the BraTS 2025 instance-wise scores (detection F1, "
+                          "PQ); rfnet: ETpp (500 voxels) and raw beside post-processed Dice. The "
+                          "protocol table of docs/how-to/predict-and-evaluate.md says exactly.")
         flags.DEFINE_string("weights", "", f"Of a run folder: {' | '.join(WEIGHTS)} (default: "
                             "best, or final with --protocol=original).")
 

@@ -34,10 +34,14 @@ def define_flags():
         flags.DEFINE_string("split", "", "With --data_root: the release's split CSV (its test "
                             "part) or a file of subject ids.")
         flags.DEFINE_list("subsets", ["all"], "'all' or subset codes, e.g. T1c,T1c+FLAIR.")
-        flags.DEFINE_enum("lesion_protocol", "", ["", "brats2023", "brats2024", "none"],
+        flags.DEFINE_enum("lesion_protocol", "", ["", "brats2023", "brats2024", "brats2025",
+                                                  "none"],
                           "Lesion-wise Dice and HD95 as the BraTS challenge of that year ranks "
-                          "them (dilation 3; lesions of at most 50, or 20 and 10 for ET, voxels "
-                          "left out), or none; default: the protocol's (brats2023).")
+                          "them (2023/2024: dilation 3; lesions of at most 50, or 20 and 10 for "
+                          "ET, voxels left out; 2025: panoptica's one-to-one matched instances, "
+                          "with detection F1 and PQ, needs the [brats] extra), or none; default: "
+                          "the protocol's (brats2023)."),
+
         flags.DEFINE_string("cache_dir", "", "Preprocessed-subject cache (default: the run's, "
                             "or <out_dir>/../cache).")
     with flag_group("segmentations on disk (another tool's, or predict's)"):
@@ -60,8 +64,8 @@ def define_flags():
         flags.DEFINE_string("out_dir", None, "Output folder.")
         flags.DEFINE_integer("figures", 0, "PNG panels for the first N subjects.")
         flags.DEFINE_list("table_metrics", [], "Columns of table1.md: dice, dice_pp "
-                          "(post-processed), lesion_dice, lesion_dice_pp (default: the "
-                          "protocol's).")
+                          "(post-processed), lesion_dice, lesion_dice_pp, and with "
+                          "brats2025 detection_f1, pq (default: the protocol's).")
         flags.DEFINE_bool("overwrite", False, "Replace earlier results in --out_dir.")
 
 

@@ -9,6 +9,9 @@ inference settings said in words.
     brats     the BraTS challenges since 2023: scored as paper, but one empty region scores
               HD95 374 as in the lesion-wise code; table: lesion-wise Dice (brats2023 rules)
               beside voxel Dice
+    brats2025 the BraTS 2025/2026 challenges: scored as brats, but the lesion-wise scores are
+              the official package's (panoptica: one-to-one matched instances, detection F1,
+              PQ; hved_tf.evaluation.panoptic); table: lesion-wise Dice, detection F1, Dice
     rfnet     RFNet / mmFormer: ETpp (fewer than 500 enhancing voxels relabelled necrotic), Dice
               with an epsilon (both empty: 1, equal to ours to 1e-8 otherwise); table: raw and
               post-processed Dice side by side
@@ -41,6 +44,8 @@ class Scoring:
 SCORING = {"paper": Scoring(), "original": Scoring(),
            "brats": Scoring(hd95_penalty=LESION_HD95_PENALTY,
                             table_metrics=("lesion_dice", "dice")),
+           "brats2025": Scoring(lesion_protocol="brats2025", hd95_penalty=LESION_HD95_PENALTY,
+                                table_metrics=("lesion_dice", "detection_f1", "dice")),
            "rfnet": Scoring(table_metrics=("dice", "dice_pp"))}
 
 
@@ -56,11 +61,11 @@ def protocol_scoring(protocol):
 
 
 def protocol_options(protocol, options=None):
-    """The InferenceOptions of a protocol: "paper" and "brats" keep `options` (the flags');
-    "original" is the release's evaluation: 128^3 windows with a 10-voxel border cut on the
-    10-padded volume (`sliding_window` pads by the border), later windows overwriting earlier
-    ones, one random draw of the latents with a fixed seed, no prior correction; "rfnet" adds ETpp (500 voxels,
-    unless --et_threshold says otherwise)."""
+    """The InferenceOptions of a protocol: "paper", "brats" and "brats2025" keep `options`
+    (the flags'); "original" is the release's evaluation: 128^3 windows with a 10-voxel border
+    cut on the 10-padded volume (`sliding_window` pads by the border), later windows
+    overwriting earlier ones, one random draw of the latents with a fixed seed, no prior
+    correction; "rfnet" adds ETpp (500 voxels, unless --et_threshold says otherwise)."""
     protocol = protocol_name(protocol)
     options = options or InferenceOptions()
     if protocol == "rfnet" and not options.et_threshold:

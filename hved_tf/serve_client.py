@@ -3,10 +3,11 @@
 --flair P/flair.nii.gz --out_dir out/P` (`--rest http://localhost:8501` for REST).
 
 The client reads the NIfTI files (nibabel), brings them to RAS voxel order, sends the raw
-intensities in one `segment_raw` request per patient (the export crops and standardises in its
-graph: no preprocessing code or landmarks here), and writes `seg.nii.gz`, `uncertainty.nii.gz`
-and `synth_<MODALITY>.nii.gz` for the missing sequences in the input's own geometry, as one
-set (into a temporary sibling folder renamed when complete).
+intensities and their voxel sizes in one `segment_raw` request per patient (the export
+resamples to its model's voxel size, crops and standardises in its graph, and brings the
+outputs back: no preprocessing code or landmarks here), and writes `seg.nii.gz`,
+`uncertainty.nii.gz` and `synth_<MODALITY>.nii.gz` for the missing sequences in the input's own
+geometry, as one set (into a temporary sibling folder renamed when complete).
 
 Exit status: 0 done; 2 bad input (a file, a flag, the output folder); 3 the server could not be
 reached or answered with an error (refused connection, deadline, message too large, model not
@@ -54,10 +55,11 @@ def run():
     check_out_dir(out_dir, FLAGS.overwrite)
     image, geometries = load_subject_image(subject)          # RAS, missing modalities zeros
     mask = subject.available
+    spacing = geometries[0].ras_zooms        # the export resamples to its model's voxel size
     if FLAGS.rest:
-        out = predict_rest(FLAGS.rest, FLAGS.model_name, image, mask, FLAGS.timeout)
+        out = predict_rest(FLAGS.rest, FLAGS.model_name, image, mask, spacing, FLAGS.timeout)
     else:
-        out = predict_grpc(FLAGS.server, FLAGS.model_name, image, mask, FLAGS.timeout)
+        out = predict_grpc(FLAGS.server, FLAGS.model_name, image, mask, spacing, FLAGS.timeout)
     with atomic_directory(out_dir, replace=FLAGS.overwrite) as tmp:
         def write(name, array, kind="image"):
             save_nifti(tmp / name, np.asarray(array), geometries[0], kind=kind)

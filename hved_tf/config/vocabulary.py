@@ -9,7 +9,7 @@ from hved_tf.preprocessing.normalise import STORAGE_DTYPES
 MODEL_NAMES = tuple(MODELS)
 SAMPLERS = ("uniform", "balanced", "foreground")
 SPATIAL_AUGMENTATIONS = ("release", "window")    # per visit (the release's) | per window
-PROTOCOLS = ("paper", "original", "brats", "rfnet")   # hved_tf.protocols
+PROTOCOLS = ("paper", "original", "brats", "brats2025", "rfnet")   # hved_tf.protocols
 OLD_PROTOCOL_NAMES = {"default": "paper"}
 WEIGHTS = ("best", "final")
 STRATEGIES = ("default", "mirrored", "multi_worker")

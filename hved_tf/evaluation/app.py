@@ -37,6 +37,8 @@ from hved_tf.evaluation import tables
 from hved_tf.evaluation.files import check_predictions, prediction_rows
 from hved_tf.evaluation.lesions import PRESETS as LESION_PRESETS
 from hved_tf.evaluation.lesions import region_lesion_metrics
+from hved_tf.evaluation.panoptic import PROTOCOL as PANOPTIC_PROTOCOL
+from hved_tf.evaluation.panoptic import panoptic_metrics
 from hved_tf.evaluation.metrics import brasyn_metrics, image_metrics, region_metrics
 from hved_tf.figures import dice_heatmap, save_figure, subject_columns, subject_figure
 from hved_tf.inference.loading import open_segmenter
@@ -155,7 +157,11 @@ def label_rows(pred, truth, spacing, base, scoring, suffix=""):
         rows += [{**base, "target": region, "metric": m + suffix, "value": v}
                  for m, v in values.items()]
     lesions = LESION_PRESETS.get(scoring.lesion_protocol)
-    if lesions is not None:
+    if scoring.lesion_protocol == PANOPTIC_PROTOCOL:
+        for region, values in panoptic_metrics(pred, truth, spacing).items():
+            rows += [{**base, "target": region, "metric": m + suffix, "value": v}
+                     for m, v in values.items()]
+    elif lesions is not None:
         for region, values in region_lesion_metrics(pred, truth, spacing, lesions).items():
             rows += [{**base, "target": region, "metric": m + suffix, "value": float(values[m])}
                      for m in ("lesion_dice", "lesion_hd95")]

@@ -16,7 +16,6 @@ import csv
 import io
 import json
 import math
-import pathlib
 
 import numpy as np
 
@@ -104,7 +103,8 @@ def significance(rows, models, subset, region, alpha=0.05):
 
 METRIC_NAMES = {"dice": "Dice", "dice_pp": "Dice after post-processing",
                 "lesion_dice": "lesion-wise Dice",
-                "lesion_dice_pp": "lesion-wise Dice after post-processing"}
+                "lesion_dice_pp": "lesion-wise Dice after post-processing",
+                "detection_f1": "lesion detection F1 (RQ)", "pq": "panoptic quality"}
 
 
 def table1_markdown(rows, models, subsets=SUBSET_CODES, alpha=0.05, metrics=("dice",)):

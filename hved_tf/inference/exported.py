@@ -82,9 +82,14 @@ class ExportSegmenter(OnePreparation):
     def _run(self, signature, image, mask, box):
         self.refuse(mask)
         start = time.perf_counter()
-        out = self.loaded.signatures[signature](
-            image=tf.constant(np.asarray(image, np.float32)),
-            mask=tf.constant(np.asarray(mask, np.float32)))
+        function = self.loaded.signatures[signature]
+        inputs = {"image": tf.constant(np.asarray(image, np.float32)),
+                  "mask": tf.constant(np.asarray(mask, np.float32))}
+        if "spacing" in function.structured_input_signature[1]:
+            # The image is at the model's voxel size already (hved_tf.inference.spacing
+            # resamples on the host, as for a Keras model): the graph keeps it as it is.
+            inputs["spacing"] = tf.constant(self.spacing or (1.0, 1.0, 1.0), tf.float32)
+        out = function(**inputs)
         out = {k: v.numpy() for k, v in out.items()}
         extra = {"variance": (out["variance"] if self.capabilities.latent_samples
                               and self.options["num_samples"] > 1 else None),

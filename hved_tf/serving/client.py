@@ -63,37 +63,44 @@ def _rest_failure(url, err, timeout):
             "is that its REST port (8501 by default)?")
 
 
-def build_request(model_name, image, mask, signature="segment_raw"):
+def build_request(model_name, image, mask, signature="segment_raw", spacing=None):
     """A tensorflow-serving-api PredictRequest for one volume (raw intensities for
-    `segment_raw`, preprocessed ones for the other signatures)."""
+    `segment_raw`, with their voxel sizes `spacing` in mm; preprocessed ones for the other
+    signatures)."""
     _require_serving_api()
     request = predict_pb2.PredictRequest()
     request.model_spec.name = model_name
     request.model_spec.signature_name = signature
     request.inputs["image"].CopyFrom(tf.make_tensor_proto(np.asarray(image, np.float32)))
     request.inputs["mask"].CopyFrom(tf.make_tensor_proto(np.asarray(mask, np.float32)))
+    if spacing is not None:
+        request.inputs["spacing"].CopyFrom(tf.make_tensor_proto(np.asarray(spacing, np.float32)))
     return request
 
 
-def predict_grpc(server, model_name, image, mask, timeout=600.0):
-    """{output name: ndarray} from a gRPC PredictionService at `server` (host:port)."""
+def predict_grpc(server, model_name, image, mask, spacing, timeout=600.0):
+    """{output name: ndarray} from `segment_raw` of a gRPC PredictionService at `server`
+    (host:port), for a raw RAS `image` of voxel sizes `spacing` (mm)."""
     _require_serving_api()
     options = [("grpc.max_send_message_length", MAX_MESSAGE),
                ("grpc.max_receive_message_length", MAX_MESSAGE)]
     with grpc.insecure_channel(server, options=options) as channel:
         stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)
         try:
-            response = stub.Predict(build_request(model_name, image, mask), timeout=timeout)
+            response = stub.Predict(build_request(model_name, image, mask, spacing=spacing),
+                                    timeout=timeout)
         except grpc.RpcError as err:
             raise ServerError(_grpc_failure(server, err, timeout)) from None
     return {k: tf.make_ndarray(v) for k, v in response.outputs.items()}
 
 
-def predict_rest(url, model_name, image, mask, timeout=600.0):
-    """{output name: ndarray} from TF Serving's REST API (columnar "inputs" format)."""
+def predict_rest(url, model_name, image, mask, spacing, timeout=600.0):
+    """{output name: ndarray} from `segment_raw` through TF Serving's REST API (columnar
+    "inputs" format), for a raw RAS `image` of voxel sizes `spacing` (mm)."""
     body = json.dumps({"signature_name": "segment_raw",
                        "inputs": {"image": np.asarray(image).tolist(),
-                                  "mask": np.asarray(mask).tolist()}}).encode()
+                                  "mask": np.asarray(mask).tolist(),
+                                  "spacing": [float(v) for v in spacing]}}).encode()
     request = urllib.request.Request(f"{url.rstrip('/')}/v1/models/{model_name}:predict",
                                      data=body, headers={"Content-Type": "application/json"})
     try:

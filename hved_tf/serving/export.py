@@ -20,10 +20,14 @@ these signatures (all float32 unless said; every spatial size dynamic):
   one request per patient and gets what `hved_tf.predict` computes;
 - `segment_raw`: `image` [X, Y, Z, 4] raw intensities in RAS voxel order (e.g. nibabel's
   `as_closest_canonical`: the network was trained on RAS volumes and is not flip-invariant),
-  `mask` [4] -> the same outputs on that whole grid: the release's crop, the padding,
-  'mean_plus' foreground, Nyúl standardisation with the landmarks stored as constants,
-  whitening (`hved_tf.serving.graph`, every step exact, hole filling included),
-  `segment_volume`, and the crop undone. A client needs no preprocessing code.
+  `mask` [4], `spacing` [3] (the voxel sizes in mm, in the same RAS order) -> the same outputs
+  on that whole grid: an input whose voxel sizes differ from the model's by more than 1% is
+  resampled to the model's (cubic, its zero background kept: `hved_tf.serving.spacing`), then
+  the release's crop, the padding, 'mean_plus' foreground, Nyúl standardisation with the
+  landmarks stored as constants, whitening (`hved_tf.serving.graph`, every step exact, hole
+  filling included), `segment_volume`, the crop undone, and the class probabilities, variance
+  and synthesised sequences resampled linearly back to the input's grid, where the labels are
+  their argmax (as `hved_tf.predict` does). A client needs no preprocessing code.
 
 Export writes into a temporary folder beside `<export_dir>/<version>`, loads it back with
 `tf.saved_model.load`, calls every signature on a small random input, and only then renames it
@@ -49,7 +53,7 @@ from hved_tf.io.atomic import (OutputError, atomic_directory, check_writable, re
                                write_json)
 from hved_tf.modalities import (LABEL_CONVENTIONS, MODALITIES, NUM_MODALITIES, parse_subset,
                                 subset_mask)
-from hved_tf.serving import graph
+from hved_tf.serving import graph, spacing as resampling
 
 SIGNATURES = ("serving_default", "serving_samples", "segment_volume", "segment_raw")
 
@@ -84,7 +88,7 @@ class ServingModule(tf.Module):
     """The exported functions over one trained model (see the module docstring)."""
 
     def __init__(self, model, label_convention="brats2018", options=InferenceOptions(),
-                 seed=0, landmarks=None):
+                 seed=0, landmarks=None, spacing=(1.0, 1.0, 1.0)):
         super().__init__()
         if not landmarks:
             raise ValueError("The model has no histogram landmarks (no hist.txt in its run "
@@ -103,6 +107,7 @@ class ServingModule(tf.Module):
         self.label_values = tf.constant(LABEL_CONVENTIONS[label_convention], tf.int32)
         self.options = options
         self.seed = int(seed)
+        self.spacing = tf.constant([float(v) for v in spacing], tf.float64)
         image = tf.TensorSpec([None, None, None, None, NUM_MODALITIES], tf.float32, "image")
         mask = tf.TensorSpec([None, NUM_MODALITIES], tf.float32, "mask")
         self.serving_default = tf.function(
@@ -114,7 +119,8 @@ class ServingModule(tf.Module):
         volume = [tf.TensorSpec([None, None, None, NUM_MODALITIES], tf.float32, "image"),
                   tf.TensorSpec([NUM_MODALITIES], tf.float32, "mask")]
         self.segment_volume = tf.function(self._volume, input_signature=volume)
-        self.segment_raw = tf.function(self._raw, input_signature=volume)
+        self.segment_raw = tf.function(
+            self._raw, input_signature=volume + [tf.TensorSpec([3], tf.float32, "spacing")])
 
     # ------------------------------------------------------------------ pieces
     def _infer(self, image, mask, num_samples):
@@ -128,11 +134,15 @@ class ServingModule(tf.Module):
 
     def _outputs(self, probs, variance, recon):
         probs = prior_corrected_tf(probs, self.options.class_weights)   # frozen in the export
+        return self._labelled(probs, variance[..., 0], recon)
+
+    def _labelled(self, probs, variance, recon):
+        """The outputs from (prior-corrected) probabilities: labels, entropy."""
         classes = etpp_tf(tf.argmax(probs, axis=-1, output_type=tf.int32),
                           self.options.et_threshold)     # per volume (per window in a batch)
         labels = tf.gather(self.label_values, classes)
         return {"seg_probabilities": probs, "seg_labels": labels,
-                "uncertainty": entropy(probs), "variance": variance[..., 0], "recon": recon}
+                "uncertainty": entropy(probs), "variance": variance, "recon": recon}
 
     def _window(self, image, mask, num_samples):
         shape = tf.shape(image)
@@ -197,7 +207,28 @@ class ServingModule(tf.Module):
         return self._outputs(inside(probs) / total, inside(variance) / total,
                              inside(recon) / total)
 
-    def _raw(self, image, mask):
+    def _raw(self, image, mask, spacing):
+        """Raw RAS intensities at voxel sizes `spacing` in: resampled to the model's voxel size
+        when they differ, `_on_model_grid`, and the outputs brought back to the input's grid."""
+        tf.debugging.assert_equal(
+            tf.reduce_all(tf.math.is_finite(spacing) & (spacing > 0)), True,
+            message="segment_raw: spacing must be three finite positive voxel sizes (mm).")
+        size = tf.shape(image)[:3]
+        out_shape, same = resampling.plan(size, spacing, self.spacing)
+        image = image * tf.cast(mask > 0, tf.float32)
+        image = tf.cond(same, lambda: image,
+                        lambda: resampling.to_model_image(image, out_shape))
+        out = self._on_model_grid(image, mask)
+        return tf.cond(same, lambda: out, lambda: self._on_input_grid(out, size))
+
+    def _on_input_grid(self, out, size):
+        """The outputs on the model's grid resampled linearly to the input's `size`; the labels
+        and the entropy from the resampled probabilities."""
+        back = (lambda t: resampling.to_input_linear(t, size))       # noqa: E731
+        return self._labelled(back(out["seg_probabilities"]),
+                              back(out["variance"][..., None])[..., 0], back(out["recon"]))
+
+    def _on_model_grid(self, image, mask):
         """Raw RAS intensities in: the crop, the intensity chain (hved_tf.serving.graph),
         segment_volume, and the crop undone."""
         present = mask > 0
@@ -222,9 +253,10 @@ class ServingModule(tf.Module):
                 "recon": _pad_with(out["recon"], channel, recon_min)}
 
 
-def check_signatures(path, multiple, mask=(1.0, 0.0, 1.0, 1.0)):
+def check_signatures(path, multiple, mask=(1.0, 0.0, 1.0, 1.0), spacing=(1.0, 1.0, 1.0)):
     """Loads an export and calls each signature on a small random input with `mask` (the
-    modalities present); raises on failure."""
+    modalities present), `segment_raw` at the model's voxel size `spacing` and at another;
+    raises on failure."""
     loaded = tf.saved_model.load(str(path))
     size = max(2 * multiple + 3, 11)       # odd, and at least the models' minimum of 8
     rng = np.random.default_rng(0)
@@ -237,8 +269,15 @@ def check_signatures(path, multiple, mask=(1.0, 0.0, 1.0, 1.0)):
             loaded.signatures["serving_samples"](image=image, mask=mask,
                                                  num_samples=tf.constant(2)),
             loaded.signatures["segment_volume"](image=image[0], mask=mask[0]),
-            loaded.signatures["segment_raw"](image=tf.abs(image[0]) * 100.0, mask=mask[0])]
-    for name, out in zip(SIGNATURES, outs):
+            loaded.signatures["segment_raw"](image=tf.abs(image[0]) * 100.0, mask=mask[0],
+                                             spacing=tf.constant(spacing, tf.float32))]
+    other = tf.constant(spacing, tf.float32) * tf.constant([1.0, 1.0, 1.5])
+    resampled = loaded.signatures["segment_raw"](image=tf.abs(image[0]) * 100.0, mask=mask[0],
+                                                 spacing=other)
+    if tuple(resampled["seg_labels"].shape) != (size,) * 3:
+        raise RuntimeError("Signature segment_raw did not bring its outputs back to the input's "
+                           f"grid: {tuple(resampled['seg_labels'].shape)}.")
+    for name, out in zip(SIGNATURES + ("segment_raw",), outs + [resampled]):
         for key, value in out.items():
             if not bool(tf.reduce_all(tf.math.is_finite(tf.cast(value, tf.float32)))):
                 raise RuntimeError(f"Signature {name} gave non-finite values in {key}.")
@@ -290,7 +329,9 @@ def export_model(trained, export_dir, version=None, label_convention="brats2018"
     target = export_target(export_dir, version)
     check_writable(target.parent, export_bytes(trained.model))
     options = model_options(trained, options.validate())
-    module = ServingModule(trained.model, label_convention, options, seed, trained.landmarks)
+    spacing = tuple(trained.spacing or (1.0, 1.0, 1.0))
+    module = ServingModule(trained.model, label_convention, options, seed, trained.landmarks,
+                           spacing)
     capabilities = trained.model.capabilities
     with atomic_directory(target) as tmp:
         # Who made the export and how it segments, for `hved_tf.predict --model <export>` and
@@ -300,7 +341,7 @@ def export_model(trained, export_dir, version=None, label_convention="brats2018"
             "identity": trained.identity, "label_convention": label_convention,
             "inference": {**dataclasses.asdict(options), "seed": int(seed)},
             "subset": capabilities.subset,
-            "spacing_mm": list(trained.spacing or (1.0, 1.0, 1.0)),
+            "spacing_mm": list(spacing),
             "capabilities": dataclasses.asdict(capabilities),
             "signatures": list(SIGNATURES)})
         module.metadata = tf.saved_model.Asset(str(meta))
@@ -318,5 +359,5 @@ def export_model(trained, export_dir, version=None, label_convention="brats2018"
         meta.unlink()
         check_signatures(tmp, module.multiple,
                          tuple(subset_mask(parse_subset(capabilities.subset)))
-                         if capabilities.subset else (1.0, 0.0, 1.0, 1.0))
+                         if capabilities.subset else (1.0, 0.0, 1.0, 1.0), spacing)
     return target

@@ -143,3 +143,25 @@ def test_predictions_need_the_truth(tmp_path, cli):
     refused(cli("evaluate", f"--predictions={tmp_path}", f"--out_dir={tmp_path / 'o'}"), 2,
             "--data_root")
     refused(cli("evaluate", f"--out_dir={tmp_path / 'o'}"), 2, "--model", "--predictions")
+
+
+def test_brats2025_scores_reach_the_summary_and_the_table(tmp_path, cli, dataset):
+    """--protocol brats2025: the instance-wise scores in results.csv and summary.json, the
+    detection F1 in table1.md (the truth scored against itself: every one is perfect)."""
+    pytest.importorskip("panoptica", reason="panoptica is not installed (the [brats] extra)")
+    import json
+
+    root, cache = dataset
+    folder = _copy_truth_as_predictions(root, tmp_path / "truth")
+    done = cli("evaluate", f"--data_root={root}", f"--cache_dir={cache}",
+               f"--out_dir={tmp_path / 'out'}", f"--predictions={folder}",
+               "--protocol=brats2025")
+    assert done.code == 0, done
+    rows = tables.read_csv(tmp_path / "out" / "results.csv")
+    f1 = [r["value"] for r in rows if r["metric"] == "detection_f1"]
+    assert len(f1) == 2 * 3 and all(v == 1.0 for v in f1)
+    assert all(r["value"] == 0 for r in rows if r["metric"] in ("fp", "fn"))
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+    assert "pq" in json.dumps(summary) and "detection_f1" in json.dumps(summary)
+    table = (tmp_path / "out" / "table1.md").read_text()
+    assert "detection F1" in table and "lesion-wise Dice" in table
