@@ -41,7 +41,7 @@ def run():
     export_target(FLAGS.export_dir, FLAGS.version)          # refused before the long work
     trained = load_trained(FLAGS.model, FLAGS.hist_file or None)
     path = export_model(trained, FLAGS.export_dir, FLAGS.version, FLAGS.label_convention,
-                        options)
+                        options=options)
     mb = sum(f.stat().st_size for f in path.rglob("*") if f.is_file()) / 2 ** 20
     print(f"exported {trained.name} to {path} ({mb:.1f} MB, {time.time() - start:.0f} s); "
           f"signatures: {', '.join(SIGNATURES)}"

@@ -165,8 +165,8 @@ def _kl_original_part(mean, logvar, mask, subsets, w_inter, w_prior):
     v_s = gaussian.posterior_variance(r_s)
     log_v_s = tf.math.log(v_s)
     inter = gaussian.kl_divergence(m_pi[:, None], v_pi[:, None], tf.math.log(v_pi)[:, None],
-                                   m_s, v_s, log_v_s, reduce_mean=True)    # [B, S]
-    prior = gaussian.kl_divergence(m_s, v_s, log_v_s, 0.0, 1.0, 0.0,
+                                   m_s, var2=v_s, log_var2=log_v_s, reduce_mean=True)    # [B, S]
+    prior = gaussian.kl_divergence(m_s, v_s, log_v_s, 0.0, var2=1.0, log_var2=0.0,
                                    reduce_mean=True)                       # [B, S]
     return tf.reduce_sum(w_inter * inter + w_prior * prior, axis=-1)       # [B]
 
@@ -174,7 +174,8 @@ def _kl_original_part(mean, logvar, mask, subsets, w_inter, w_prior):
 def _kl_original(mean, logvar, mask, available):
     """The "original" KL of one level, [B], from flattened experts [B, M, N] (plain autodiff)."""
     w_inter, w_prior = _subset_weights(available)
-    return _kl_original_part(mean, logvar, mask, tf.constant(subset_matrix()), w_inter, w_prior)
+    return _kl_original_part(mean, logvar, mask, tf.constant(subset_matrix()), w_inter=w_inter,
+                             w_prior=w_prior)
 
 
 # The original KL compares 15 subset posteriors elementwise at every level: in plain TF each of
@@ -257,7 +258,7 @@ def _kl_original_analytic(mean, logvar, mask, available):
 
 def kl_loss(means, logvars, mask, available=None, variant="original"):
     """Mean over levels and batch of `kl_level`. means, logvars: lists over levels."""
-    terms = [kl_level(m, lv, mask, available, variant) for m, lv in zip(means, logvars)]
+    terms = [kl_level(m, lv, mask, available, variant=variant) for m, lv in zip(means, logvars)]
     return tf.reduce_mean(tf.add_n(terms) / float(len(terms)))
 
 

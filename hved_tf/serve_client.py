@@ -57,9 +57,11 @@ def run():
     mask = subject.available
     spacing = geometries[0].ras_zooms        # the export resamples to its model's voxel size
     if FLAGS.rest:
-        out = predict_rest(FLAGS.rest, FLAGS.model_name, image, mask, spacing, FLAGS.timeout)
+        out = predict_rest(FLAGS.rest, FLAGS.model_name, image, mask, spacing=spacing,
+                           timeout=FLAGS.timeout)
     else:
-        out = predict_grpc(FLAGS.server, FLAGS.model_name, image, mask, spacing, FLAGS.timeout)
+        out = predict_grpc(FLAGS.server, FLAGS.model_name, image, mask, spacing=spacing,
+                           timeout=FLAGS.timeout)
     with atomic_directory(out_dir, replace=FLAGS.overwrite) as tmp:
         def write(name, array, kind="image"):
             save_nifti(tmp / name, np.asarray(array), geometries[0], kind=kind)

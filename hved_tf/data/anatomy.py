@@ -206,7 +206,8 @@ def make_anatomical_phantom(seed=0, voxel_mm=2.0, profile=ScannerProfile(),
     tissue = {k: _sample(v, coords) for k, v in maps.items()}
     brain = (tissue["csf"] + tissue["gm"] + tissue["wm"]) > 0.5
     enhancing = rng.uniform() > 0.25                                      # HGG-like
-    label = _tumour(shape, rng, voxel_mm, centre, radius_mm, tissue["wm"], enhancing) * brain
+    label = _tumour(shape, rng, voxel_mm, centre, radius_mm=radius_mm, wm=tissue["wm"],
+                    enhancing=enhancing) * brain
     # Tissue fractions with partial volume at the tumour's borders.
     parts = [ndimage.gaussian_filter((label == c).astype(np.float32), 0.6) for c in (2, 1, 3)]
     tumour = np.clip(sum(parts), 0.0, 1.0)
@@ -216,7 +217,7 @@ def make_anatomical_phantom(seed=0, voxel_mm=2.0, profile=ScannerProfile(),
     for modality in MODALITIES:
         image = sum(f * m for f, m in zip(fractions, CONTRASTS[modality])) * texture
         images[modality] = image.astype(np.float32)
-    return _scanner(images, brain, rng, voxel_mm, profile), \
+    return _scanner(images, brain, rng, voxel_mm, profile=profile), \
         np.asarray(label_values, np.uint8)[label]
 
 
@@ -249,4 +250,4 @@ def write_anatomical_dataset(out, n, voxel_mm=2.0, seed=0, layout="brats2023",
     tissue_maps(float(voxel_mm))                     # refuses a bad size or install first
     return write_dataset(
         out, n, lambda s, values: make_anatomical_phantom(s, voxel_mm, profile, values), seed,
-        layout, profile.lps_every, progress, voxel_mm=voxel_mm)
+        layout=layout, lps_every=profile.lps_every, progress=progress, voxel_mm=voxel_mm)

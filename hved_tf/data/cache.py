@@ -116,7 +116,7 @@ def _label_on(subject, reference_geometry):
     if not same_grid(geometry, reference_geometry):
         check_one_exam([reference_geometry, geometry], ["reference", "label"])
         raw = onto_grid(raw, geometry.ras_affine, reference_geometry.ras_affine,
-                        reference_geometry.ras_shape, 0)
+                        reference_geometry.ras_shape, order=0)
     return to_training_labels(raw, subject.label_convention, source=str(subject.label_path))
 
 
@@ -138,17 +138,18 @@ def prepare_subject(subject, landmarks, cutoff=DEFAULT_CUTOFF, padding=10, do_cr
     size to resample to (None: the files' own)."""
     image, geometries = load_subject_image(subject, reference)
     label = None if subject.label_path is None else _label_on(subject, geometries[0])
-    image, label = at_spacing(image, label, geometries[0], spacing, f"Subject {subject.id}")
+    image, label = at_spacing(image, label, geometries[0], spacing, source=f"Subject {subject.id}")
     try:
-        image, box = prepare_image(image, landmarks, cutoff, padding, do_crop,
+        image, box = prepare_image(image, landmarks, cutoff, padding, do_crop=do_crop,
                                    flipped=geometries[0].ras_flips)
     except ValueError as err:
         raise ValueError(f"Subject {subject.id}: {err}") from None
     label = None if label is None else np.ascontiguousarray(crop(label, box))
     indices = None if label is None else _class_indices(label, np.random.default_rng(0))
-    return PreparedSubject(subject.id, image, label, subject.available, box, indices,
-                           subject.label_convention, image.reshape(-1, image.shape[-1]).min(0),
-                           geometries[0])
+    return PreparedSubject(subject.id, image, label, subject.available, box=box,
+                           class_indices=indices, label_convention=subject.label_convention,
+                           minimum=image.reshape(-1, image.shape[-1]).min(0),
+                           geometry=geometries[0])
 
 
 def _file_identity(path):
@@ -206,7 +207,8 @@ class SubjectCache:
                 log.warning("The cache entry %s of subject %s is damaged (%s); preparing the "
                             "subject again.", entry, subject.id, err)
         self._store(prepare_subject(subject, self.landmarks, self.cutoff, self.padding,
-                                    self.do_crop, self.spacing, self.reference), entry)
+                                    do_crop=self.do_crop, spacing=self.spacing,
+                                    reference=self.reference), entry)
         return self._load(entry)
 
     def _store(self, prepared, entry):
@@ -263,9 +265,9 @@ class SubjectCache:
                        for c in range(NUM_CLASSES)]
         return PreparedSubject(meta["id"], cls._array(entry, "image", meta, mmap=True), label,
                                np.asarray(meta["available"], np.float32),
-                               CropBox.from_dict(meta["box"]), indices,
-                               meta.get("label_convention", "brats2018"),
-                               np.asarray(meta["minimum"], np.float32))
+                               box=CropBox.from_dict(meta["box"]), class_indices=indices,
+                               label_convention=meta.get("label_convention", "brats2018"),
+                               minimum=np.asarray(meta["minimum"], np.float32))
 
     def prepare_all(self, subjects, on_error="fail", progress=None, skipped=None, workers=1):
         """Prepares every subject once, in `workers` processes; a bad subject fails the run or
@@ -278,7 +280,7 @@ class SubjectCache:
         todo = [s for s in subjects if not (self.entry(s) / "meta.json").is_file()]
         outcomes = {}
         if workers > 1 and len(todo) > 1:
-            outcomes = self._in_processes(todo, workers, on_error, progress, len(subjects))
+            outcomes = self._in_processes(todo, workers, on_error, progress, total=len(subjects))
         prepared = []
         for k, subject in enumerate(subjects, start=1):
             try:

@@ -63,7 +63,8 @@ def foreground_corners(class_indices, shape, window, n, fraction, rng, offset=0)
     if fraction > 0 and any(len(idx) for idx in tumour):
         pick = rng.uniform(size=n) < fraction
         if pick.any():
-            corners[pick] = centred_corners(tumour, shape, window, int(pick.sum()), rng, offset)
+            corners[pick] = centred_corners(tumour, shape, window, int(pick.sum()), rng=rng,
+                                            offset=offset)
     return corners
 
 
@@ -199,9 +200,9 @@ class WindowSource:
             corners = uniform_corners(shape, cfg.window, n, rng)
         elif cfg.sampler == "foreground":
             corners = foreground_corners(indices, shape, cfg.window, n,
-                                         cfg.foreground_fraction, rng, offset)
+                                         fraction=cfg.foreground_fraction, rng=rng, offset=offset)
         else:
-            corners = centred_corners(indices, shape, cfg.window, n, rng, offset)
+            corners = centred_corners(indices, shape, cfg.window, n, rng=rng, offset=offset)
         seeds = rng.integers(0, 2 ** 31 - 1, size=(n, 2), dtype=np.int64)
         return (np.full(n, k, np.int64), np.full(n, visit, np.int64), corners.astype(np.int64),
                 seeds)
@@ -235,9 +236,9 @@ class WindowSource:
             label = extract_window(entry[1], corner, cfg.window, 0)
         else:
             image = read_region(subject.image, corner, cfg.window, cfg.margin,
-                                cfg.volume_padding, self._minimum(int(k)))
+                                padding=cfg.volume_padding, pad_value=self._minimum(int(k)))
             label = read_region(subject.label, corner, cfg.window, cfg.margin,
-                                cfg.volume_padding, 0)
+                                padding=cfg.volume_padding, pad_value=0)
             _release_pages(subject.image)
             _release_pages(subject.label)
         return (image.astype(np.float32), label.astype(np.int32)[..., None],
@@ -277,7 +278,8 @@ def make_training_dataset(subjects, config=PipelineConfig()):
         seeds = tf.random.experimental.stateless_split(seed, 2)
         if any(config.margin):
             image, label = augment.random_affine(image, label, window, seeds[0],
-                                                 config.rotation_degrees, config.scaling)
+                                                 rotation_degrees=config.rotation_degrees,
+                                                 scaling=config.scaling)
         if config.spatial_augmentation == "window":      # release: flipped per visit
             image, label = augment.random_flip(image, label, tuple(config.flip_axes),
                                                seeds[1])

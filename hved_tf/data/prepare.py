@@ -45,8 +45,7 @@ def demo_root(data_config, cache_dir, seed=0):
     if root.is_dir():
         return root
     start = time.time()
-    log.info("Generating %d %s demo phantoms (%s) into %s", n, data_config.demo_phantoms, size,
-             root)
+    log.info(f"Generating {n} {data_config.demo_phantoms} demo phantoms ({size}) into {root}")
     progress = Progress("  phantoms", n, "subjects written")
     # Another process (another worker) finishing the same folder first wins.
     with atomic_directory(root) as tmp:

@@ -159,4 +159,4 @@ def write_phantom_dataset(out, n, shape=(96, 96, 80), seed=0, layout="brats2020"
     Subject i uses seed (seed, i); every `lps_every`-th subject is stored in LPS orientation.
     """
     return write_dataset(out, n, lambda s, values: make_phantom(shape, s, values), seed,
-                         layout, lps_every, progress)
+                         layout=layout, lps_every=lps_every, progress=progress)

@@ -136,7 +136,8 @@ def _score(segmentation, prepared, truth, mask, spacing, base, scoring=None):
     if "labels_raw" in segmentation:          # post-processed: raw and "_pp" side by side
         versions = [("labels_raw", ""), ("labels", "_pp")]
     for key, suffix in versions:
-        rows += label_rows(segmentation.full(key), truth, spacing, base, scoring, suffix)
+        rows += label_rows(segmentation.full(key), truth, spacing, base, scoring=scoring,
+                           suffix=suffix)
     if "recon" in segmentation:
         recon = segmentation.outputs["recon"]
         tumour = np.asarray(prepared.label) > 0          # the whole tumour, on the cropped grid
@@ -209,7 +210,8 @@ def evaluate(segmenters, names, subjects, cache_dir, config, scoring=None, figur
                     continue
                 seg = segmenter.segment_prepared_set(preparations, mask)
                 base = {"model": name, "subject": subject.id, "subset": code}
-                rows += _score(seg, prepared, truth, mask, spacing, base, scoring)
+                rows += _score(seg, prepared, truth, mask, spacing=spacing, base=base,
+                               scoring=scoring)
                 if k < figures and code in FIGURE_SUBSETS:
                     columns = subject_columns(prepared.image, mask, seg.labels,
                                               seg.outputs.get("recon"),
@@ -272,7 +274,7 @@ def _checked_predictions(predictions, subjects, names):
     subset = parse_subsets([predictions.subset])[0]
     check = Progress("checked", len(subjects), "prediction files")
     checked = check_predictions(predictions.folder, subjects, predictions.missing_as_empty,
-                                predictions.convention, check.update)
+                                predictions.convention, progress=check.update)
     check.update(len(subjects))
     empty = [i for i, (path, _) in checked.items() if path is None]
     if empty:
@@ -285,8 +287,9 @@ def _checked_predictions(predictions, subjects, names):
 def _score_predictions(checked, subjects, name, subset, scoring):
     progress = Progress("scored", len(subjects), "prediction files")
     rows = prediction_rows(checked, subjects, name, subset,
-                           lambda p, t, spacing, base: label_rows(p, t, spacing, base, scoring),
-                           progress.update)
+                           score=lambda p, t, spacing, base: label_rows(p, t, spacing, base,
+                                                                        scoring=scoring),
+                           progress=progress.update)
     progress.update(len(subjects))
     return rows
 
@@ -348,13 +351,14 @@ def run_evaluation(config, options, log=print):
                "--noprior_correction to score without" if corrected else "") + ")")
     start = time.time()
     with atomic_directory(out_dir, replace=config.overwrite) as tmp:   # the results: all or none
-        rows = (evaluate(segmenters, names, subjects, cache, config, scoring, tmp / "figures")
+        rows = (evaluate(segmenters, names, subjects, cache, config=config, scoring=scoring,
+                         figure_dir=tmp / "figures")
                 if segmenters else [])
         about = {"models": {n: t.identity for n, t in zip(names, segmenters)}}
         if checked is not None:
             log(f"scoring {pred_name} ({predictions.folder}) on {len(subjects)} subjects, "
                 f"subset {pred_subset} ({protocol} protocol)")
-            rows += _score_predictions(checked, subjects, pred_name, pred_subset, scoring)
+            rows += _score_predictions(checked, subjects, pred_name, pred_subset, scoring=scoring)
             names = names + [pred_name]
             about["models"][pred_name] = {
                 "model": "predictions", "source": str(pathlib.Path(predictions.folder).resolve()),
@@ -366,5 +370,5 @@ def run_evaluation(config, options, log=print):
             "grid": dataclasses.asdict(config.grid),
             "protocol": protocol, "weights": weights, "scoring": dataclasses.asdict(scoring),
             "seconds": time.time() - start})
-        markdown = _write_results(tmp, rows, names, subsets, scoring, about)
+        markdown = _write_results(tmp, rows, names, subsets, scoring=scoring, about=about)
     return markdown

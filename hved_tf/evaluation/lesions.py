@@ -82,7 +82,7 @@ def lesion_scores(pred, truth, spacing=(1.0, 1.0, 1.0), dilation=3, threshold=50
     if pred.shape != truth.shape:
         raise ValueError(f"Shapes differ: prediction {pred.shape}, truth {truth.shape}.")
     if not pred.any() and not truth.any():
-        return LesionScores(1.0, 0.0, [], 0, 0)
+        return LesionScores(1.0, 0.0, [], 0, small_lesions=0)
     lesions, regions, count = lesions_of(truth, dilation)
     components, n_components = ndimage.label(pred, CONNECTIVITY)
     overlap = pred & (regions > 0)
@@ -109,10 +109,10 @@ def lesion_scores(pred, truth, spacing=(1.0, 1.0, 1.0), dilation=3, threshold=50
                        "hd95": hd95(matched, lesion, spacing), "detected": True})
     total = len(scored) + false_positives
     if total == 0:                # only lesions under the threshold, no false positive
-        return LesionScores(1.0, 0.0, [], 0, small)
+        return LesionScores(1.0, 0.0, [], 0, small_lesions=small)
     return LesionScores(sum(s["dice"] for s in scored) / total,
                         (sum(s["hd95"] for s in scored) + MISS_HD95 * false_positives) / total,
-                        scored, false_positives, small)
+                        scored, false_positives, small_lesions=small)
 
 
 def region_lesion_metrics(pred_labels, true_labels, spacing=(1.0, 1.0, 1.0),
@@ -123,7 +123,7 @@ def region_lesion_metrics(pred_labels, true_labels, spacing=(1.0, 1.0, 1.0),
     out = {}
     for region in truth:
         s = lesion_scores(pred[region], truth[region], spacing, protocol.dilation,
-                          protocol.threshold_for(region))
+                          threshold=protocol.threshold_for(region))
         out[region] = {"lesion_dice": s.dice, "lesion_hd95": s.hd95,
                        "lesions": len(s.lesions), "false_positives": s.false_positives}
     return out

@@ -87,9 +87,9 @@ def significance(rows, models, subset, region, alpha=0.05):
     marks = {}
     if len(models) < 2:
         return marks
-    first = _values(rows, models[0], subset, region, "dice")
+    first = _values(rows, models[0], subset, region, metric="dice")
     for other in models[1:]:
-        second = _values(rows, other, subset, region, "dice")
+        second = _values(rows, other, subset, region, metric="dice")
         common = sorted(set(first) & set(second))
         if len(common) < 2:
             continue
@@ -123,9 +123,10 @@ def table1_markdown(rows, models, subsets=SUBSET_CODES, alpha=0.05, metrics=("di
     for code in subsets:
         present = set(parse_subset(code))
         row = ["●" if i in present else "○" for i in range(len(MODALITIES))]
-        marks = {region: significance(rows, models, code, region, alpha) for region in REGIONS}
+        marks = {region: significance(rows, models, code, region,
+                                      alpha=alpha) for region in REGIONS}
         for metric, region, model in columns:
-            values = _values(rows, model, code, region, metric)
+            values = _values(rows, model, code, region, metric=metric)
             if not values:
                 row.append("–")
                 continue
@@ -168,7 +169,7 @@ def synthesis_markdown(rows, models, subsets=SUBSET_CODES):
             row = ["●" if i in present else "○" for i in range(len(MODALITIES))]
             for modality in MODALITIES:
                 for metric, _, fmt in SYNTHESIS_METRICS:
-                    values = _values(rows, model, code, modality, metric)
+                    values = _values(rows, model, code, modality, metric=metric)
                     mean = _nanmean(list(values.values())) if values else float("nan")
                     row.append("–" if math.isnan(mean) else fmt.format(mean))
             lines.append("| " + " | ".join(row) + " |")

@@ -68,7 +68,7 @@ class EnsembleSegmenter(SegmenterBase):
         self.options = options.validate()
         member_options = dataclasses.replace(options, **NO_POSTPROCESSING)
         self.members = [KerasSegmenter(m.model, model_options(m, member_options), m.landmarks,
-                                       m.identity, synthesise, spacing=m.spacing)
+                                       m.identity, synthesise=synthesise, spacing=m.spacing)
                         for m in members]
         self.spacing = tuple(members[0].spacing)
         first = members[0].model.capabilities
@@ -100,7 +100,7 @@ class EnsembleSegmenter(SegmenterBase):
         settings = {**dataclasses.asdict(self.options), "members": len(results),
                     "window_used": results[0].settings.get("window_used"),
                     "precision_used": results[0].settings.get("precision_used")}
-        out = finish(probs.astype(np.float32), extra, results[0].box, timings, settings)
+        out = finish(probs.astype(np.float32), extra, results[0].box, timings, settings=settings)
         for name in extra_outputs:
             out.outputs[name] = results[0].outputs[name]
         o = self.options

@@ -96,7 +96,7 @@ class ExportSegmenter(OnePreparation):
                  "recon": out["recon"] if self.capabilities.synthesises else None}
         result = finish(out["seg_probabilities"], extra, box,
                         {"preprocess_and_inference_s": time.perf_counter() - start},
-                        {"export": self.options})
+                        settings={"export": self.options})
         # The export's own argmax and entropy, in its label convention; its post-processing
         # (the ET rule only) ran in the graph.
         result.outputs["labels"] = to_training_labels(out["seg_labels"], self.label_convention)

@@ -206,7 +206,7 @@ def keras_segmenter(trained, options=InferenceOptions(), synthesise=True):
     """A KerasSegmenter over a TrainedModel (its training patch as the fallback window, its
     prior correction unless `options.prior_correction` is off)."""
     return KerasSegmenter(trained.model, model_options(trained, options), trained.landmarks,
-                          trained.identity, synthesise, spacing=trained.spacing)
+                          trained.identity, synthesise=synthesise, spacing=trained.spacing)
 
 
 def open_segmenter(path, hist_file=None, options=InferenceOptions(), weights="best",

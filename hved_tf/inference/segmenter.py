@@ -32,7 +32,7 @@ from hved_tf.config import InferenceOptions
 from hved_tf.inference.postprocess import postprocess
 from hved_tf.inference.precision import model_in_precision, precision_to_use
 from hved_tf.inference.predictor import ModelPredictor
-from hved_tf.inference.windows import choose_window, entropy, sliding_window
+from hved_tf.inference.windows import Tiling, choose_window, entropy, sliding_window
 from hved_tf.preprocessing.crop import CropBox, uncrop
 from hved_tf.preprocessing.normalise import prepare_image
 
@@ -169,7 +169,7 @@ class KerasSegmenter(OnePreparation):
         self.precision = precision_to_use(options.precision)
         self.predictor = ModelPredictor(model_in_precision(model, self.precision),
                                         options.num_samples, synthesise, seed,
-                                        options.single_draw, options.tta_axes)
+                                        single_draw=options.single_draw, tta_axes=options.tta_axes)
 
     def segment_raw(self, image, mask, progress=None, flipped=(False, False, False)):
         """Raw RAS intensities [X, Y, Z, 4] (missing modalities: anything) and the mask [4];
@@ -189,7 +189,7 @@ class KerasSegmenter(OnePreparation):
     def segment_prepared(self, prepared, mask, progress=None):
         """A prepared subject (`hved_tf.data.cache.PreparedSubject`) segmented from `mask`."""
         return self.segment_prepared_image(prepared.image, mask, prepared.box, prepared.minimum,
-                                           progress)
+                                           progress=progress)
 
     def segment_prepared_image(self, image, mask, box, pad_value=None, progress=None):
         self.refuse(mask)
@@ -200,15 +200,17 @@ class KerasSegmenter(OnePreparation):
         o = self.options
         multiple = self.capabilities.multiple
         window = tuple(int(w) for w in choose_window(image.shape[:3], o, multiple).numpy())
-        out = sliding_window(self.predictor.for_mask(mask), image, window, o.border, o.overlap,
-                             o.blend, o.batch_size, pad_value, multiple, progress)
+        tiling = Tiling(o.border, o.overlap, o.blend, o.batch_size)
+        out = sliding_window(self.predictor.for_mask(mask), image, window, tiling,
+                             pad_value=pad_value, multiple=multiple, progress=progress)
         extra = {"variance": out["variance"][..., 0] if "variance" in out else None,
                  "recon": out.get("recon")}
         settings = {**dataclasses.asdict(o), "window_used": list(window),
                     "precision_used": self.precision}
         probabilities = prior_corrected(out["probabilities"], o.class_weights)
         return postprocessed(finish(probabilities, extra, box,
-                                    {"inference_s": time.perf_counter() - start}, settings),
+                                    {"inference_s": time.perf_counter() - start},
+                                    settings=settings),
                              o.et_threshold, o.min_component, o.largest_component)
 
 

@@ -83,7 +83,7 @@ def _outputs_on_input_grid(seg, change):
     probabilities = change.to_input(seg.full("probabilities"), 1)
     extra = {name: change.to_input(seg.full(name), 1) for name in ("variance", "recon", "image")
              if name in seg}
-    out = finish(probabilities, extra, whole_box(change.shape), {}, {})
+    out = finish(probabilities, extra, whole_box(change.shape), {}, settings={})
     rules = seg.settings.get("export", seg.settings)       # an export's frozen settings
     return postprocessed(out, rules.get("et_threshold", 0), rules.get("min_component", 0),
                          rules.get("largest_component", False))

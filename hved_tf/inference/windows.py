@@ -152,16 +152,28 @@ def _pad(volume, plan, pad_value):
     return out
 
 
-def sliding_window(predict, volume, window, border=0, overlap=0.0, blend="constant",
-                   batch_size=1, pad_value=0.0, multiple=1, progress=None):
-    """{name: [X, Y, Z, K]} stitched from `predict` over windows of `volume` [X, Y, Z, C]."""
+@dataclasses.dataclass(frozen=True)
+class Tiling:
+    """How `sliding_window` lays windows out and stitches them (see the module docstring)."""
+    border: int = 0               # voxels cut from each side of a window's output
+    overlap: float = 0.0          # of neighbouring interiors, in [0, 1)
+    blend: str = "constant"       # "constant" | "gaussian" | "overwrite"
+    batch_size: int = 1           # windows per call of `predict`
+
+
+def sliding_window(predict, volume, window, tiling=Tiling(), pad_value=0.0, multiple=1,
+                   progress=None):
+    """{name: [X, Y, Z, K]} stitched from `predict` over windows of `volume` [X, Y, Z, C],
+    laid out and blended as `tiling` says."""
+    border, overlap, blend, batch_size = (tiling.border, tiling.overlap, tiling.blend,
+                                          tiling.batch_size)
     volume = np.asarray(volume)
     if volume.ndim != 4:
         raise ValueError(f"volume must be [X, Y, Z, C], got shape {volume.shape}.")
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}.")
     shape = volume.shape[:3]
-    plan = plan_windows(shape, window, border, overlap, multiple)
+    plan = plan_windows(shape, window, border, overlap, multiple=multiple)
     padded = _pad(volume, plan, pad_value)
     interior, b = plan.interior, plan.border
     weights = blend_weights(interior, blend).numpy()

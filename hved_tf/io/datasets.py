@@ -136,8 +136,8 @@ def discover_subjects(root, layout=None):
     chosen = layout or counts.most_common(1)[0][0]
     others = {k: v for k, v in counts.items() if k != chosen}
     if others:
-        log.warning("%s: layout %s; ignoring %d file(s) named for other layouts %s.", root,
-                    chosen, sum(others.values()), sorted(others))
+        log.warning(f"{root}: layout {chosen}; ignoring {sum(others.values())} file(s) named "
+                    f"for other layouts {sorted(others)}.")
     subjects = {}
     for path, lay, sid, suffix in found:
         if lay != chosen:

@@ -194,7 +194,7 @@ def _geometry(path, img, shape):
     to_ras = ornt_lib.ornt_transform(ornt_lib.io_orientation(img.affine),
                                      ornt_lib.axcodes2ornt("RAS"))
     return Geometry(str(path), tuple(int(s) for s in shape[:3]), np.asarray(img.affine),
-                    img.header.copy(), to_ras)
+                    img.header.copy(), to_ras=to_ras)
 
 
 def check_volume_shape(path, shape):

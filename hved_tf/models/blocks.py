@@ -135,7 +135,7 @@ class ConvUnit(keras.layers.Layer):
     def call(self, x, training=None):
         if training is True:
             return self.conv(fused_norm_act(x, self.norm.gamma, self.norm.beta,
-                                            self.norm.epsilon, LEAKY_SLOPE))
+                                            self.norm.epsilon, slope=LEAKY_SLOPE))
         return self.conv(leaky_relu(self.norm(x)))
 
     def compute_output_shape(self, input_shape):

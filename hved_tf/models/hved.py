@@ -176,7 +176,7 @@ class UHVED(HeteroModalModel):
         terms = self.segmentation_terms(seg_logits, labels)
         terms["recon"] = losses_lib.reconstruction_loss(recon, image, available)
         terms["kl"] = losses_lib.kl_loss([p[0] for p in posteriors], [p[1] for p in posteriors],
-                                         mask, available, self.kl_variant)
+                                         mask, available, variant=self.kl_variant)
         return terms
 
     def get_config(self):

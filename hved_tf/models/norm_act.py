@@ -85,10 +85,10 @@ def fused_norm_act(x, gamma, beta, epsilon, slope, jit_compile=True):
 
     @tf.custom_gradient
     def fn(x, gamma, beta):
-        a, mean, r = forward(x, gamma, beta, epsilon, slope)
+        a, mean, r = forward(x, gamma, beta, epsilon=epsilon, slope=slope)
 
         def grad(upstream):
-            return backward(x, gamma, beta, mean, r, upstream, slope)
+            return backward(x, gamma, beta, mean, r=r, upstream=upstream, slope=slope)
 
         return a, grad
 

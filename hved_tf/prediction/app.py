@@ -132,7 +132,7 @@ def _write_outputs(seg, subject, out_dir, geometry, config, model_name=""):
             write(f"prob_{name}.nii.gz", probs[..., c])
     save_niftis(jobs)
     if config.outputs_on_each_grid:
-        written += _seg_on_each_grid(seg, subject, out_dir, geometry, config)
+        written += _seg_on_each_grid(seg, subject, out_dir, geometry, config=config)
     if config.figure:
         columns = subject_columns(seg.full("image"), mask, labels, recon,
                                   uncertainty=seg.full("entropy"))
@@ -153,7 +153,7 @@ def _seg_on_each_grid(seg, subject, out_dir, reference, config):
         if same_grid(geometry, reference):
             continue
         probs = np.stack([onto_grid(probabilities[..., c], reference.ras_affine,
-                                    geometry.ras_affine, geometry.ras_shape, 1)
+                                    geometry.ras_affine, geometry.ras_shape, order=1)
                           for c in range(probabilities.shape[-1])], -1)
         probs[..., 0] += probs.sum(-1) == 0            # outside the reference: background
         labels = np.argmax(probs, -1).astype(np.uint8)
@@ -179,16 +179,18 @@ def predict_subject(segmenter, subject, out_dir, config=PredictConfig(), progres
     check_writable(existing_ancestor(out_dir.parent),
                    int(image[..., 0].size * BYTES_PER_VOXEL_WRITTEN * outputs))
     seg = segment_at_model_spacing(segmenter, image, subject.available, geometries[0].ras_zooms,
-                                   progress, geometries[0].ras_flips, grid.resample,
-                                   f"Subject {subject.id}")
+                                   progress=progress, flipped=geometries[0].ras_flips,
+                                   resample=grid.resample, source=f"Subject {subject.id}")
     start = time.perf_counter()
     geometry = geometries[0]
     with atomic_directory(out_dir, replace=True) as tmp:
-        written, synthesised = _write_outputs(seg, subject, tmp, geometry, config,
-                                              segmenter.identity.get("model", ""))
-        report = _report(segmenter, subject, seg, geometry, config.convention_for(subject),
-                         (written, synthesised), {"load_s": load_s, **seg.timings,
-                                                  "write_s": time.perf_counter() - start})
+        written, synthesised = _write_outputs(seg, subject, tmp, geometry, config=config,
+                                              model_name=segmenter.identity.get("model", ""))
+        report = _report(segmenter, subject, seg, geometry,
+                         convention=config.convention_for(subject),
+                         outputs=(written, synthesised),
+                         timings={"load_s": load_s, **seg.timings,
+                                  "write_s": time.perf_counter() - start})
         write_json(tmp / "report.json", report)
     return report
 
@@ -231,7 +233,7 @@ def predict_all(segmenter, subjects, out_dir, config=PredictConfig(), per_subjec
             f" (about {duration(left)} left)" if left is not None and len(subjects) > 1 else "")
         progress = progress_for(label) if progress_for else None
         try:
-            report = predict_subject(segmenter, subject, target, config, progress)
+            report = predict_subject(segmenter, subject, target, config, progress=progress)
         except ValueError as err:
             if len(subjects) == 1:
                 raise

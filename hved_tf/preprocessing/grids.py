@@ -84,7 +84,7 @@ def images_onto(volumes, geometries, target):
     those already on it as they are."""
     def sample_from(geometry):
         return lambda array, order: onto_grid(array, geometry.ras_affine, target.ras_affine,
-                                              target.ras_shape, order)
+                                              target.ras_shape, order=order)
     return [volume if same_grid(geometry, target) else
             image_resampled(volume, sample_from(geometry))
             for volume, geometry in zip(volumes, geometries)]

@@ -94,12 +94,13 @@ class SpacingChange:
 
     def to_model(self, volume, order):
         """`volume` [X, Y, Z] or [X, Y, Z, C] on the input grid, resampled to the output's."""
-        return _axis_aligned(volume, self.scale, 0.5 * self.scale - 0.5, self.out_shape, order)
+        return _axis_aligned(volume, self.scale, 0.5 * self.scale - 0.5, self.out_shape,
+                             order=order)
 
     def to_input(self, volume, order):
         """`volume` on the output grid, resampled back to the input's."""
         inverse = 1.0 / self.scale
-        return _axis_aligned(volume, inverse, 0.5 * inverse - 0.5, self.shape, order)
+        return _axis_aligned(volume, inverse, 0.5 * inverse - 0.5, self.shape, order=order)
 
 
 def spacing_change(shape, zooms, spacing):
@@ -116,10 +117,10 @@ def _axis_aligned(volume, matrix, offset, out_shape, order):
     volume = np.asarray(volume)
     dtype = np.float32 if order > 0 else volume.dtype
     if volume.ndim == 3:
-        return _sample(volume, matrix, offset, out_shape, order).astype(dtype)
+        return _sample(volume, matrix, offset, out_shape, order=order).astype(dtype)
     out = np.empty((*out_shape, volume.shape[-1]), dtype)
     for c in range(volume.shape[-1]):
-        out[..., c] = _sample(volume[..., c], matrix, offset, out_shape, order)
+        out[..., c] = _sample(volume[..., c], matrix, offset, out_shape, order=order)
     return out
 
 
@@ -137,8 +138,8 @@ def onto_grid(volume, source_affine, target_affine, target_shape, order):
         np.asarray(target_affine, np.float64)
     volume = np.asarray(volume)
     matrix, offset = to_source[:3, :3], to_source[:3, 3]
-    out = _sample(volume, matrix, offset, target_shape, order)
-    inside = _sample(np.ones(volume.shape, np.uint8), matrix, offset, target_shape, 0,
+    out = _sample(volume, matrix, offset, target_shape, order=order)
+    inside = _sample(np.ones(volume.shape, np.uint8), matrix, offset, target_shape, order=0,
                      mode="constant")
     out[inside == 0] = 0
     return out if order > 0 else out.astype(volume.dtype)

@@ -107,7 +107,7 @@ def _callbacks(config, data, run_dir, own_dir, chief, weights=()):
         callbacks += [
             TrainingLog(run_dir / "logs" / "train", config.steps, config.log_every),
             Validation(data["validation"] or data["train"][:2], config.validation_subsets,
-                       validation, run_dir, config.early_stopping_patience),
+                       validation, run_dir, patience=config.early_stopping_patience),
             StepCheckpoints(run_dir, config.keep_checkpoints)]
     # Last: it saves the epoch's backup after the callbacks above have run.
     callbacks.append(AtomicBackupAndRestore(
@@ -178,7 +178,7 @@ def _test(model, config, data, run_dir, steps, start, class_weights=()):
               f"without (T1c adds {by_t1c['gap']:+.3f})", flush=True)
     wt_all4 = results.get(SUBSET_CODES[-1], {}).get("whole_tumour")      # all four
     for line in standing(config.to_dict(), len(data["test"]), wt_all4,
-                         by_t1c["gap"] if by_t1c else None, read_record()):
+                         by_t1c["gap"] if by_t1c else None, record=read_record()):
         print(line, flush=True)
     return summary
 
@@ -227,7 +227,8 @@ def _fit(model, dataset, config, data, run_dir, own_dir, chief, weights=()):
     try:
         model.fit(dataset, epochs=math.ceil(config.steps / config.validation_every),
                   steps_per_epoch=config.validation_every,
-                  callbacks=_callbacks(config, data, run_dir, own_dir, chief, weights),
+                  callbacks=_callbacks(config, data, run_dir, own_dir, chief=chief,
+                                       weights=weights),
                   verbose=0, shuffle=False)      # progress: TrainingLog; the data is shuffled
     except KeyboardInterrupt:
         step = int(model.optimizer.iterations.numpy())
@@ -245,7 +246,8 @@ def _retest(config, run_dir, summary, start):
     weights = class_prior(config, data, run_dir, True)
     model = _build(config, make_strategy("default"))
     model.load_weights(run_dir / "model.weights.h5")
-    return _test(model, config, data, run_dir, int(summary["steps"]), start, weights)
+    return _test(model, config, data, run_dir, steps=int(summary["steps"]), start=start,
+                 class_weights=weights)
 
 
 def run(config: TrainConfig, retest=False):
@@ -290,12 +292,13 @@ def run(config: TrainConfig, retest=False):
         dataset = unsharded(dataset)
     model = _build(config, strategy)
     check_room_for_run(model, own_dir, config.keep_checkpoints if chief else 0)
-    steps = _fit(model, dataset, config, data, run_dir, own_dir, chief, weights)
+    steps = _fit(model, dataset, config, data, run_dir=run_dir, own_dir=own_dir, chief=chief,
+                 weights=weights)
     if not chief:
         save_weights(model, own_dir / "model.weights.h5")
         print(f"{worker} done after {steps} steps ({time.time() - start:.0f} s)", flush=True)
         return {"steps": steps, "worker": worker}
     _save_final(model, run_dir)
-    summary = _test(model, config, data, run_dir, steps, start, weights)
+    summary = _test(model, config, data, run_dir, steps=steps, start=start, class_weights=weights)
     print(f"done in {time.time() - start:.0f} s: {run_dir}", flush=True)
     return summary

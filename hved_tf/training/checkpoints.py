@@ -154,9 +154,9 @@ class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
             except Exception as err:  # h5py and Keras raise many kinds for a damaged file
                 skipped.append(f"{path.name} ({type(err).__name__})")
                 continue
-            log.warning("The resume backup in %s is damaged (%s); resuming from %s instead%s.",
-                        backup, reason, path,
-                        f" (also unreadable: {', '.join(skipped)})" if skipped else "")
+            also = f" (also unreadable: {', '.join(skipped)})" if skipped else ""
+            log.warning(f"The resume backup in {backup} is damaged ({reason}); resuming from "
+                        f"{path} instead{also}.")
             epoch = _step_of(path) // self.steps_per_epoch
             with atomic_path(self._weights_path) as tmp:
                 shutil.copyfile(path, tmp)

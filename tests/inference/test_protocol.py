@@ -6,7 +6,7 @@ import tensorflow as tf
 
 from hved_tf.config import InferenceOptions
 from hved_tf.protocols import protocol_options, protocol_weights
-from hved_tf.inference.windows import sliding_window
+from hved_tf.inference.windows import Tiling, sliding_window
 from hved_tf.models import build_model
 
 
@@ -61,8 +61,8 @@ def test_overwrite_aggregation_equals_a_tiling_by_hand():
         return {"value": out}
 
     volume = np.zeros((20, 8, 8, 1), np.float32)
-    result = sliding_window(predict, volume, (12, 12, 12), border=2, overlap=0.0,
-                            blend="overwrite")["value"][:, 0, 0, 0]
+    result = sliding_window(predict, volume, (12, 12, 12),
+                            Tiling(border=2, overlap=0.0, blend="overwrite"))["value"][:, 0, 0, 0]
     expected = []
     for x in range(20):
         window, start = (1, 0) if x < 8 else (2, 8) if x < 12 else (3, 12)
@@ -71,7 +71,8 @@ def test_overwrite_aggregation_equals_a_tiling_by_hand():
     assert calls == [1, 2, 3]
     # With averaging instead, the overlap [12, 16) mixes windows 2 and 3.
     calls.clear()
-    mean = sliding_window(predict, volume, (12, 12, 12), border=2, blend="constant")["value"]
+    mean = sliding_window(predict, volume, (12, 12, 12),
+                          Tiling(border=2, blend="constant"))["value"]
     assert mean[13, 0, 0, 0] == pytest.approx(((200 + 13 - 8 + 2) + (300 + 13 - 12 + 2)) / 2)
 
 

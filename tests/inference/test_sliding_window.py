@@ -6,7 +6,7 @@ from scipy import ndimage
 from hved_tf.config import InferenceOptions
 from hved_tf.inference.windows import choose_window as choose_window_tf
 from hved_tf.inference.windows import (blend_weights, entropy, plan_windows,
-                                       sliding_window)
+                                       sliding_window, Tiling)
 
 
 def plus_one(windows):
@@ -37,7 +37,7 @@ SETTINGS = [  # window, border, overlap, blend, batch
 def test_plus_one_is_reproduced(shape, window, border, overlap, blend, batch):
     rng = np.random.default_rng(0)
     volume = rng.normal(size=shape + (2,)).astype(np.float32)
-    out = sliding_window(plus_one, volume, window, border, overlap, blend, batch,
+    out = sliding_window(plus_one, volume, window, Tiling(border, overlap, blend, batch),
                          pad_value=-5.0, multiple=4)["out"]
     assert out.shape == volume.shape
     np.testing.assert_allclose(out, volume + 1.0, rtol=0, atol=1e-5)
@@ -53,8 +53,9 @@ def test_convolution_with_border_is_reproduced(shape, window, overlap, blend):
     kernel = rng.normal(size=(3, 3, 3)).astype(np.float32)
     whole = ndimage.correlate(volume[..., 0], kernel, mode="constant", cval=0.0)
     # A radius-1 kernel is polluted by the window edge on one voxel: a border of 1 hides it.
-    out = sliding_window(make_conv(kernel), volume, window, border=1, overlap=overlap,
-                         blend=blend, batch_size=2, pad_value=0.0)["out"][..., 0]
+    out = sliding_window(make_conv(kernel), volume, window,
+                         Tiling(border=1, overlap=overlap, blend=blend, batch_size=2),
+                         pad_value=0.0)["out"][..., 0]
     np.testing.assert_allclose(out, whole, rtol=0, atol=1e-4)
 
 
@@ -64,7 +65,7 @@ def test_convolution_without_border_is_not_reproduced():
     volume = rng.normal(size=(20, 20, 20, 1)).astype(np.float32)
     kernel = rng.normal(size=(3, 3, 3)).astype(np.float32)
     whole = ndimage.correlate(volume[..., 0], kernel, mode="constant", cval=0.0)
-    out = sliding_window(make_conv(kernel), volume, (8, 8, 8), border=0)["out"][..., 0]
+    out = sliding_window(make_conv(kernel), volume, (8, 8, 8), Tiling(border=0))["out"][..., 0]
     assert np.abs(out - whole).max() > 1e-2
 
 

@@ -3,6 +3,7 @@ test subjects come at another voxel size, or with each sequence on its own grid?
 run it by hand.
 
     python -m tools.benchmarks.spacing --model runs/demo2mm [--subjects 8] [--out docs/benchmarks]
+        [--export models/hved/1]
 
 The subjects are the held-out test subjects of the model's training run (the demo's phantoms
 at its voxel size). Each is segmented by `hved-predict`'s code (all four sequences, the default
@@ -16,7 +17,10 @@ nearest neighbour, in world coordinates over the same field of view):
 
 Whole-tumour Dice is computed on the grid the outputs are written on, against the label
 resampled there, and on the grid the model was trained at (the outputs brought back by nearest
-neighbour, against the original label). Writes `spacing.json` and `spacing.md` into `--out`.
+neighbour, against the original label). With `--export` (an export of the same model), each
+case is also sent to the export's `segment_raw` as TF Serving would get it (the raw RAS image and
+its voxel sizes: the graph resamples) and its labels are compared with predict's (Dice of
+each region between the two). Writes `spacing.json` and `spacing.md` into `--out`.
 """
 from __future__ import annotations
 
@@ -77,6 +81,26 @@ def _wt_dice(seg_path, label_path):
     return float(2 * np.sum(a & b) / max(np.sum(a) + np.sum(b), 1))
 
 
+def _export_agreement(signature, paths, seg_path, convention, predicted_convention):
+    """{region: Dice between the export's segment_raw labels and predict's seg file}."""
+    import tensorflow as tf
+
+    from hved_tf.data.cache import load_subject_image
+    from hved_tf.evaluation.metrics import region_dice
+    from hved_tf.io.datasets import subject_from_files
+    from hved_tf.io.nifti import load_nifti
+    from hved_tf.modalities import to_training_labels
+
+    subject = subject_from_files(paths)
+    image, geometries = load_subject_image(subject)
+    out = signature(image=tf.constant(image), mask=tf.constant(subject.available, tf.float32),
+                    spacing=tf.constant(geometries[0].ras_zooms, tf.float32))
+    served = to_training_labels(out["seg_labels"].numpy(), convention)
+    predicted, _ = load_nifti(seg_path, kind="label")
+    predicted = to_training_labels(predicted, predicted_convention)
+    return region_dice(served, predicted)
+
+
 def _commit():
     try:
         return subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
@@ -85,13 +109,20 @@ def _commit():
         return "unknown"
 
 
-def run(model, n_subjects, work):
+def run(model, n_subjects, work, export=None):
     from hved_tf.evaluation.app import subjects_to_evaluate
     from hved_tf.inference.loading import open_segmenter
     from hved_tf.io.datasets import subject_from_files
     from hved_tf.prediction.app import predict_subject
 
     segmenter = open_segmenter(model)
+    signature = convention = None
+    if export:
+        import json as json_
+        import tensorflow as tf
+        signature = tf.saved_model.load(export).signatures["segment_raw"]
+        convention = json_.loads((pathlib.Path(export) / "assets" /
+                                  "hved_export.json").read_text())["label_convention"]
     subjects, _ = subjects_to_evaluate("", "", segmenter)
     subjects = subjects[:n_subjects]
     rows = []
@@ -110,8 +141,13 @@ def run(model, n_subjects, work):
                          "shape": report["grid"]["shape"],
                          "spacing_mm": report["grid"]["spacing_mm"],
                          "seconds": time.perf_counter() - start})
+            if signature is not None:
+                rows[-1]["export_vs_predict"] = _export_agreement(
+                    signature, paths, out / "seg.nii.gz", convention, report["label_convention"])
             print(f"[{k + 1}/{len(subjects)}] {subject.id} {grid}: WT {rows[-1]['wt_dice']:.3f} "
-                  f"({rows[-1]['seconds']:.1f} s)", flush=True)
+                  f"({rows[-1]['seconds']:.1f} s)"
+                  + (f", export vs predict {rows[-1]['export_vs_predict']}"
+                     if signature is not None else ""), flush=True)
     return segmenter, rows
 
 
@@ -131,6 +167,11 @@ def summary(rows):
                      "trained_grid_difference_worst": min(back),
                      "seconds_median": statistics.median(
                          r["seconds"] for r in rows if r["grid"] == grid)}
+        agreement = [r["export_vs_predict"] for r in rows
+                     if r["grid"] == grid and "export_vs_predict" in r]
+        if agreement:
+            out[grid]["export_vs_predict_worst"] = {
+                region: min(a[region] for a in agreement) for region in agreement[0]}
     return out
 
 
@@ -154,7 +195,7 @@ def write(out_dir, segmenter, rows, table):
              "", f"Model: `{_shown(about['model'])}`, trained at "
              f"{'x'.join(f'{s:g}' for s in about['model_spacing_mm'])} mm; "
              f"{about['subjects']} held-out test phantoms, all four sequences. Reproduce: "
-             "`python -m tools.benchmarks.spacing --model <run>`.", "",
+             "`python -m tools.benchmarks.spacing --model <run> [--export <export>]`.", "",
              "WT Dice on the grid the outputs are written on (the label resampled there by "
              "nearest neighbour), its difference from the subjects as trained, and the same "
              "difference once the outputs are brought back to the grid the model was trained "
@@ -167,6 +208,15 @@ def write(out_dir, segmenter, rows, table):
         lines.append(f"| {grid} | {s['wt_dice_mean']:.3f} | {s['difference_mean']:+.3f} | "
                      f"{s['difference_worst']:+.3f} | {s['trained_grid_difference_mean']:+.3f} "
                      f"| {s['trained_grid_difference_worst']:+.3f} | {s['seconds_median']:.1f} |")
+    if any("export_vs_predict_worst" in s for s in table.values()):
+        lines += ["", "The export's `segment_raw` (resampling in its graph) against predict "
+                  "(resampling on the host), Dice between their labels, the worst subject:", "",
+                  "| input | WT | TC | ET |", "|---|---|---|---|"]
+        for grid, s in table.items():
+            w = s.get("export_vs_predict_worst")
+            if w:
+                lines.append(f"| {grid} | {w['whole_tumour']:.4f} | {w['tumour_core']:.4f} | "
+                             f"{w['enhancing']:.4f} |")
     (out_dir / "spacing.md").write_text("\n".join(lines) + "\n")
 
 
@@ -175,9 +225,11 @@ def main():
     parser.add_argument("--model", required=True, help="A training run folder.")
     parser.add_argument("--subjects", type=int, default=8)
     parser.add_argument("--out", default="docs/benchmarks")
+    parser.add_argument("--export", default="", help="An export of the same model: compare "
+                        "its segment_raw with predict.")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        segmenter, rows = run(args.model, args.subjects, pathlib.Path(tmp))
+        segmenter, rows = run(args.model, args.subjects, pathlib.Path(tmp), args.export or None)
     table = summary(rows)
     write(pathlib.Path(args.out), segmenter, rows, table)
     print(pathlib.Path(args.out, "spacing.md").read_text())
