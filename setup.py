@@ -60,7 +60,9 @@ setup(
         # (before 2.7: later versions need rich >= 14, panoptica rich < 14). brats-evaluation,
         # the official BraTS 2025/2026 scorer (AGPL-3.0), is run by one test only, to check
         # that our brats2025 numbers equal its own; hved_tf never imports it.
+        # mypy (MIT) type-checks the numerical and inference packages from the test suite
+        # (mypy.ini): the field's standard checker, rather than annotations nobody verifies.
         "test": ["pytest>=7", "tensorflow-serving-api>=2.16", "import-linter>=2.1,<2.7",
-                 "panoptica>=2.1.7,<3", "brats-evaluation==0.0.10"],
+                 "panoptica>=2.1.7,<3", "brats-evaluation==0.0.10", "mypy>=1.10"],
     },
 )

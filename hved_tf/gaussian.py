@@ -117,7 +117,7 @@ def kl_divergence(mean1, var1, log_var1, mean2, var2, log_var2, epsilon=KL_EPSIL
     module docstring); `reduce_mean` averages each term over the last axis first."""
     terms = (log_var1, log_var2, kl_ratio(var1, mean1 - mean2, kl_inverse(var2, epsilon)))
     if reduce_mean:
-        terms = [_mean_last(t) for t in terms]
+        terms = tuple(_mean_last(t) for t in terms)
     return kl_from_terms(*terms)
 
 

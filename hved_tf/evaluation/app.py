@@ -27,6 +27,7 @@ import json
 import logging
 import pathlib
 import time
+from typing import Any
 
 import numpy as np
 
@@ -354,7 +355,7 @@ def run_evaluation(config, options, log=print):
         rows = (evaluate(segmenters, names, subjects, cache, config=config, scoring=scoring,
                          figure_dir=tmp / "figures")
                 if segmenters else [])
-        about = {"models": {n: t.identity for n, t in zip(names, segmenters)}}
+        about: dict[str, Any] = {"models": {n: t.identity for n, t in zip(names, segmenters)}}
         if checked is not None:
             log(f"scoring {pred_name} ({predictions.folder}) on {len(subjects)} subjects, "
                 f"subset {pred_subset} ({protocol} protocol)")

@@ -56,7 +56,7 @@ def summary(rows, models):
     """{model: {subset: {target: {metric: mean, "n": subjects}}}}."""
     out = {}
     for model in models:
-        per_subset = {}
+        per_subset: dict[str, dict] = {}
         for r in rows:
             if r["model"] != model:
                 continue
@@ -70,7 +70,7 @@ def summary(rows, models):
 
 def mean_dice(rows):
     """{(model, subset, region): mean Dice over the subjects} (for the heat map)."""
-    cells = {}
+    cells: dict[tuple, list] = {}
     for r in rows:
         if r["metric"] == "dice":
             cells.setdefault((r["model"], r["subset"], r["target"]), []).append(r["value"])
@@ -84,7 +84,7 @@ def write_summary(path, rows, models, extra=None):
 
 def significance(rows, models, subset, region, alpha=0.05):
     """{model: True} for the cells that get a `*` (see the module docstring)."""
-    marks = {}
+    marks: dict[str, bool] = {}
     if len(models) < 2:
         return marks
     first = _values(rows, models[0], subset, region, metric="dice")
@@ -119,7 +119,7 @@ def table1_markdown(rows, models, subsets=SUBSET_CODES, alpha=0.05, metrics=("di
 
     head = list(MODALITIES) + [title(*c) for c in columns]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    cells = {c: [] for c in columns}
+    cells: dict[tuple, list] = {c: [] for c in columns}
     for code in subsets:
         present = set(parse_subset(code))
         row = ["●" if i in present else "○" for i in range(len(MODALITIES))]

@@ -33,6 +33,7 @@ from hved_tf.inference.postprocess import postprocess
 from hved_tf.inference.precision import model_in_precision, precision_to_use
 from hved_tf.inference.predictor import ModelPredictor
 from hved_tf.inference.windows import Tiling, choose_window, entropy, sliding_window
+from hved_tf.models import Capabilities
 from hved_tf.preprocessing.crop import CropBox, uncrop
 from hved_tf.preprocessing.normalise import prepare_image
 
@@ -128,6 +129,8 @@ class SegmenterBase:
     """What every Segmenter shares: `refuse(mask)` raises the user-facing reason why its
     `capabilities` cannot run the mask."""
 
+    capabilities: Capabilities
+
     def refuse(self, mask):
         reason = self.capabilities.refuses(mask)
         if reason:
@@ -139,9 +142,15 @@ class OnePreparation(SegmenterBase):
     prepared with (one here; an ensemble's members may need several) and a segmentation from
     one prepared subject per set."""
 
+    landmarks: dict | None           # the histogram landmarks its inputs are prepared with
+
     @property
     def landmark_sets(self):
         return [self.landmarks]
+
+    def segment_prepared(self, prepared, mask, progress=None):
+        """A Segmentation of one prepared subject (each Segmenter's own)."""
+        raise NotImplementedError
 
     def segment_prepared_set(self, prepared, mask, progress=None):
         return self.segment_prepared(prepared[0], mask, progress)

@@ -34,7 +34,8 @@ def with_flips(infer, image, axes):
     if not axes:
         return infer(image)
     sets = flip_sets(axes)
-    sums = recon = None
+    sums: list | None = None
+    recon = None
     for flips in sets:
         dims = [1 + a for a in flips]               # after the batch axis
         x = image
@@ -48,6 +49,7 @@ def with_flips(infer, image, axes):
             sums, recon = terms, out[2]
         else:
             sums = [a + b for a, b in zip(sums, terms)]
+    assert sums is not None                       # the empty flip is always one of the sets
     n = float(len(sets))
     mean, mean_sq, within = [t / n for t in sums]
     between = tf.reduce_sum(tf.maximum(mean_sq - tf.square(mean), 0.0), axis=-1, keepdims=True)

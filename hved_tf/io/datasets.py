@@ -75,7 +75,7 @@ def subject_from_files(paths):
     if not paths:
         raise ValueError("No modality given: pass at least one of --t1, --t1c, --t2, --flair "
                          "(or --subject_dir / --data_root).")
-    seen = {}
+    seen: dict[pathlib.Path, str] = {}
     for modality, path in paths.items():
         key = path.resolve()
         if key in seen:
@@ -138,7 +138,7 @@ def discover_subjects(root, layout=None):
     if others:
         log.warning(f"{root}: layout {chosen}; ignoring {sum(others.values())} file(s) named "
                     f"for other layouts {sorted(others)}.")
-    subjects = {}
+    subjects: dict[str, Subject] = {}
     for path, lay, sid, suffix in found:
         if lay != chosen:
             continue
@@ -247,7 +247,7 @@ def apply_split(subjects, split, source="split"):
         raise ValueError(f"{source} names {len(unknown)} subject(s) not found in the data: "
                          f"{shown}. Is it the split of another dataset (release ids need the "
                          "naming file)?")
-    parts = {"train": [], "validation": [], "test": []}
+    parts: dict[str, list] = {"train": [], "validation": [], "test": []}
     for sid, part in split.items():
         parts[part].append(by_id[sid])
     for part in parts.values():

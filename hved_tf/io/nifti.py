@@ -125,7 +125,7 @@ def check_header(path, img):
     _check_forms(path, img)
 
 
-_WARNED = set()
+_WARNED: set[tuple] = set()
 
 
 def _warn_once(message, *args):

@@ -121,11 +121,12 @@ class Capabilities:
 class HeteroModalModel(keras.Model):
     """Base of the hved_tf models: input checks, subset drawing, train/test steps."""
 
-    kind = None                 # the registry name ("u_hved", ...): `hved_tf.models.MODELS`
+    kind: str | None = None     # the registry name ("u_hved", ...): `hved_tf.models.MODELS`
     # Loss terms this model reports; subclasses narrow it.
-    loss_terms = LOSS_TERMS
+    loss_terms: tuple[str, ...] = LOSS_TERMS
     synthesises = False
     latent_samples = False
+    built: bool                 # Keras' own flag (set by keras.Layer), declared for the checker
 
     def __init__(self, num_classes=NUM_CLASSES, loss_weights=None, subset_probabilities=None,
                  dice_numerator_epsilon=0.0, seed=None, **kwargs):

@@ -24,9 +24,9 @@ MIN_EXTENT = 128
 @dataclasses.dataclass(frozen=True)
 class CropBox:
     """[lo, hi) per spatial axis, and the shape of the volume it was taken from."""
-    lo: tuple[int, int, int]
-    hi: tuple[int, int, int]
-    full_shape: tuple[int, int, int]
+    lo: tuple[int, ...]           # three values each
+    hi: tuple[int, ...]
+    full_shape: tuple[int, ...]
 
     @property
     def slices(self):

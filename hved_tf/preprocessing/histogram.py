@@ -116,7 +116,7 @@ def train_landmarks(images, masks=None, cutoff=DEFAULT_CUTOFF):
     images: iterable of [X, Y, Z, 4] volumes (a missing modality all zeros, then skipped);
     masks: None (each modality's own 'mean_plus' foreground) or matching [X, Y, Z(, 4)] masks.
     """
-    per_modality = {m: [] for m in MODALITIES}
+    per_modality: dict[str, list] = {m: [] for m in MODALITIES}
     for k, image in enumerate(images):
         image = np.asarray(image, np.float32)
         if image.ndim != 4 or image.shape[-1] != len(MODALITIES):
