@@ -83,12 +83,45 @@ class _UsageError(Exception):
     """Flags that cannot be parsed, a missing required flag, or a positional argument."""
 
 
+FLAG_TYPES = {"int": "an integer", "float": "a number", "bool": "true or false"}
+
+
+def _flagfile_of(argv, name):
+    """The --flagfile among `argv` that sets --`name` (or --no`name`), else None."""
+    files = [a.split("=", 1)[1] for a in argv if a.startswith("--flagfile=")]
+    files += [argv[i + 1] for i, a in enumerate(argv[:-1]) if a == "--flagfile"]
+    for path in files:
+        try:
+            lines = [line.strip() for line in open(path, encoding="utf-8")]
+        except OSError:
+            continue
+        if any(line.split("=", 1)[0] in (f"--{name}", f"--no{name}") for line in lines):
+            return path
+    return None
+
+
+def _flag_error(err, argv):
+    """absl's parse error in one line, with the expected type of a bad value and the flagfile
+    that holds the flag."""
+    text = str(err)
+    name = getattr(err, "flagname", None)
+    if name is None and text.startswith("flag --"):
+        name = text[len("flag --"):].split("=", 1)[0].split(":", 1)[0]
+    if not name:
+        return text
+    if name in FLAGS and isinstance(err, flags.IllegalFlagValueError):
+        kind = FLAGS[name].flag_type()
+        text += f" (expected {FLAG_TYPES.get(kind, kind)})"
+    path = _flagfile_of(argv, name)
+    return f"{path}: {text}" if path else text
+
+
 def _parse(argv, required):
     """Parses `argv` (with the program's name first) into FLAGS; raises _UsageError."""
     try:
         rest = FLAGS(list(argv))
     except flags.Error as err:
-        raise _UsageError(str(err)) from None
+        raise _UsageError(_flag_error(err, list(argv))) from None
     missing = [name for name in required if FLAGS[name].value is None]
     if missing:
         raise _UsageError("missing " + ", ".join(f"--{name}" for name in missing)

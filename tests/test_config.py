@@ -120,3 +120,41 @@ def test_run_dir_of_another_model_is_refused(parse, tmp_path):
     other = parse(f"--run_dir={tmp_path}", "--model=u_hemis")
     with pytest.raises(ValueError, match="holds the checkpoints of another model"):
         check_run_dir(tmp_path, other)
+
+
+@pytest.mark.parametrize("line,expected", [
+    ("--stpes=10", "Unknown command line flag 'stpes'. Did you mean: steps"),
+    ("--steps=ten", "flag --steps=ten: invalid literal for int() with base 10: 'ten' "
+                    "(expected an integer)"),
+    ("--learning_rate=fast", "(expected a number)"),
+])
+def test_a_bad_flagfile_line_names_the_file_the_flag_and_the_type(tmp_path, capsys, line,
+                                                                   expected):
+    from hved_tf.train import PROGRAM
+
+    flagfile = tmp_path / "my.cfg"
+    flagfile.write_text(f"--data_root=demo\n{line}\n")
+    assert PROGRAM.call([f"--flagfile={flagfile}", f"--run_dir={tmp_path / 'r'}"]) == 2
+    error = capsys.readouterr().err.strip().splitlines()
+    assert len(error) == 1 and error[0].startswith(f"error: {flagfile}: "), error
+    assert expected in error[0]
+    assert not (tmp_path / "r").exists()
+
+
+def test_an_unknown_key_in_a_run_config_is_named_with_the_closest(tmp_path):
+    from hved_tf.inference.loading import load_trained
+
+    saved = TrainConfig().to_dict()
+    saved["pipeline"]["windw"] = saved["pipeline"].pop("window")
+    with pytest.raises(ValueError, match=r"unknown setting pipeline\.windw; did you mean "
+                                         r"pipeline\.window\?"):
+        TrainConfig.from_dict(saved)
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "run_config.json").write_text(json.dumps(saved))
+    with pytest.raises(ValueError, match=r"run_config\.json is not a readable run config "
+                                         r"\(unknown setting pipeline\.windw; did you mean"):
+        load_trained(run)
+    top = {**TrainConfig().to_dict(), "stpes": 3}
+    with pytest.raises(ValueError, match=r"unknown setting stpes; did you mean steps\?"):
+        TrainConfig.from_dict(top)

@@ -1,9 +1,24 @@
 """Checks of configuration values that name the flag in their message (shared by the configs)."""
 from __future__ import annotations
 
+import dataclasses
+import difflib
 import math
 
 from hved_tf.modalities import NUM_CLASSES
+
+
+def known(cls, values, where=""):
+    """`values` (a dict of a saved config's section `where`, e.g. "pipeline.") when every key is
+    a field of the dataclass `cls`; else one error naming the key and the closest field."""
+    names = [f.name for f in dataclasses.fields(cls)]
+    for key in values:
+        if key not in names:
+            close = difflib.get_close_matches(key, names, n=1)
+            hint = (f"; did you mean {where}{close[0]}?" if close
+                    else f"; the settings there: {', '.join(names)}")
+            raise ValueError(f"unknown setting {where}{key}{hint}")
+    return values
 
 
 def _positive_int(name, value):

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from hved_tf.config.checks import _positive_int, choice
+from hved_tf.config.checks import _positive_int, choice, known
 from hved_tf.config.inference import InferenceOptions, validation_options
 from hved_tf.config.sections import (_FLAT_LOSS, _FLAT_PIPELINE, DataConfig, IntensityConfig,
                                      ModelConfig, OptimConfig, PipelineConfig)
@@ -91,22 +91,24 @@ class TrainConfig:
     @classmethod
     def from_dict(cls, d):
         d = _nested(dict(d))
-        data = d.pop("data")
+        data = known(DataConfig, d.pop("data"), "data.")
         data = DataConfig(**{**data, "demo_shape": tuple(data["demo_shape"]),
                              "pixdim": tuple(data.get("pixdim", ()))})
-        model = ModelConfig(**d.pop("model"))
-        optim = dict(d.pop("optim"))
-        optim = OptimConfig(**{**optim, "loss": LossWeights(**optim.get("loss", {}))})
-        pipeline = d.pop("pipeline")
+        model = ModelConfig(**known(ModelConfig, d.pop("model"), "model."))
+        optim = known(OptimConfig, dict(d.pop("optim")), "optim.")
+        loss = LossWeights(**known(LossWeights, optim.get("loss", {}), "optim.loss."))
+        optim = OptimConfig(**{**optim, "loss": loss})
+        pipeline = known(PipelineConfig, d.pop("pipeline"), "pipeline.")
         # Runs written before the release's sampling existed were trained without it.
         pipeline = {"volume_padding": 0, "spatial_augmentation": "window", **pipeline}
-        intensity = IntensityConfig(**{k: tuple(v) for k, v in
-                                       pipeline.pop("intensity", {}).items()})
+        intensity = known(IntensityConfig, pipeline.pop("intensity", {}), "pipeline.intensity.")
+        intensity = IntensityConfig(**{k: tuple(v) for k, v in intensity.items()})
         pipeline = PipelineConfig(**{**pipeline, "window": tuple(pipeline["window"]),
                                      "flip_axes": tuple(pipeline["flip_axes"]),
                                      "intensity": intensity})
         validation = d.pop("validation", None)
         if validation is not None:
+            validation = known(InferenceOptions, validation, "validation.")
             validation = InferenceOptions(**{
                 **validation, "fallback_window": tuple(validation["fallback_window"]),
                 "tta_axes": tuple(validation.get("tta_axes", ())),
@@ -117,7 +119,7 @@ class TrainConfig:
         if "test_protocol" in d:
             d["test_protocol"] = OLD_PROTOCOL_NAMES.get(d["test_protocol"], d["test_protocol"])
         return cls(data=data, model=model, optim=optim, pipeline=pipeline,
-                   validation=validation, **d)
+                   validation=validation, **known(cls, d))
 
     def write(self, path):
         write_json(path, self.to_dict(), sort_keys=True)
