@@ -331,8 +331,7 @@ def export_model(trained, export_dir, version=None, label_convention="brats2018"
     options = model_options(trained, options.validate())
     spacing = tuple(trained.spacing or (1.0, 1.0, 1.0))
     module = ServingModule(trained.model, label_convention, options, seed,
-                           landmarks=trained.landmarks,
-                           spacing=spacing)
+                           landmarks=trained.landmarks, spacing=spacing)
     capabilities = trained.model.capabilities
     with atomic_directory(target) as tmp:
         # Who made the export and how it segments, for `hved_tf.predict --model <export>` and
