@@ -40,8 +40,7 @@ def define_flags():
                           "them (2023/2024: dilation 3; lesions of at most 50, or 20 and 10 for "
                           "ET, voxels left out; 2025: panoptica's one-to-one matched instances, "
                           "with detection F1 and PQ, needs the [brats] extra), or none; default: "
-                          "the protocol's (brats2023)."),
-
+                          "the protocol's (brats2023).")
         flags.DEFINE_string("cache_dir", "", "Preprocessed-subject cache (default: the run's, "
                             "or <out_dir>/../cache).")
     with flag_group("segmentations on disk (another tool's, or predict's)"):

@@ -131,8 +131,7 @@ def kl_normal(mean1, logvar1, mean2, logvar2, epsilon=KL_EPSILON):
     mean1, logvar1, mean2, logvar2 = (tf.cast(t, tf.float32)
                                       for t in (mean1, logvar1, mean2, logvar2))
     return kl_divergence(mean1, tf.exp(logvar1), logvar1, mean2, var2=tf.exp(logvar2),
-                         log_var2=logvar2,
-                         epsilon=epsilon)
+                         log_var2=logvar2, epsilon=epsilon)
 
 
 def reparameterise(mean, logvar, noise):

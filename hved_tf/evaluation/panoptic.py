@@ -29,8 +29,9 @@ import warnings
 
 import numpy as np
 
+from hved_tf.modalities import REGIONS
+
 PROTOCOL = "brats2025"          # its name for --lesion_protocol
-REGION_LABELS = {"whole_tumour": (1, 2, 3), "tumour_core": (1, 3), "enhancing": (3,)}
 MATCHING_THRESHOLD = 1e-6
 # Our name -> panoptica's result key.
 METRICS = {"lesion_dice": "sq_dsc", "lesion_hd95": "sq_hd95", "detection_f1": "rq",
@@ -52,9 +53,9 @@ def evaluator():
     """The panoptica evaluator with the BraTS 2025 glioma settings (module docstring)."""
     pan = _panoptica()
     edges = _panoptica("panoptica.utils.edge_case_handling")
+    merged = _panoptica("panoptica.utils.label_group").LabelMergeGroup
     groups = _panoptica("panoptica.utils.segmentation_class").SegmentationClassGroups(
-        {name: _panoptica("panoptica.utils.label_group").LabelMergeGroup(
-            list(labels), single_instance=False) for name, labels in REGION_LABELS.items()})
+        {name: merged(list(labels), single_instance=False) for name, labels in REGIONS.items()})
     pan.disable_citation_reminder()
     metrics = [pan.Metric.DSC, pan.Metric.HD95]
 
@@ -89,7 +90,7 @@ def panoptic_metrics(pred_labels, true_labels, spacing=(1.0, 1.0, 1.0)):
         results = evaluator().evaluate(pred, truth, voxelspacing=tuple(map(float, spacing)),
                                        verbose=False)
     out = {}
-    for region in REGION_LABELS:
+    for region in REGIONS:
         values = results[region].to_dict()
         out[region] = {ours: float(values[theirs]) for ours, theirs in METRICS.items()}
     return out

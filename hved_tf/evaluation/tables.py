@@ -123,8 +123,8 @@ def table1_markdown(rows, models, subsets=SUBSET_CODES, alpha=0.05, metrics=("di
     for code in subsets:
         present = set(parse_subset(code))
         row = ["●" if i in present else "○" for i in range(len(MODALITIES))]
-        marks = {region: significance(rows, models, code, region,
-                                      alpha=alpha) for region in REGIONS}
+        marks = {region: significance(rows, models, code, region, alpha=alpha)
+                 for region in REGIONS}
         for metric, region, model in columns:
             values = _values(rows, model, code, region, metric=metric)
             if not values:
