@@ -9,43 +9,48 @@ a temporary name and renamed, so a failed or interrupted run leaves nothing half
 from __future__ import annotations
 
 from hved_tf import quiet  # noqa: F401  (first: TensorFlow starts without its banner)
+import dataclasses
 import pathlib
 
-from absl import flags
-
-from hved_tf.cli import Program, flag_group
+from hved_tf.cli import Program
 from hved_tf.convert import RELEASED, load_niftynet_checkpoint
 from hved_tf.io.atomic import atomic_path
 from hved_tf.models import build_model
+from hved_tf.settings import check_fields, setting
 
-FLAGS = flags.FLAGS
-
-
-def define_flags():
-    with flag_group("conversion"):
-        flags.DEFINE_enum("model", None, list(RELEASED), "The released model the checkpoint "
-                          "holds.")
-        flags.DEFINE_string("checkpoint", None, "The checkpoint prefix, e.g. "
-                            ".../model.ckpt-60000 (no .index suffix).")
-        flags.DEFINE_string("output", None, "A .weights.h5 or .keras file to write.")
-        flags.DEFINE_bool("overwrite", False, "Replace --output if it exists.")
+_GROUP = "conversion"
 
 
-def run():
-    out = pathlib.Path(FLAGS.output)
+@dataclasses.dataclass(frozen=True)
+class ConvertConfig:
+    """`hved-convert`: which released model, its checkpoint, the file to write."""
+    model: str = setting("", "The released model the checkpoint holds.",
+                         choices=tuple(RELEASED), required=True, group=_GROUP)
+    checkpoint: str = setting("", "The checkpoint prefix, e.g. .../model.ckpt-60000 (no "
+                              ".index suffix).", required=True, group=_GROUP)
+    output: str = setting("", "A .weights.h5 or .keras file to write.", required=True,
+                          group=_GROUP)
+    overwrite: bool = setting(False, "Replace --output if it exists.", group=_GROUP)
+
+    def validate(self):
+        check_fields(self)
+        return self
+
+
+def run(config):
+    out = pathlib.Path(config.output)
     if not (out.name.endswith(".weights.h5") or out.suffix == ".keras"):
         raise ValueError(f"--output must end in .weights.h5 or .keras, got {out.name!r}.")
-    if out.exists() and not FLAGS.overwrite:
+    if out.exists() and not config.overwrite:
         raise ValueError(f"--output {out} exists; pass --overwrite to replace it.")
-    model = build_model(FLAGS.model)
-    count = load_niftynet_checkpoint(model, FLAGS.checkpoint)
+    model = build_model(config.model)
+    count = load_niftynet_checkpoint(model, config.checkpoint)
     with atomic_path(out) as tmp:
         (model.save if out.suffix == ".keras" else model.save_weights)(tmp)
-    print(f"Loaded {count} variables of {FLAGS.model} from {FLAGS.checkpoint}; wrote {out}.")
+    print(f"Loaded {count} variables of {config.model} from {config.checkpoint}; wrote {out}.")
 
 
-PROGRAM = Program(define_flags, run, ("model", "checkpoint", "output"), name="convert_checkpoint",
-                  doc=__doc__)
+PROGRAM = Program(ConvertConfig, run, name="convert_checkpoint", doc=__doc__)
 
 if __name__ == "__main__":
     PROGRAM.main()

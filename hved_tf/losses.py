@@ -27,6 +27,7 @@ import tensorflow as tf
 from hved_tf import gaussian
 from hved_tf.gaussian import KL_EPSILON, kl_normal, product_of_gaussians
 from hved_tf.modalities import NUM_CLASSES, subset_matrix
+from hved_tf.settings import setting
 
 DICE_EPSILON = 1e-5
 KL_VARIANTS = ("original", "paper")
@@ -280,18 +281,21 @@ def weight_decay(model_or_kernels, scale=WEIGHT_DECAY):
 @dataclasses.dataclass(frozen=True)
 class LossWeights:
     """Weights of the terms of the total loss (defaults: the release)."""
-    dice: float = 1.0
-    ce: float = 1.0
-    kl: float = 0.1
-    recon: float = 0.1
-    decay: float = 1.0
-    decay_scale: float = WEIGHT_DECAY
+    dice: float = setting(1.0, "Weight of the Dice loss.", flag="dice_weight")
+    ce: float = setting(1.0, "Weight of the cross-entropy.", flag="ce_weight")
+    kl: float = setting(0.1, "Weight of the KL term (u_hved).", flag="kl_weight")
+    recon: float = setting(0.1, "Weight of the reconstruction MSE (u_hved).",
+                           flag="recon_weight")
+    decay: float = setting(1.0, "Weight of the weight-decay term.", flag="decay_weight")
+    decay_scale: float = setting(WEIGHT_DECAY, "L2 scale of the weight decay.",
+                                 flag="weight_decay")
 
     def validate(self):
         for f in dataclasses.fields(self):
             value = getattr(self, f.name)
             if not isinstance(value, (int, float)) or value < 0 or value != value:
-                raise ValueError(f"Loss weight {f.name} must be a non-negative number, got {value!r}.")
+                raise ValueError(f"--{f.metadata['flag']} must be a non-negative number, got "
+                                 f"{value!r}.")
         return self
 
 

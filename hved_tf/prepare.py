@@ -16,12 +16,11 @@ import pathlib
 import time
 
 from hved_tf.cli import Program
+from hved_tf.config import TrainConfig
 from hved_tf.training import app as training
-from hved_tf.training.flags import config_from_flags, define_flags
 
 
-def run():
-    config = config_from_flags()
+def run(config):
     run_dir = pathlib.Path(config.run_dir)
     training.check_run_dir(run_dir, config)
     start = time.time()
@@ -32,7 +31,7 @@ def run():
           f"{config.data.prepare_workers} worker(s)); train with the same flags.", flush=True)
 
 
-PROGRAM = Program(define_flags, run, name="prepare", doc=__doc__,
+PROGRAM = Program(TrainConfig, run, name="prepare", doc=__doc__,
                   no_arguments="no recipe given: name the one you will train with, e.g. "
                   "--flagfile configs/brats18.cfg --data_root=YOUR_BRATS_FOLDER.")
 

@@ -85,6 +85,13 @@ def protocol_weights(protocol, weights=""):
     return "final" if protocol_name(protocol) == "original" else "best"
 
 
+def protocol_settings(options, protocol):
+    """(InferenceOptions, "best" | "final") of a command's inference settings and its
+    `ProtocolChoice` (hved_tf.config.commands)."""
+    return (protocol_options(protocol.name, options),
+            protocol_weights(protocol.name, protocol.weights))
+
+
 def describe_inference(options):
     """The settings of an InferenceOptions in words (for reports and logs)."""
     window = ("whole volume (else " + "x".join(map(str, options.fallback_window)) + " windows)"
@@ -93,8 +100,8 @@ def describe_inference(options):
          "the posterior mean of z" if options.num_samples == 1 else
          f"{options.num_samples} z samples averaged")
     border = f", border {options.border}" if options.border else ""
-    tta = f", mirror TTA over axes {','.join(map(str, options.tta_axes))}" \
-        if options.tta_axes else ""
+    tta = f", mirror TTA over axes {','.join(map(str, options.mirror_axes))}" \
+        if options.mirror_axes else ""
     prior = (", the training windows' class prior corrected ("
              + ", ".join(f"{w:.3g}" for w in options.class_weights) + ")"
              if options.class_weights else "")

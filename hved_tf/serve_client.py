@@ -16,12 +16,13 @@ found, HTTP error), said in one line naming the server.
 from __future__ import annotations
 
 from hved_tf import quiet  # noqa: F401  (first: TensorFlow starts without its banner)
+import dataclasses
 import pathlib
 
 import numpy as np
-from absl import flags
 
-from hved_tf.cli import Program, flag_group
+from hved_tf.cli import Program
+from hved_tf.config import ModalityFiles
 from hved_tf.data.cache import load_subject_image
 from hved_tf.io.atomic import atomic_directory
 from hved_tf.io.datasets import subject_from_files
@@ -29,40 +30,48 @@ from hved_tf.io.nifti import save_nifti
 from hved_tf.modalities import MODALITIES
 from hved_tf.prediction.app import check_out_dir
 from hved_tf.serving.client import SERVER_FAILED, ServerError, predict_grpc, predict_rest
+from hved_tf.settings import check_fields, section, setting
 
-FLAGS = flags.FLAGS
-
-
-def define_flags():
-    with flag_group("the patient"):
-        for m in MODALITIES:
-            flags.DEFINE_string(m.lower(), "", f"The {m} NIfTI file, if present.")
-    with flag_group("the server"):
-        flags.DEFINE_string("server", "localhost:8500", "gRPC host:port.")
-        flags.DEFINE_string("rest", "", "REST base URL instead, e.g. http://localhost:8501.")
-        flags.DEFINE_string("model_name", "hved", "The model's name on the server.")
-        flags.DEFINE_float("timeout", 600.0, "Seconds to wait for the answer.")
-    with flag_group("output"):
-        flags.DEFINE_string("out_dir", None, "Output folder of the patient.")
-        flags.DEFINE_bool("overwrite", False, "Replace an earlier set in --out_dir.")
+_SERVER = "the server"
 
 
-def run():
-    if not FLAGS.timeout > 0:
-        raise ValueError(f"--timeout must be a positive number of seconds, got {FLAGS.timeout}.")
-    subject = subject_from_files({m: FLAGS[m.lower()].value for m in MODALITIES})
-    out_dir = pathlib.Path(FLAGS.out_dir)
-    check_out_dir(out_dir, FLAGS.overwrite)
+def _seconds(name, value):
+    if not value > 0:
+        raise ValueError(f"--{name} must be a positive number of seconds, got {value}.")
+
+
+@dataclasses.dataclass(frozen=True)
+class ServeClientConfig:
+    """`hved-serve-client`: the patient's files, the server, the output folder."""
+    files: ModalityFiles = section(ModalityFiles, "the patient")
+    server: str = setting("localhost:8500", "gRPC host:port.", group=_SERVER)
+    rest: str = setting("", "REST base URL instead, e.g. http://localhost:8501.",
+                        group=_SERVER)
+    model_name: str = setting("hved", "The model's name on the server.", group=_SERVER)
+    timeout: float = setting(600.0, "Seconds to wait for the answer.", check=_seconds,
+                             group=_SERVER)
+    out_dir: str = setting("", "Output folder of the patient.", required=True, group="output")
+    overwrite: bool = setting(False, "Replace an earlier set in --out_dir.", group="output")
+
+    def validate(self):
+        check_fields(self)
+        return self
+
+
+def run(config):
+    subject = subject_from_files(config.files.by_modality())
+    out_dir = pathlib.Path(config.out_dir)
+    check_out_dir(out_dir, config.overwrite)
     image, geometries = load_subject_image(subject)          # RAS, missing modalities zeros
     mask = subject.available
     spacing = geometries[0].ras_zooms        # the export resamples to its model's voxel size
-    if FLAGS.rest:
-        out = predict_rest(FLAGS.rest, FLAGS.model_name, image, mask, spacing=spacing,
-                           timeout=FLAGS.timeout)
+    if config.rest:
+        out = predict_rest(config.rest, config.model_name, image, mask, spacing=spacing,
+                           timeout=config.timeout)
     else:
-        out = predict_grpc(FLAGS.server, FLAGS.model_name, image, mask, spacing=spacing,
-                           timeout=FLAGS.timeout)
-    with atomic_directory(out_dir, replace=FLAGS.overwrite) as tmp:
+        out = predict_grpc(config.server, config.model_name, image, mask, spacing=spacing,
+                           timeout=config.timeout)
+    with atomic_directory(out_dir, replace=config.overwrite) as tmp:
         def write(name, array, kind="image"):
             save_nifti(tmp / name, np.asarray(array), geometries[0], kind=kind)
 
@@ -75,7 +84,7 @@ def run():
     print(f"{subject.id}: wrote {out_dir}", flush=True)
 
 
-PROGRAM = Program(define_flags, run, ("out_dir",), exit_codes=((ServerError, SERVER_FAILED),),
+PROGRAM = Program(ServeClientConfig, run, exit_codes=((ServerError, SERVER_FAILED),),
                   name="serve_client", doc=__doc__)
 
 if __name__ == "__main__":

@@ -7,8 +7,7 @@ import pytest
 from absl import flags as absl_flags
 
 from conftest import REPO
-from hved_tf.training import flags as hv_flags
-from hved_tf.config import TrainConfig
+from hved_tf.config import TrainConfig, flagdefs
 from hved_tf.training.app import check_run_dir
 
 
@@ -18,14 +17,14 @@ def parse(monkeypatch, tmp_path):
     fv = absl_flags.FLAGS
     before = set(fv)
     if "data_root" not in fv:
-        hv_flags.define_flags()
+        flagdefs.define(TrainConfig)
     added = set(fv) - before       # removed afterwards: other programs' tests define their own
 
     def _parse(*args):
         fv.unparse_flags()
         fv(["train", *args])
         try:
-            return hv_flags.config_from_flags(fv)
+            return flagdefs.build(TrainConfig, fv).validate()
         finally:
             fv.unparse_flags()
     yield _parse

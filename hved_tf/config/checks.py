@@ -1,4 +1,8 @@
-"""Checks of configuration values that name the flag in their message (shared by the configs)."""
+"""Checks of configuration values, one per kind, each naming the flag in its message.
+
+A check is `check(flag_name, value)` raising ValueError; `setting(..., check=...)` attaches one
+to a field (hved_tf.settings), and the configs' `validate()` run them with the rules that
+tie several fields together."""
 from __future__ import annotations
 
 import dataclasses
@@ -21,15 +25,47 @@ def known(cls, values, where=""):
     return values
 
 
-def _positive_int(name, value):
+def positive(name, value):
+    """An integer >= 1."""
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise ValueError(f"--{name} must be a positive integer, got {value!r}.")
+
+
+_positive_int = positive
+
+
+def non_negative(note=""):
+    """The check of an integer >= 0; `note` says what 0 means, e.g. " (0: off)"."""
+    def check(name, value):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise ValueError(f"--{name} must be an integer >= 0{note}, got {value!r}.")
+    return check
+
+
+def between(low, high, high_open=False, note=""):
+    """The check of a number in [low, high] (or [low, high) with `high_open`)."""
+    def check(name, value):
+        number = isinstance(value, (int, float)) and not isinstance(value, bool)
+        if not number or not (low <= value < high if high_open else low <= value <= high):
+            interval = f"[{low:g}, {high:g}{')' if high_open else ']'}"
+            raise ValueError(f"--{name} must be in {interval}{note}, got {value!r}.")
+    return check
 
 
 def choice(name, value, choices):
     """Refuses `value` unless it is one of `choices`, naming the flag."""
     if value not in choices:
         raise ValueError(f"--{name} must be one of {', '.join(choices)}, got {value!r}.")
+
+
+def one_of(choices):
+    """The check of a value among `choices`."""
+    return lambda name, value: choice(name, value, choices)
+
+
+def sizes(minimum, example="112,112,112"):
+    """The check of three integers >= `minimum` (a window, a shape)."""
+    return lambda name, value: _sizes(name, value, minimum, example)
 
 
 def _sizes(name, value, minimum, example="112,112,112"):
@@ -39,7 +75,7 @@ def _sizes(name, value, minimum, example="112,112,112"):
                          f"{tuple(value)}.")
 
 
-def _spacing(name, value):
+def voxel_sizes(name, value):
     """Empty, or three finite positive voxel sizes (mm)."""
     if not value:
         return

@@ -3,12 +3,31 @@ from __future__ import annotations
 
 import dataclasses
 
-from hved_tf.config.checks import _positive_int, _sizes, choice, checked_class_weights
+from hved_tf.config.checks import (_sizes, between, checked_class_weights, choice,
+                                   non_negative, positive)
 from hved_tf.config.vocabulary import INFERENCE_PRECISIONS
 from hved_tf.modalities import MODALITIES
+from hved_tf.settings import check_fields, setting
 
 BLENDS = ("constant", "gaussian", "overwrite")   # overwrite: later windows win (the release)
 WHOLE_VOLUME_MAX_VOXELS = 200 * 200 * 160   # u_hved with 10 samples: about 5 GB, 20 s on 2 cores
+
+
+_WINDOWS = "inference (sliding windows)"
+_POST = "post-processing (off by default: the paper's protocol)"
+_GRIDS = "voxel size and grids (docs/how-to/your-own-scans.md)"
+
+
+def _auto_window(name, values):
+    """A window flag's value: None for "auto", else three integers."""
+    window = parse_window(values, name)
+    return None if window == "auto" else window
+
+
+def _axes(name, axes):
+    axes = tuple(axes)
+    if any(a not in (0, 1, 2) for a in axes) or len(set(axes)) != len(axes):
+        raise ValueError(f"--{name} must be distinct axes among 0, 1, 2, got {axes}.")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -16,66 +35,104 @@ class InferenceOptions:
     """Sliding-window settings (hved_tf.inference). `window=None` ("auto"): the whole volume in
     one window when it holds at most `max_voxels` voxels (once padded to the network's
     multiple), else windows of `fallback_window` (the training patch)."""
-    window: tuple | None = None
-    border: int = 0
-    overlap: float = 0.5
-    blend: str = "gaussian"
-    batch_size: int = 1
-    num_samples: int = 10
+    window: tuple | None = setting(None, "Sliding window X,Y,Z, or auto: the whole cropped "
+                                   "volume when it fits 200x200x160 voxels, else the training "
+                                   "patch.", flag_default=("auto",), parse=_auto_window,
+                                   group=_WINDOWS)
+    overlap: float = setting(0.5, "Overlap of neighbouring windows, in [0, 1).",
+                             check=between(0, 1, high_open=True), group=_WINDOWS)
+    border: int = setting(0, "Voxels cut from each side of a window (the original: 10).",
+                          check=non_negative(), group=_WINDOWS)
+    blend: str = setting("gaussian", "Weights where windows overlap.", choices=BLENDS,
+                         group=_WINDOWS)
+    num_samples: int = setting(10, "z samples averaged for the segmentation (U-HVED; an "
+                               "export's default).", flag="samples", check=positive,
+                               group=_WINDOWS)
+    batch_size: int = setting(1, "Windows per forward pass.", check=positive, group=_WINDOWS)
+    tta: bool = setting(False, "Test-time augmentation: average over the mirror flips of "
+                        "--tta_axes (8 flips for all three axes) composed with the z samples; "
+                        "the variance and uncertainty include the spread.", group=_WINDOWS)
+    tta_axes: tuple = setting((0, 1, 2), "Axes mirrored by --tta.", check=_axes,
+                              group=_WINDOWS)
+    precision: str = setting("float32", "bfloat16: convolutions in bfloat16 where the CPU has "
+                             "avx512_bf16 (or a GPU), else float32 with a warning; "
+                             "docs/benchmarks/performance.md.", flag="inference_precision",
+                             choices=INFERENCE_PRECISIONS, group=_WINDOWS)
+    # The prior correction (hved_tf.data.class_prior): whether to use the model's when it has
+    # one, and the weights in force (filled in from the model by whoever loads it; () off).
+    prior_correction: bool = setting(True, "Use a run's prior correction when it has one "
+                                     "(trained with --prior_correction: its class_prior.json); "
+                                     "--noprior_correction: the network's probabilities as "
+                                     "they are.", group=_WINDOWS)
+    et_threshold: int = setting(0, "ETpp (RFNet's rule with 500): fewer enhancing voxels than "
+                                "this are relabelled necrotic core (0: off).",
+                                check=non_negative(" (0: off)"), group=_POST)
+    min_component: int = setting(0, "Remove whole-tumour components smaller than this many "
+                                 "voxels (0: off).", check=non_negative(" (0: off)"),
+                                 group=_POST)
+    largest_component: bool = setting(False, "Keep the largest whole-tumour component only.",
+                                      group=_POST)
     max_voxels: int = WHOLE_VOLUME_MAX_VOXELS
     fallback_window: tuple = (112, 112, 112)
     single_draw: bool = False          # with num_samples 1: one random z draw, not the mean
-    et_threshold: int = 0              # post-processing (hved_tf.inference.postprocess); 0: off
-    min_component: int = 0
-    largest_component: bool = False
-    tta_axes: tuple = ()               # mirror test-time augmentation along these axes
-    # The prior correction (hved_tf.data.class_prior): whether to use the model's when it has
-    # one, and the weights in force (filled in from the model by whoever loads it; () off).
-    prior_correction: bool = True
     class_weights: tuple = ()
-    precision: str = "float32"         # or "bfloat16" (hved_tf.inference.precision)
 
     @property
     def postprocessing(self):
         return bool(self.et_threshold or self.min_component or self.largest_component)
 
+    @property
+    def mirror_axes(self):
+        """The axes test-time augmentation mirrors: --tta_axes with --tta, else none."""
+        return tuple(self.tta_axes) if self.tta else ()
+
     def validate(self):
+        check_fields(self)
         if self.window is not None:
             _sizes("window", tuple(self.window), 8, "'auto' or 128,128,128")
         _sizes("fallback_window", tuple(self.fallback_window), 8)
-        if isinstance(self.border, bool) or not isinstance(self.border, int) or self.border < 0:
-            raise ValueError(f"--border must be an integer >= 0, got {self.border!r}.")
-        if not (isinstance(self.overlap, (int, float)) and 0.0 <= self.overlap < 1.0):
-            raise ValueError(f"--overlap must be in [0, 1), got {self.overlap!r}.")
-        choice("blend", self.blend, BLENDS)
-        for name in ("batch_size", "num_samples", "max_voxels"):
-            _positive_int({"num_samples": "samples"}.get(name, name), getattr(self, name))
-        for name in ("et_threshold", "min_component"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-                raise ValueError(f"--{name} must be an integer >= 0 (0: off), got {value!r}.")
-        axes = tuple(self.tta_axes)
-        if any(a not in (0, 1, 2) for a in axes) or len(set(axes)) != len(axes):
-            raise ValueError(f"--tta_axes must be distinct axes among 0, 1, 2, got {axes}.")
-        choice("inference_precision", self.precision, INFERENCE_PRECISIONS)
+        positive("max_voxels", self.max_voxels)
         if self.class_weights:
             checked_class_weights("class weights of the prior correction", self.class_weights)
         return self
 
 
+def _reference(name, value):
+    if value:
+        choice(name, value, MODALITIES)
+
+
+def _modality(name, values):
+    """A modality's name as written in hved_tf (t1c -> T1c), else as given (refused later)."""
+    value = "".join(values)
+    return next((m for m in MODALITIES if m.lower() == value.lower()), value)
+
+
 @dataclasses.dataclass(frozen=True)
 class GridOptions:
     """How a subject's files reach the model's grid (predict, evaluate): resampled to the
-    model's voxel size (`hved_tf.inference.spacing`; `resample=False`: --keep_input_spacing)
-    and, for sequences on different grids, onto the grid of `reference` (a modality; "": the
-    finest: `hved_tf.preprocessing.grids`)."""
-    resample: bool = True
-    reference: str = ""
+    model's voxel size (`hved_tf.inference.spacing`; `keep_input_spacing`: not) and, for
+    sequences on different grids, onto the grid of `reference` (a modality; "": the finest:
+    `hved_tf.preprocessing.grids`)."""
+    keep_input_spacing: bool = setting(False, "Segment inputs on their own grid even when "
+                                       "their voxel size differs from the model's (warned); "
+                                       "default: resample them to the model's and bring the "
+                                       "outputs back.", group=_GRIDS)
+    reference: str = setting("", "Sequences on different grids of one exam are resampled onto "
+                             "this one's grid (T1, T1c, T2 or FLAIR); default: the one with the "
+                             "finest voxels.", flag="reference_sequence", check=_reference,
+                             group=_GRIDS)
+
+    @property
+    def resample(self):
+        """Whether inputs are resampled to the model's voxel size."""
+        return not self.keep_input_spacing
 
     def validate(self):
-        if self.reference:
-            choice("reference_sequence", self.reference, MODALITIES)
-        return self
+        """A checked copy, the reference modality written as hved_tf writes it."""
+        checked = dataclasses.replace(self, reference=_modality("", [self.reference]))
+        check_fields(checked)
+        return checked
 
 
 def parse_window(values, name="window", keywords=("auto",)):
@@ -99,4 +156,4 @@ def validation_options(patch, window="patch"):
         _sizes("validation_window", tuple(window), 8, "'patch', 'auto' or 64,64,64")
     window = tuple(patch) if window == "patch" else None if window == "auto" else tuple(window)
     return InferenceOptions(window=window, overlap=0.0, blend="constant", num_samples=1,
-                            fallback_window=tuple(patch))
+                            tta_axes=(), fallback_window=tuple(patch))

@@ -22,3 +22,5 @@ LR_SCHEDULES = ("step", "constant", "poly")   # ÷ factor every N steps (U-HeMIS
 #                                              | (1 - t/N)^0.9, zero at N (nnU-Net's)
 CONVENTIONS = tuple(LABEL_CONVENTIONS)
 DEMO_ROOT = "demo"
+PREDICTION_CONVENTIONS = ("auto", *LABEL_CONVENTIONS)   # another tool's segmentation files
+LESION_PROTOCOLS = ("", "brats2023", "brats2024", "brats2025", "none")   # "": the protocol's

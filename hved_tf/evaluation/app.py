@@ -53,7 +53,8 @@ from hved_tf.modalities import MODALITIES, parse_subset, subset_codes, subset_ma
 from hved_tf.preprocessing.crop import uncrop
 from hved_tf.preprocessing.grids import checked_reference
 from hved_tf.progress import Progress
-from hved_tf.protocols import Scoring, describe_inference, protocol_name, protocol_scoring
+from hved_tf.protocols import (Scoring, describe_inference, protocol_name, protocol_scoring,
+                               protocol_settings)
 
 FIGURE_SUBSETS = ("T1c+FLAIR", "T1+T1c+T2+FLAIR")
 
@@ -251,16 +252,6 @@ def parse_ensembles(values):
     return ensembles
 
 
-@dataclasses.dataclass
-class Predictions:
-    """Segmentations on disk to score beside the models (`hved_tf.evaluation.files`)."""
-    folder: str
-    name: str = ""                       # the table's column; default: the folder's name
-    subset: str = "T1+T1c+T2+FLAIR"      # the inputs the tool was given
-    convention: str = "auto"
-    missing_as_empty: bool = False
-
-
 def _scoring(protocol, lesion_protocol, table_metrics):
     scoring = protocol_scoring(protocol)
     return dataclasses.replace(scoring, lesion_protocol=lesion_protocol or scoring.lesion_protocol,
@@ -315,24 +306,26 @@ def _write_results(folder, rows, names, subsets, scoring, about):
     return markdown
 
 
-def run_evaluation(config, options, log=print):
-    """The whole of `python -m hved_tf.evaluate` (`config`: an EvaluateConfig, `options`: the
-    InferenceOptions): loads, checks, scores, writes; returns the table."""
+def run_evaluation(config, log=print):
+    """The whole of `python -m hved_tf.evaluate` (`config`: an EvaluateConfig): loads,
+    checks, scores, writes; returns the table."""
     config = config.validate()
     out_dir = pathlib.Path(config.out_dir)
     check_out_dir(out_dir, config.overwrite)
-    protocol = protocol_name(config.protocol)
+    options, weights = protocol_settings(config.inference, config.protocol)
+    protocol = protocol_name(config.protocol.name)
     scoring = _scoring(protocol, config.lesion_protocol, config.table_metrics)
     subsets = parse_subsets(config.subsets)
     ensembles = parse_ensembles(config.ensembles)
-    models, predictions = config.models, config.predictions
+    models = config.models
+    predictions = config.predictions if config.predictions.folder else None
     if not models and not ensembles and predictions is None:
         raise ValueError("Nothing to evaluate: give --model (repeat to compare), --ensemble "
                          "NAME=PATH,PATH or --predictions DIR.")
     if predictions is not None and not models and not ensembles and not config.data_root:
         raise ValueError("--predictions needs --data_root: the dataset whose label files are "
                          "the truth.")
-    hist_file, weights = config.hist_file or None, config.weights
+    hist_file = config.hist_file or None
     segmenters = [open_segmenter(m, hist_file, options, weights) for m in models or ()]
     segmenters += [open_segmenter(paths, hist_file, options, weights, name=name)
                    for name, paths in ensembles]

@@ -23,12 +23,12 @@ import pathlib
 
 import numpy as np
 
+from hved_tf.config.vocabulary import PREDICTION_CONVENTIONS
 from hved_tf.io.nifti import load_nifti, read_geometry
 from hved_tf.modalities import LABEL_CONVENTIONS, to_training_labels
 from hved_tf.preprocessing.grids import same_grid
 
 PREDICTION_NAMES = ("{id}.nii.gz", "{id}.nii", "{id}/seg.nii.gz", "{id}/seg.nii")
-PREDICTION_CONVENTIONS = ("auto", *LABEL_CONVENTIONS)
 
 
 def find_predictions(pred_dir, subjects):

@@ -178,7 +178,7 @@ class KerasSegmenter(OnePreparation):
         self.precision = precision_to_use(options.precision)
         self.predictor = ModelPredictor(model_in_precision(model, self.precision),
                                         options.num_samples, synthesise, seed,
-                                        single_draw=options.single_draw, tta_axes=options.tta_axes)
+                                        single_draw=options.single_draw, tta_axes=options.mirror_axes)
 
     def segment_raw(self, image, mask, progress=None, flipped=(False, False, False)):
         """Raw RAS intensities [X, Y, Z, 4] (missing modalities: anything) and the mask [4];

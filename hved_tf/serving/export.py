@@ -130,7 +130,7 @@ class ServingModule(tf.Module):
             probs = out["seg_probabilities"]
             return (probs, out.get("seg_variance", tf.zeros_like(probs[..., :1])),
                     out.get("recon", tf.zeros_like(x)))
-        return with_flips(once, image, self.options.tta_axes)     # the export's frozen TTA
+        return with_flips(once, image, self.options.mirror_axes)     # the export's frozen TTA
 
     def _outputs(self, probs, variance, recon):
         probs = prior_corrected_tf(probs, self.options.class_weights)   # frozen in the export
@@ -314,9 +314,11 @@ def export_target(export_dir, version=None):
     return target
 
 
-def export_model(trained, export_dir, version=None, label_convention="brats2018",
-                 options=InferenceOptions(), seed=0):
-    """Writes `<export_dir>/<version>` (see the module docstring); returns its path."""
+def export_model(trained, config, seed=0):
+    """Writes `<config.export_dir>/<config.version>` (see the module docstring) of the loaded
+    model `trained` with the frozen inference settings `config.inference` (an ExportConfig;
+    `config.model` is not read: `trained` is the model); returns its path."""
+    options, label_convention = config.inference, config.label_convention
     if options.min_component or options.largest_component:
         raise ValueError("An export post-processes with the enhancing-tumour rule only "
                          "(--et_threshold); connected components (--min_component, "
@@ -326,7 +328,7 @@ def export_model(trained, export_dir, version=None, label_convention="brats2018"
                          "and averages z samples or decodes the posterior mean; the release's "
                          "protocol (overwrite, one random draw) runs in predict and evaluate "
                          "(--protocol=original).")
-    target = export_target(export_dir, version)
+    target = export_target(config.export_dir, config.version)
     check_writable(target.parent, export_bytes(trained.model))
     options = model_options(trained, options.validate())
     spacing = tuple(trained.spacing or (1.0, 1.0, 1.0))

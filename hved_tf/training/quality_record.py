@@ -13,9 +13,12 @@ from __future__ import annotations
 import json
 import pathlib
 
+from hved_tf.config import TrainConfig
+
 RECORD = pathlib.Path(__file__).with_name("quality_record.json")
 # What the benchmark sets for each seed: not part of a recipe.
-PER_SEED = (("run_dir",), ("model", "seed"), ("pipeline", "seed"), ("data", "cache_dir"))
+PER_SEED = (("run_dir",), ("model", "seed"), ("pipeline", "seed"), ("data", "cache_dir"),
+            ("validation_window",))      # not per seed: resolved into "validation"
 HEADLINE = (("wt_all4", "WT with all four"), ("et_gap", "ET gap (T1c subsets minus the others)"))
 
 
@@ -38,10 +41,13 @@ def comparable(config_dict: dict) -> dict:
 
 
 def read_record(path: pathlib.Path = RECORD) -> dict | None:
-    """The record, or None when there is none (or it cannot be read)."""
+    """The record, or None when there is none (or it cannot be read); its recipe in today's
+    layout of the configuration (as a run folder's is read: hved_tf.config.stored)."""
     try:
-        return json.loads(pathlib.Path(path).read_text())
-    except (OSError, ValueError):
+        record = json.loads(pathlib.Path(path).read_text())
+        record["config"] = comparable(TrainConfig.from_dict(record["config"]).to_dict())
+        return record
+    except (OSError, ValueError, KeyError, TypeError):
         return None
 
 

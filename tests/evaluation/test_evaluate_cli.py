@@ -62,7 +62,7 @@ def test_evaluate_scores_at_the_model_voxel_size(tmp_path, tiny_run):
     subjects = discover_subjects(tmp_path / "data")
     segmenter = open_segmenter(tiny_run)
     for grid, shape in ((GridOptions(), [64, 64, 64, 4]),
-                        (GridOptions(resample=False), [32, 32, 32, 4])):
+                        (GridOptions(keep_input_spacing=True), [32, 32, 32, 4])):
         cache = tmp_path / f"cache_{grid.resample}"
         rows = evaluate([segmenter], ["tiny"], subjects, cache,
                         EvaluateConfig(out_dir="", subsets=("T1+T1c+T2+FLAIR",), grid=grid))

@@ -74,7 +74,7 @@ def test_the_exports_frozen_tta_equals_the_predictors(model, tiny_run):
     from hved_tf.serving.export import ServingModule
 
     trained = load_trained(tiny_run)
-    options = InferenceOptions(num_samples=1, tta_axes=(0, 1, 2))
+    options = InferenceOptions(num_samples=1, tta=True, tta_axes=(0, 1, 2))
     module = ServingModule(trained.model, "brats2018", options, landmarks=trained.landmarks)
     rng = np.random.default_rng(1)
     window = rng.normal(size=(1, 16, 16, 16, 4)).astype(np.float32)

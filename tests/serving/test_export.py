@@ -15,7 +15,7 @@ import tensorflow as tf
 
 from conftest import REPO
 from hved_tf.serving.export import SIGNATURES, export_model
-from hved_tf.config import InferenceOptions, PredictConfig
+from hved_tf.config import ExportConfig, InferenceOptions, PredictConfig
 from conftest import segment
 from hved_tf.inference.loading import keras_segmenter, load_trained, open_segmenter
 from hved_tf.modalities import LABEL_CONVENTIONS
@@ -75,8 +75,9 @@ FRESH = textwrap.dedent("""
 @pytest.fixture(scope="module")
 def exported(tiny_run, tmp_path_factory):
     trained = load_trained(tiny_run)
-    path = export_model(trained, tmp_path_factory.mktemp("export") / "hved", options=OPTIONS,
-                        label_convention="brats2018")
+    path = export_model(trained, ExportConfig(
+        export_dir=str(tmp_path_factory.mktemp("export") / "hved"), inference=OPTIONS,
+        label_convention="brats2018"))
     return trained, path
 
 
@@ -211,9 +212,11 @@ def test_export_refuses_an_existing_version_and_a_model_without_landmarks(export
 
     trained, path = exported
     with pytest.raises(ValueError, match="exists already"):
-        export_model(trained, path.parent, version=int(path.name))
+        export_model(trained, ExportConfig(export_dir=str(path.parent),
+                                           version=int(path.name)))
     with pytest.raises(ValueError, match="no histogram landmarks"):
-        export_model(dataclasses.replace(trained, landmarks=None), tmp_path / "none")
+        export_model(dataclasses.replace(trained, landmarks=None),
+                     ExportConfig(export_dir=str(tmp_path / "none")))
     assert not (tmp_path / "none").exists() or not any((tmp_path / "none").iterdir())
 
 
@@ -349,7 +352,8 @@ def test_the_baselines_export_too(tmp_path, name, options, mask):
     from conftest import make_run_dir
 
     trained = load_trained(make_run_dir(tmp_path / name, name=name, **options))
-    path = export_model(trained, tmp_path / "models", options=OPTIONS)
+    path = export_model(trained, ExportConfig(export_dir=str(tmp_path / "models"),
+                                              inference=OPTIONS))
     loaded = tf.saved_model.load(str(path))
     volume = np.random.default_rng(1).normal(size=(21, 19, 18, 4)).astype(np.float32)
     mask = np.asarray(mask, np.float32)

@@ -84,14 +84,14 @@ def resolve_train_flags(flagfile, overrides):
     """{flag: value} of every training flag for `--flagfile flagfile` plus `overrides`
     ("name=value" or "name" / "noname" for booleans), as the training program parses them."""
     from absl import flags
-    from hved_tf.training.flags import define_flags
+    from hved_tf.train import PROGRAM
     for name in overrides:
         bare = name.split("=", 1)[0].lstrip("-")
         if bare in OWN_FLAGS or bare.removeprefix("no") in OWN_FLAGS:
             raise BenchmarkError(f"--set {name}: the benchmark sets --{bare} itself (per seed).")
     values = flags.FLAGS                           # this process parses no other flags
     before = set(values)
-    define_flags()
+    PROGRAM.define_flags()
     train_names = set(values) - before
     try:
         values(["benchmark", f"--flagfile={flagfile}",
@@ -114,10 +114,10 @@ RECIPE_CONFIGS = {}      # (flagfile, overrides) -> the recipe's TrainConfig dic
 def _recipe_config():
     """The parsed recipe's resolved TrainConfig as this code builds it (per-seed settings left
     out; hved_tf.training.quality_record), or None when it does not validate here."""
-    from hved_tf.training.flags import config_from_flags
+    from hved_tf.config import TrainConfig, flagdefs
     from hved_tf.training.quality_record import comparable
     try:
-        return comparable(config_from_flags().to_dict())
+        return comparable(flagdefs.build(TrainConfig).validate().to_dict())
     except ValueError:
         return None
 

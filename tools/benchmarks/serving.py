@@ -59,7 +59,7 @@ def main(argv=None):
     import numpy as np
     from tools.benchmarks.speed import _data_setup
 
-    from hved_tf.config import TrainConfig
+    from hved_tf.config import ExportConfig, TrainConfig
     from hved_tf.data.cache import load_subject_image
     from hved_tf.inference.loading import load_trained
     from hved_tf.models import build_model
@@ -74,7 +74,7 @@ def main(argv=None):
     build_model("u_hved", seed=0).save_weights(run_dir / "model.weights.h5")
     (run_dir / "hist.txt").write_text((work / "hist.txt").read_text())
     start = time.perf_counter()
-    export = export_model(load_trained(run_dir), work / "export", version=None)
+    export = export_model(load_trained(run_dir), ExportConfig(export_dir=str(work / "export")))
     export_s = time.perf_counter() - start
     size_mb = sum(f.stat().st_size for f in export.rglob("*") if f.is_file()) / 2 ** 20
     proc = subprocess.run([sys.executable, "-c", CHILD, str(export), str(work / "volume.npy"),

@@ -367,7 +367,7 @@ def run_predict(work_dir, samples, repeats, window, tta=False, precision="float3
     trained = load_trained(run_dir)
     window = None if window == "auto" else tuple(int(w) for w in window.split(","))
     options = InferenceOptions(window=window, overlap=0.5, blend="gaussian",
-                               num_samples=samples, tta_axes=(0, 1, 2) if tta else (),
+                               num_samples=samples, tta=tta, tta_axes=(0, 1, 2),
                                precision=precision)
     out_dir = pathlib.Path(work_dir) / f"predict_out_{precision}"
     segmenter = keras_segmenter(trained, options)

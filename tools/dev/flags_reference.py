@@ -1,5 +1,6 @@
 """Writes docs/reference/flags.md: every command's flags, grouped as its --help groups them,
-with defaults and help, from the programs' own flag definitions.
+with defaults and help, from the settings of the commands' config dataclasses (each command's
+flags are generated from them: hved_tf.config.flagdefs).
 
     python -m tools.dev.flags_reference [--check]
 
@@ -27,9 +28,10 @@ def _cell(text):
     return text.replace("<", "&lt;").replace(">", "&gt;")
 
 
-def program_section(module_name):
-    """The Markdown of one program's flags (defined for the call, then removed)."""
-    program = importlib.import_module(f"hved_tf.{module_name}").PROGRAM
+def program_section(module_name, program=None):
+    """The Markdown of one program's flags (defined for the call, then removed); `program`:
+    another than the module's (a test's)."""
+    program = program or importlib.import_module(f"hved_tf.{module_name}").PROGRAM
     before = set(FLAGS)
     GROUPS.clear()
     program.define_flags()

@@ -71,7 +71,7 @@ def main(argv=None):
         predict_subject(segmenter, two, tmp / "predict", PredictConfig(figure=True))
         shutil.copy(tmp / "predict" / "figure.png", out / "predict_figure.png")
         run_evaluation(EvaluateConfig(out_dir=str(tmp / "evaluate"), models=(str(run_dir),),
-                                      figures=1), OPTIONS)
+                                      figures=1, inference=OPTIONS))
         shutil.copy(tmp / "evaluate" / "table1.png", out / "evaluate_table1.png")
         subject_png = next((tmp / "evaluate" / "figures").rglob(f"*_T1c+FLAIR.png"))
         shutil.copy(subject_png, out / "evaluate_subject.png")
