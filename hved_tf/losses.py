@@ -1,31 +1,26 @@
-"""Losses of the original release (docs/explanation/design.md, Training numerics), as pure TF functions. No I/O.
+"""Losses of the original release (docs/explanation/design.md, Training numerics), as pure TF
+functions, float32 whatever the model's compute dtype. No I/O.
 
-- ``cross_entropy``: mean sparse softmax cross-entropy over voxels (and batch).
-- ``dice_loss``: the Dice of the released graph: softmax probabilities p, one-hot g, per sample
-  and class over all voxels 2·Σpg / (Σp² + Σg + 1e-5), the epsilon only in the denominator (an
-  absent class scores 0); 1 - mean over the 4 classes (background included); mean over the batch.
-  ``numerator_epsilon=1e-5`` gives NiftyNet 0.5.0's own variant.
-- ``reconstruction_loss``: MSE between the decoded and the input images over the modalities a
-  subject has (all four when nothing is missing, as in the original, dropped ones included).
-- ``kl_normal``: elementwise closed-form KL(N1 || N2) (re-exported from `hved_tf.gaussian`, the
-  home of the Gaussian formulas: product of experts, KL, sampling).
-- ``kl_loss``: "original" (released code) or "paper" variant, averaged over the latent levels.
-  The "original" one runs as one XLA-compiled function returning its value and analytic gradient
-  (a departure from "no XLA by default": it compiles elementwise code only, see the comment at
-  `_kl_original_value_and_grad`; ``fused=False`` gives plain autodiff of the same formulas).
-- ``weight_decay``: mean over conv kernels of 1e-5 · Σw² / 2 (the release's reduce_mean of its
-  L2 regularisation losses).
-- ``total_loss``: Dice + CE + 0.1·KL + 0.1·L2 + decay, weights configurable.
-Everything is float32 whatever the model's compute dtype.
+- ``dice_loss``: the released graph's Dice: softmax p, one-hot g, per sample and class over all
+  voxels 2·Σpg / (Σp² + Σg + 1e-5) (an absent class scores 0); 1 - mean over the 4 classes
+  (background included); mean over the batch. ``numerator_epsilon=1e-5``: NiftyNet 0.5.0's.
+- ``reconstruction_loss``: MSE over the modalities a subject has (all four when none is missing).
+- ``kl_loss``: "original" (released code) or "paper" variant, averaged over the latent levels;
+  the "original" one runs as one XLA-compiled function returning its value and analytic
+  gradient (it compiles elementwise code only, see `_kl_original_value_and_grad`;
+  ``fused=False``: plain autodiff). ``kl_normal`` is `hved_tf.gaussian`'s, re-exported.
+- ``weight_decay``: mean over conv kernels of 1e-5 · Σw² / 2 (the release's reduce_mean).
+- ``total_loss``: Dice + CE + 0.1·KL + 0.1·L2 + decay, weights configurable (`LossWeights`).
 """
 from __future__ import annotations
 
 import dataclasses
+from typing import Any
 
 import tensorflow as tf
 
 from hved_tf import gaussian
-from hved_tf.gaussian import KL_EPSILON, kl_normal, product_of_gaussians
+from hved_tf.gaussian import KL_EPSILON, Tensor, kl_normal, product_of_gaussians
 from hved_tf.modalities import NUM_CLASSES, subset_matrix
 from hved_tf.settings import setting
 
@@ -49,16 +44,35 @@ def _labels_to_int(labels, logits):
     return tf.cast(labels, tf.int32)
 
 
-def cross_entropy(logits, labels):
-    """Mean softmax cross-entropy. logits [B, *spatial, K]; labels [B, *spatial(, 1)]."""
+def cross_entropy(logits: Tensor, labels: Tensor) -> Tensor:
+    """Mean softmax cross-entropy over voxels and batch.
+
+    Args:
+        logits: [B, *spatial, K].
+        labels: [B, *spatial] or [B, *spatial, 1] class indices.
+
+    Returns:
+        A float32 scalar.
+    """
     logits = tf.cast(logits, tf.float32)
     labels = _labels_to_int(labels, logits)
     ce = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=labels, logits=logits)  # [B, ...]
     return tf.reduce_mean(ce)
 
 
-def dice_loss(logits, labels, numerator_epsilon=0.0, denominator_epsilon=DICE_EPSILON):
-    """1 - mean over classes of the soft Dice per sample, averaged over the batch."""
+def dice_loss(logits: Tensor, labels: Tensor, numerator_epsilon: float = 0.0,
+              denominator_epsilon: float = DICE_EPSILON) -> Tensor:
+    """1 - the mean over classes of the soft Dice per sample, averaged over the batch.
+
+    Args:
+        logits: [B, *spatial, K].
+        labels: [B, *spatial] or [B, *spatial, 1] class indices.
+        numerator_epsilon: added to 2·Σpg (0: the released graph; 1e-5: NiftyNet 0.5.0).
+        denominator_epsilon: added to Σp² + Σg.
+
+    Returns:
+        A float32 scalar.
+    """
     logits = tf.cast(logits, tf.float32)
     labels = _labels_to_int(labels, logits)
     num_classes = logits.shape[-1]
@@ -72,22 +86,47 @@ def dice_loss(logits, labels, numerator_epsilon=0.0, denominator_epsilon=DICE_EP
     return tf.reduce_mean(1.0 - tf.reduce_mean(dice, axis=-1))
 
 
-def segmentation_terms(logits, labels, numerator_epsilon=0.0):
-    """{"seg_ce": cross-entropy, "seg_dice": Dice loss}: the terms the models report."""
+def segmentation_terms(logits: Tensor, labels: Tensor,
+                       numerator_epsilon: float = 0.0) -> dict[str, Tensor]:
+    """The segmentation terms the models report.
+
+    Args:
+        logits: [B, *spatial, K].
+        labels: [B, *spatial(, 1)] class indices.
+        numerator_epsilon: of `dice_loss`.
+
+    Returns:
+        {"seg_ce": `cross_entropy`, "seg_dice": `dice_loss`}.
+    """
     return {"seg_ce": cross_entropy(logits, labels),
             "seg_dice": dice_loss(logits, labels, numerator_epsilon=numerator_epsilon)}
 
 
-def segmentation_loss(logits, labels, numerator_epsilon=0.0):
-    """Cross-entropy + Dice (the release's segmentation loss)."""
+def segmentation_loss(logits: Tensor, labels: Tensor, numerator_epsilon: float = 0.0) -> Tensor:
+    """The release's segmentation loss.
+
+    Args:
+        logits: [B, *spatial, K].
+        labels: [B, *spatial(, 1)] class indices.
+        numerator_epsilon: of `dice_loss`.
+
+    Returns:
+        Cross-entropy + Dice loss, a scalar.
+    """
     terms = segmentation_terms(logits, labels, numerator_epsilon)
     return terms["seg_ce"] + terms["seg_dice"]
 
 
-def reconstruction_loss(recon, image, available=None):
+def reconstruction_loss(recon: Tensor, image: Tensor, available: Tensor | None = None) -> Tensor:
     """Mean squared error over the voxels of the available modalities.
 
-    recon, image: [B, *spatial, M]; available: [B, M] (1 = the subject has it), default all.
+    Args:
+        recon: [B, *spatial, M] the decoded images.
+        image: [B, *spatial, M] the inputs.
+        available: [B, M], 1 where the subject has the modality (None: all).
+
+    Returns:
+        A float32 scalar.
     """
     recon = tf.cast(recon, tf.float32)
     image = tf.cast(image, tf.float32)
@@ -102,24 +141,32 @@ def reconstruction_loss(recon, image, available=None):
     return total / tf.maximum(tf.reduce_sum(a) * voxels, 1.0)
 
 
-def _mean_per_sample(x):
-    """[B, ...] -> [B]."""
+def _mean_per_sample(x):  # [B, ...] -> [B]
     return tf.reduce_mean(tf.reshape(x, tf.stack([tf.shape(x)[0], -1])), axis=-1)
 
 
-def kl_level(mean, logvar, mask, available=None, variant="original", fused=True):
-    """KL term of one latent level, [B].
+def kl_level(mean: Tensor, logvar: Tensor, mask: Tensor, available: Tensor | None = None,
+             variant: str = "original", fused: bool = True) -> Tensor:
+    """KL term of one latent level.
 
-    mean, logvar: per-modality posteriors [B, M, *spatial, C]; mask: the drawn subset [B, M];
-    available: the modalities the subject has [B, M] (default all).
+    Args:
+        mean: [B, M, *spatial, C] the per-modality posteriors' means.
+        logvar: [B, M, *spatial, C] their log-variances.
+        mask: [B, M] the drawn subset.
+        available: [B, M] the modalities the subject has (None: all).
+        variant: "paper" or "original" (below).
+        fused: the "original" variant with its analytic gradient in one XLA-compiled function
+            (same values, a fraction of the memory and time); False: plain autodiff.
+
+    Returns:
+        [B] float32.
+
     "paper":    KL(q_mask || N(0, I)).
     "original": mean over s≠… of KL(q_mask || q_s) with weight 1/(n_s - 1), plus the mean over s
                 of KL(q_s || N(0, I)), s ranging over the non-empty subsets of the available
                 modalities (n_s of them: 15 when all four are there, giving the release's 1/14
                 and 1/15). The sum over s includes s = mask itself, as the release's does.
-    Each KL is the mean over a sample's elements. `fused` computes the "original" variant with
-    its analytic gradient in one XLA-compiled function (same values, a fraction of the memory and
-    time); False: plain autodiff of the same formulas.
+    Each KL is the mean over a sample's elements.
     """
     if variant not in KL_VARIANTS:
         raise ValueError(f"Unknown KL variant {variant!r}: expected one of {KL_VARIANTS}.")
@@ -179,14 +226,11 @@ def _kl_original(mean, logvar, mask, available):
                              w_prior=w_prior)
 
 
-# The original KL compares 15 subset posteriors elementwise at every level: in plain TF each of
-# its ~20 elementwise steps is a pass writing a [B, 15, N] tensor (337 MB at level 1 of a 112^3
-# patch), and autodiff keeps them all for the backward pass (measured: +5 GB and +1.4 s a step).
-# Here one function computes the value and its analytic gradient with respect to the experts'
-# means and log-variances, and XLA compiles it into a few fused loops; only the gradient,
-# [B, M, N] like the inputs, is kept for the backward pass, which just scales it. Measured at
-# 112^3 level 1: 0.49 s against 1.3 s for plain autodiff. XLA compiles this elementwise code
-# only; the convolutions stay un-jitted (XLA makes Conv3D training far slower on a CPU).
+# The original KL compares 15 subset posteriors elementwise at every level: plain TF writes a
+# [B, 15, N] tensor per elementwise step (337 MB at level 1 of a 112^3 patch) and autodiff keeps
+# them all (+5 GB, +1.4 s a step). Here one XLA-compiled function gives the value and its
+# analytic gradient ([B, M, N] like the inputs, all that is kept): 0.49 s against 1.3 s at
+# 112^3 level 1. Only this elementwise code is jitted (XLA makes Conv3D far slower on a CPU).
 def _kl_original_value_and_grad(mean, logvar, mask, available):
     """The "original" KL [B] and its gradients w.r.t. mean and logvar [B, M, N].
 
@@ -257,19 +301,46 @@ def _kl_original_analytic(mean, logvar, mask, available):
     return kl(mean, logvar)
 
 
-def kl_loss(means, logvars, mask, available=None, variant="original"):
-    """Mean over levels and batch of `kl_level`. means, logvars: lists over levels."""
+def kl_loss(means: list, logvars: list, mask: Tensor, available: Tensor | None = None,
+            variant: str = "original") -> Tensor:
+    """The KL loss: the mean over levels and batch of `kl_level`.
+
+    Args:
+        means: per level, [B, M, *spatial, C].
+        logvars: per level, the same shapes.
+        mask: [B, M] the drawn subset.
+        available: [B, M] the modalities the subject has (None: all).
+        variant: "original" or "paper".
+
+    Returns:
+        A float32 scalar.
+    """
     terms = [kl_level(m, lv, mask, available, variant=variant) for m, lv in zip(means, logvars)]
     return tf.reduce_mean(tf.add_n(terms) / float(len(terms)))
 
 
-def conv_kernels(model):
-    """The convolution kernels of a model (the variables the release regularised)."""
+def conv_kernels(model: Any) -> list:
+    """The convolution kernels of a model (the variables the release regularised).
+
+    Args:
+        model: a Keras model.
+
+    Returns:
+        Its trainable variables whose path ends in "kernel".
+    """
     return [v for v in model.trainable_weights if v.path.endswith("kernel")]
 
 
-def weight_decay(model_or_kernels, scale=WEIGHT_DECAY):
-    """Mean over conv kernels of scale · Σw² / 2."""
+def weight_decay(model_or_kernels: Any, scale: float = WEIGHT_DECAY) -> Tensor:
+    """The release's weight decay: the mean over conv kernels of scale · Σw² / 2.
+
+    Args:
+        model_or_kernels: a Keras model, or a list of kernels.
+        scale: the L2 scale.
+
+    Returns:
+        A float32 scalar (0 without kernels).
+    """
     kernels = (model_or_kernels if isinstance(model_or_kernels, (list, tuple))
                else conv_kernels(model_or_kernels))
     if not kernels:
@@ -290,7 +361,15 @@ class LossWeights:
     decay_scale: float = setting(WEIGHT_DECAY, "L2 scale of the weight decay.",
                                  flag="weight_decay")
 
-    def validate(self):
+    def validate(self) -> LossWeights:
+        """Checks every weight.
+
+        Returns:
+            This object, when every weight is a non-negative number.
+
+        Raises:
+            ValueError: naming the flag of the first that is not.
+        """
         for f in dataclasses.fields(self):
             value = getattr(self, f.name)
             if not isinstance(value, (int, float)) or value < 0 or value != value:
@@ -299,8 +378,16 @@ class LossWeights:
         return self
 
 
-def total_loss(terms, weights=LossWeights()):
-    """Weighted sum of the available terms of {"seg_dice", "seg_ce", "kl", "recon", "decay"}."""
+def total_loss(terms: dict, weights: LossWeights = LossWeights()) -> Tensor:
+    """The weighted sum of the terms present.
+
+    Args:
+        terms: some of {"seg_dice", "seg_ce", "kl", "recon", "decay"}: scalars.
+        weights: their weights.
+
+    Returns:
+        A float32 scalar.
+    """
     mapping = {"seg_dice": weights.dice, "seg_ce": weights.ce, "kl": weights.kl,
                "recon": weights.recon, "decay": weights.decay}
     parts = [mapping[name] * tf.cast(value, tf.float32)

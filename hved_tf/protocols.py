@@ -73,7 +73,7 @@ def protocol_options(protocol, options=None):
     if protocol == "original":
         options = dataclasses.replace(options, window=(128, 128, 128), border=10, overlap=0.0,
                                       blend="overwrite", num_samples=1, single_draw=True,
-                                      prior_correction=False, class_weights=())
+                                      prior_correction=False)
     return options.validate()
 
 
@@ -92,10 +92,13 @@ def protocol_settings(options, protocol):
             protocol_weights(protocol.name, protocol.weights))
 
 
-def describe_inference(options):
-    """The settings of an InferenceOptions in words (for reports and logs)."""
-    window = ("whole volume (else " + "x".join(map(str, options.fallback_window)) + " windows)"
-              if options.window is None else "x".join(map(str, options.window)) + " windows")
+def describe_inference(options, facts=None):
+    """The settings of an InferenceOptions in words (for reports and logs), with what one
+    model brings (`facts`, a ModelFacts: its training patch, its prior correction) when given."""
+    patch = "x".join(map(str, facts.patch)) if facts else "training-patch"
+    window = (f"whole volume (else {patch} windows)" if options.window is None
+              else "x".join(map(str, options.window)) + " windows")
+    weights = facts.weights_for(options) if facts else ()
     z = ("one random draw of z" if options.num_samples == 1 and options.single_draw else
          "the posterior mean of z" if options.num_samples == 1 else
          f"{options.num_samples} z samples averaged")
@@ -103,8 +106,7 @@ def describe_inference(options):
     tta = f", mirror TTA over axes {','.join(map(str, options.mirror_axes))}" \
         if options.mirror_axes else ""
     prior = (", the training windows' class prior corrected ("
-             + ", ".join(f"{w:.3g}" for w in options.class_weights) + ")"
-             if options.class_weights else "")
+             + ", ".join(f"{w:.3g}" for w in weights) + ")" if weights else "")
     post = []
     if options.et_threshold:
         post.append(f"ET under {options.et_threshold} voxels relabelled necrotic")

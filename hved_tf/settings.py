@@ -53,7 +53,15 @@ def setting(default: Any, help: str, **about: Any) -> Any:
 
 
 def section(cls: type, group: str = "") -> Any:
-    """A nested dataclass whose settings are flags, listed under `group` unless they say."""
+    """A nested dataclass whose settings are flags too.
+
+    Args:
+        cls: the section's dataclass (its default is `cls()`).
+        group: the --help group of its settings that name none.
+
+    Returns:
+        A `dataclasses.field`.
+    """
     return dataclasses.field(default_factory=cls, metadata={"section": cls, "group": group})
 
 
@@ -65,6 +73,15 @@ class Flag:
     group: str
 
     def about(self, key: str, default: Any = None) -> Any:
+        """One fact of the setting.
+
+        Args:
+            key: one of `ABOUT`, or "help".
+            default: when the setting does not say.
+
+        Returns:
+            The setting's value for `key`.
+        """
         return self.field.metadata.get(key, default)
 
     @property
@@ -92,8 +109,11 @@ def flags_of(cls: type, group: str = "options") -> Iterator[Flag]:
 
 
 def check_fields(obj: Any) -> None:
-    """Runs the checks of every setting of the dataclass instance `obj` (not its sections):
-    its `choices`, then its `check`.
+    """Runs the checks of every setting of a config (not of its sections): its `choices`,
+    then its `check`.
+
+    Args:
+        obj: a config dataclass instance.
 
     Raises:
         ValueError: naming the flag and what it expects.

@@ -102,15 +102,32 @@ def make_run_dir(folder, name="u_hved", **options):
     return folder
 
 
+# The tiny training run of the tests (32^3 phantoms and windows, a 3-level network of width 4):
+# `tiny_flags(steps=2, validation_subsets="T1c")` is its flag list with some settings changed.
+TINY_SETTINGS = {"data_root": "demo", "demo_subjects": 5, "demo_shape": "32,32,32",
+                 "patch": "32,32,32", "base_filters": 4, "levels": 3, "windows_per_volume": 2,
+                 "validation_every": 2, "validation_subsets": "T1c", "keep_checkpoints": 2}
+
+
+def tiny_flags(**changes):
+    """The tiny run's flags (`TINY_SETTINGS` updated by `changes`), as `--name=value`."""
+    unknown = set(changes) - set(TINY_SETTINGS) - {"steps", "log_every", "scaling",
+                                                   "flip_axes", "run_dir"}
+    assert not unknown, f"tiny_flags: not a setting it knows: {unknown}"
+    return [f"--{name}={value}" for name, value in {**TINY_SETTINGS, **changes}.items()]
+
+
 @pytest.fixture(scope="session")
 def tiny_run(tmp_path_factory):
     return make_run_dir(tmp_path_factory.mktemp("tiny_run") / "run")
 
 
-def segment(model, image, mask, options):
-    """The one segmentation path over a preprocessed volume, as a dict (tests' shorthand)."""
+def segment(model, image, mask, options, facts=None):
+    """The one segmentation path over a preprocessed volume, as a dict (tests' shorthand);
+    `facts`: what the model brings (ModelFacts; default: the defaults)."""
+    from hved_tf.config import ModelFacts
     from hved_tf.inference.segmenter import KerasSegmenter, whole_box
 
-    seg = KerasSegmenter(model, options).segment_prepared_image(image, mask,
-                                                                whole_box(image.shape[:3]))
+    seg = KerasSegmenter(model, options, facts=facts or ModelFacts()).segment_prepared_image(
+        image, mask, whole_box(image.shape[:3]))
     return {**seg.outputs, "window": tuple(seg.settings["window_used"])}

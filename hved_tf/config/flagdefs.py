@@ -51,7 +51,11 @@ def _define_one(flag: Flag) -> None:
 
 
 def define(cls: type) -> None:
-    """Defines the absl flags of every setting of the config dataclass `cls`, by group."""
+    """Defines an absl flag for every setting, grouped for --help.
+
+    Args:
+        cls: a config dataclass (its sections included).
+    """
     for title, group in _grouped(cls).items():
         with flag_group(title):
             for flag in group:
@@ -59,7 +63,14 @@ def define(cls: type) -> None:
 
 
 def required(cls: type) -> tuple[str, ...]:
-    """The names of the flags of `cls` that a command refuses to run without."""
+    """The flags a command refuses to run without.
+
+    Args:
+        cls: a config dataclass.
+
+    Returns:
+        The names of its settings marked `required`.
+    """
     return tuple(f.name for f in flags_of(cls) if f.about("required"))
 
 

@@ -32,9 +32,10 @@ def _axes(name, axes):
 
 @dataclasses.dataclass(frozen=True)
 class InferenceOptions:
-    """Sliding-window settings (hved_tf.inference). `window=None` ("auto"): the whole volume in
-    one window when it holds at most `max_voxels` voxels (once padded to the network's
-    multiple), else windows of `fallback_window` (the training patch)."""
+    """Sliding-window settings (hved_tf.inference), all of them the user's choice. `window=None`
+    ("auto"): the whole volume in one window when it holds at most `max_voxels` voxels (once
+    padded to the network's multiple), else windows of the model's training patch
+    (`ModelFacts.patch`)."""
     window: tuple | None = setting(None, "Sliding window X,Y,Z, or auto: the whole cropped "
                                    "volume when it fits 200x200x160 voxels, else the training "
                                    "patch.", flag_default=("auto",), parse=_auto_window,
@@ -59,7 +60,7 @@ class InferenceOptions:
                              "docs/benchmarks/performance.md.", flag="inference_precision",
                              choices=INFERENCE_PRECISIONS, group=_WINDOWS)
     # The prior correction (hved_tf.data.class_prior): whether to use the model's when it has
-    # one, and the weights in force (filled in from the model by whoever loads it; () off).
+    # one (its weights are the model's: ModelFacts).
     prior_correction: bool = setting(True, "Use a run's prior correction when it has one "
                                      "(trained with --prior_correction: its class_prior.json); "
                                      "--noprior_correction: the network's probabilities as "
@@ -73,9 +74,7 @@ class InferenceOptions:
     largest_component: bool = setting(False, "Keep the largest whole-tumour component only.",
                                       group=_POST)
     max_voxels: int = WHOLE_VOLUME_MAX_VOXELS
-    fallback_window: tuple = (112, 112, 112)
     single_draw: bool = False          # with num_samples 1: one random z draw, not the mean
-    class_weights: tuple = ()
 
     @property
     def postprocessing(self):
@@ -90,11 +89,27 @@ class InferenceOptions:
         check_fields(self)
         if self.window is not None:
             _sizes("window", tuple(self.window), 8, "'auto' or 128,128,128")
-        _sizes("fallback_window", tuple(self.fallback_window), 8)
         positive("max_voxels", self.max_voxels)
+        return self
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelFacts:
+    """What a trained model brings to inference, read from its run (never a flag): its
+    training patch (the windows of "auto" mode when the whole volume does not fit) and the
+    class weights of its prior correction (hved_tf.data.class_prior; () none)."""
+    patch: tuple = (112, 112, 112)
+    class_weights: tuple = ()
+
+    def validate(self):
+        _sizes("patch", tuple(self.patch), 8)
         if self.class_weights:
             checked_class_weights("class weights of the prior correction", self.class_weights)
         return self
+
+    def weights_for(self, options):
+        """The class weights in force under `options` (none with --noprior_correction)."""
+        return tuple(self.class_weights) if options.prior_correction else ()
 
 
 def _reference(name, value):
@@ -156,4 +171,4 @@ def validation_options(patch, window="patch"):
         _sizes("validation_window", tuple(window), 8, "'patch', 'auto' or 64,64,64")
     window = tuple(patch) if window == "patch" else None if window == "auto" else tuple(window)
     return InferenceOptions(window=window, overlap=0.0, blend="constant", num_samples=1,
-                            tta_axes=(), fallback_window=tuple(patch))
+                            tta_axes=())

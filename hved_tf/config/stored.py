@@ -26,7 +26,7 @@ MOVED = (
     ("optim.decay_weight", "optim.loss.decay"), ("optim.weight_decay", "optim.loss.decay_scale"),
 )
 # No longer settings: what a loaded model carries (hved_tf.inference.loading.LoadedModel).
-DROPPED: tuple = ()
+DROPPED = ("validation.fallback_window", "validation.class_weights")
 # Runs written before these settings existed were trained without them.
 ADDED = (("pipeline.volume_padding", 0), ("pipeline.spatial_augmentation", "window"),
          ("validation.tta", False))

@@ -349,7 +349,7 @@ def run_evaluation(config, log=print):
                          figure_dir=tmp / "figures")
                 if segmenters else [])
         about: dict[str, Any] = {"models": {n: t.identity for n, t in zip(names, segmenters)}}
-        if checked is not None:
+        if checked is not None and predictions is not None:
             log(f"scoring {pred_name} ({predictions.folder}) on {len(subjects)} subjects, "
                 f"subset {pred_subset} ({protocol} protocol)")
             rows += _score_predictions(checked, subjects, pred_name, pred_subset, scoring=scoring)

@@ -28,7 +28,7 @@ import time
 import numpy as np
 
 from hved_tf.config import InferenceOptions
-from hved_tf.inference.segmenter import (KerasSegmenter, SegmenterBase, finish, model_options,
+from hved_tf.inference.segmenter import (KerasSegmenter, SegmenterBase, finish, model_facts,
                                         postprocessed)
 from hved_tf.models.base import Capabilities
 
@@ -67,9 +67,11 @@ class EnsembleSegmenter(SegmenterBase):
         check_members(members)
         self.options = options.validate()
         member_options = dataclasses.replace(options, **NO_POSTPROCESSING)
-        self.members = [KerasSegmenter(m.model, model_options(m, member_options), m.landmarks,
-                                       m.identity, synthesise=synthesise, spacing=m.spacing)
+        self.members = [KerasSegmenter(m.model, member_options, m.landmarks, m.identity,
+                                       synthesise=synthesise, spacing=m.spacing,
+                                       facts=model_facts(m))
                         for m in members]
+        self.class_weights = ()          # each member corrects its own
         self.spacing = tuple(members[0].spacing)
         first = members[0].model.capabilities
         self.capabilities = Capabilities(

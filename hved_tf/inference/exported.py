@@ -76,7 +76,11 @@ class ExportSegmenter(OnePreparation):
         self.label_convention = self.meta["label_convention"]
         self.identity = {**self.meta["identity"], "export": str(self.path.resolve())}
         self.options = self.meta["inference"]
-        self.window = tuple(self.options["fallback_window"])
+        # Exports written before ModelFacts kept these among their inference settings.
+        self.window = tuple(self.meta.get("training_patch")
+                            or self.options["fallback_window"])
+        self.class_weights = tuple(self.meta.get("class_weights",
+                                                 self.options.get("class_weights", ())))
         self.spacing = tuple(self.meta.get("spacing_mm", ()))   # (): an older export
 
     def _run(self, signature, image, mask, box):

@@ -27,7 +27,7 @@ from hved_tf.config import InferenceOptions, TrainConfig
 from hved_tf.data.class_prior import read_class_weights
 from hved_tf.inference.ensemble import EnsembleSegmenter
 from hved_tf.inference.exported import ExportSegmenter
-from hved_tf.inference.segmenter import KerasSegmenter, model_options
+from hved_tf.inference.segmenter import KerasSegmenter, model_facts
 from hved_tf.models import MODELS, build_model
 from hved_tf.preprocessing.histogram import read_niftynet_landmarks
 
@@ -205,8 +205,9 @@ def load_trained(path, hist_file=None, weights="best"):
 def keras_segmenter(trained, options=InferenceOptions(), synthesise=True):
     """A KerasSegmenter over a TrainedModel (its training patch as the fallback window, its
     prior correction unless `options.prior_correction` is off)."""
-    return KerasSegmenter(trained.model, model_options(trained, options), trained.landmarks,
-                          trained.identity, synthesise=synthesise, spacing=trained.spacing)
+    return KerasSegmenter(trained.model, options, trained.landmarks, trained.identity,
+                          synthesise=synthesise, spacing=trained.spacing,
+                          facts=model_facts(trained))
 
 
 def open_segmenter(path, hist_file=None, options=InferenceOptions(), weights="best",

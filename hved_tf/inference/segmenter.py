@@ -28,7 +28,7 @@ import time
 
 import numpy as np
 
-from hved_tf.config import InferenceOptions
+from hved_tf.config import InferenceOptions, ModelFacts
 from hved_tf.inference.postprocess import postprocess
 from hved_tf.inference.precision import model_in_precision, precision_to_use
 from hved_tf.inference.predictor import ModelPredictor
@@ -83,13 +83,11 @@ def finish(probabilities, extra, box, timings, settings):
     return Segmentation(outputs, box, timings, settings)
 
 
-def model_options(trained, options):
-    """`options` completed by a loaded model (`hved_tf.inference.loading.TrainedModel`): its
-    training patch as the fallback window, and the class weights of its prior correction when
-    `options.prior_correction` (else none)."""
-    weights = tuple(trained.class_weights) if options.prior_correction else ()
-    return dataclasses.replace(options, fallback_window=tuple(trained.window),
-                               class_weights=weights)
+def model_facts(trained):
+    """The `ModelFacts` of a loaded model (`hved_tf.inference.loading.TrainedModel`): its
+    training patch and its prior correction's class weights."""
+    return ModelFacts(patch=tuple(trained.window),
+                      class_weights=tuple(trained.class_weights)).validate()
 
 
 RENORMALISE_FLOOR = 1e-12      # the smallest sum the prior correction divides by
@@ -106,12 +104,10 @@ def prior_corrected(probabilities, weights):
 
 
 def corrects_prior(segmenter):
-    """Whether a segmenter (a member of an ensemble, an export) applies its run's prior
-    correction."""
-    options = getattr(segmenter, "options", None)
-    weights = (options.get("class_weights") if isinstance(options, dict)      # an export's
-               else getattr(options, "class_weights", ()))
-    return bool(weights) or any(corrects_prior(m) for m in getattr(segmenter, "members", ()))
+    """Whether a segmenter (an ensemble: one of its members) applies its run's prior
+    correction (every Segmenter has `class_weights`, the weights in force)."""
+    return bool(segmenter.class_weights) or any(
+        corrects_prior(m) for m in getattr(segmenter, "members", ()))
 
 
 def postprocessed(segmentation, et_threshold=0, min_component=0, largest_component=False):
@@ -159,19 +155,23 @@ class OnePreparation(SegmenterBase):
 class KerasSegmenter(OnePreparation):
     """A Segmenter over one of our Keras models (see the module docstring).
 
-    `landmarks` ({modality: 13 values}) are needed by `segment_raw` only; `identity` is what
-    reports record about the model; `synthesise`: True the four sequences, "missing" only when
-    a modality is missing (what predict writes unless --synth_all), False never; `spacing`:
-    the voxel size (mm) it was trained at (`hved_tf.inference.spacing`; (): unknown).
+    `options` are the user's settings, `facts` what the model brings (its training patch,
+    its prior correction: `model_facts(trained)`); `landmarks` ({modality: 13 values}) are
+    needed by `segment_raw` only; `identity` is what reports record about the model;
+    `synthesise`: True the four sequences, "missing" only when a modality is missing (what
+    predict writes unless --synth_all), False never; `spacing`: the voxel size (mm) it was
+    trained at (`hved_tf.inference.spacing`; (): unknown).
     """
 
     label_convention = None          # the caller's: outputs are training classes
 
     def __init__(self, model, options=InferenceOptions(), landmarks=None, identity=None,
-                 synthesise=True, seed=0, spacing=()):
+                 synthesise=True, seed=0, spacing=(), facts=ModelFacts()):
         self.model = model
         self.spacing = tuple(spacing)          # the voxel size (mm) it was trained at
         self.options = options.validate()
+        self.facts = facts.validate()
+        self.class_weights = facts.weights_for(self.options)     # the correction in force
         self.landmarks = landmarks
         self.identity = identity or {}
         self.capabilities = model.capabilities
@@ -208,15 +208,17 @@ class KerasSegmenter(OnePreparation):
         start = time.perf_counter()
         o = self.options
         multiple = self.capabilities.multiple
-        window = tuple(int(w) for w in choose_window(image.shape[:3], o, multiple).numpy())
+        window = tuple(int(w) for w in choose_window(image.shape[:3], o, multiple,
+                                                     self.facts.patch).numpy())
         tiling = Tiling(o.border, o.overlap, o.blend, o.batch_size)
         out = sliding_window(self.predictor.for_mask(mask), image, window, tiling,
                              pad_value=pad_value, multiple=multiple, progress=progress)
         extra = {"variance": out["variance"][..., 0] if "variance" in out else None,
                  "recon": out.get("recon")}
         settings = {**dataclasses.asdict(o), "window_used": list(window),
-                    "precision_used": self.precision}
-        probabilities = prior_corrected(out["probabilities"], o.class_weights)
+                    "precision_used": self.precision, "training_patch": list(self.facts.patch),
+                    "class_weights": list(self.class_weights)}
+        probabilities = prior_corrected(out["probabilities"], self.class_weights)
         return postprocessed(finish(probabilities, extra, box,
                                     {"inference_s": time.perf_counter() - start},
                                     settings=settings),

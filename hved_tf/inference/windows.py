@@ -49,14 +49,15 @@ def whole_window(size, border, multiple):
     return (size + 2 * border + multiple - 1) // multiple * multiple
 
 
-def choose_window(size, options, multiple):
+def choose_window(size, options, multiple, fallback=(112, 112, 112)):
     """int32 [3]: the window asked for (`options.window`), or in "auto" mode the whole volume
-    when it holds at most `options.max_voxels` voxels, else `options.fallback_window`."""
+    when it holds at most `options.max_voxels` voxels, else `fallback` (the model's training
+    patch, `ModelFacts.patch`)."""
     if options.window is not None:
         return tf.constant(options.window, tf.int32)
     whole = whole_window(size, options.border, multiple)
     fits = tf.reduce_prod(tf.cast(whole, tf.int64)) <= options.max_voxels
-    return tf.where(fits, whole, tf.constant(options.fallback_window, tf.int32))
+    return tf.where(fits, whole, tf.constant(fallback, tf.int32))
 
 
 def fit_window(size, window, border, multiple):

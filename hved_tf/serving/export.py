@@ -42,9 +42,9 @@ import pathlib
 import numpy as np
 import tensorflow as tf
 
-from hved_tf.config import InferenceOptions
+from hved_tf.config import InferenceOptions, ModelFacts
 from hved_tf.inference.exported import EXPORT_METADATA
-from hved_tf.inference.segmenter import RENORMALISE_FLOOR, model_options
+from hved_tf.inference.segmenter import RENORMALISE_FLOOR, model_facts
 from hved_tf.inference.postprocess import ENHANCING, NECROTIC
 from hved_tf.inference.tta import with_flips
 from hved_tf.inference.windows import (axis_starts, blend_weights, choose_window, entropy,
@@ -88,7 +88,7 @@ class ServingModule(tf.Module):
     """The exported functions over one trained model (see the module docstring)."""
 
     def __init__(self, model, label_convention="brats2018", options=InferenceOptions(),
-                 seed=0, landmarks=None, spacing=(1.0, 1.0, 1.0)):
+                 seed=0, landmarks=None, spacing=(1.0, 1.0, 1.0), facts=ModelFacts()):
         super().__init__()
         if not landmarks:
             raise ValueError("The model has no histogram landmarks (no hist.txt in its run "
@@ -106,6 +106,8 @@ class ServingModule(tf.Module):
         self.multiple = self.capabilities.multiple
         self.label_values = tf.constant(LABEL_CONVENTIONS[label_convention], tf.int32)
         self.options = options
+        self.facts = facts.validate()
+        self.class_weights = facts.weights_for(options)    # the prior correction frozen in it
         self.seed = int(seed)
         self.spacing = tf.constant([float(v) for v in spacing], tf.float64)
         image = tf.TensorSpec([None, None, None, None, NUM_MODALITIES], tf.float32, "image")
@@ -133,7 +135,7 @@ class ServingModule(tf.Module):
         return with_flips(once, image, self.options.mirror_axes)     # the export's frozen TTA
 
     def _outputs(self, probs, variance, recon):
-        probs = prior_corrected_tf(probs, self.options.class_weights)   # frozen in the export
+        probs = prior_corrected_tf(probs, self.class_weights)   # frozen in the export
         return self._labelled(probs, variance[..., 0], recon)
 
     def _labelled(self, probs, variance, recon):
@@ -158,7 +160,7 @@ class ServingModule(tf.Module):
     def _plan(self, size):
         """(window [3], interior [3], starts per axis): the planning of hved_tf.inference."""
         o, m = self.options, self.multiple
-        window = fit_window(size, choose_window(size, o, m), o.border, m)
+        window = fit_window(size, choose_window(size, o, m, self.facts.patch), o.border, m)
         interior = window - 2 * o.border
         starts = [axis_starts(size[i], interior[i], o.overlap) for i in range(3)]
         return window, interior, starts
@@ -330,10 +332,10 @@ def export_model(trained, config, seed=0):
                          "(--protocol=original).")
     target = export_target(config.export_dir, config.version)
     check_writable(target.parent, export_bytes(trained.model))
-    options = model_options(trained, options.validate())
+    options, facts = options.validate(), model_facts(trained)
     spacing = tuple(trained.spacing or (1.0, 1.0, 1.0))
     module = ServingModule(trained.model, label_convention, options, seed,
-                           landmarks=trained.landmarks, spacing=spacing)
+                           landmarks=trained.landmarks, spacing=spacing, facts=facts)
     capabilities = trained.model.capabilities
     with atomic_directory(target) as tmp:
         # Who made the export and how it segments, for `hved_tf.predict --model <export>` and
@@ -342,6 +344,8 @@ def export_model(trained, config, seed=0):
         meta = write_json(tmp / EXPORT_METADATA, {
             "identity": trained.identity, "label_convention": label_convention,
             "inference": {**dataclasses.asdict(options), "seed": int(seed)},
+            "training_patch": list(facts.patch),
+            "class_weights": list(module.class_weights),
             "subset": capabilities.subset,
             "spacing_mm": list(spacing),
             "capabilities": dataclasses.asdict(capabilities),

@@ -22,7 +22,7 @@ import time
 
 import keras
 
-from hved_tf.config import TrainConfig
+from hved_tf.config import ModelFacts, TrainConfig
 from hved_tf.protocols import describe_inference, protocol_options
 from hved_tf.data.class_prior import CLASS_PRIOR_FILE, measure as measure_class_prior
 from hved_tf.data.pipeline import make_training_dataset
@@ -103,11 +103,12 @@ def _build(config, strategy):
 def _callbacks(config, data, run_dir, own_dir, chief, weights=()):
     callbacks = [NonFiniteLoss(), StopAtStep(config.steps)]
     if chief:
-        validation = dataclasses.replace(config.validation, class_weights=tuple(weights))
+        facts = ModelFacts(patch=config.patch, class_weights=tuple(weights))
         callbacks += [
             TrainingLog(run_dir / "logs" / "train", config.steps, config.log_every),
             Validation(data["validation"] or data["train"][:2], config.validation_subsets,
-                       validation, run_dir, patience=config.early_stopping_patience),
+                       config.validation, run_dir, patience=config.early_stopping_patience,
+                       facts=facts),
             StepCheckpoints(run_dir, config.keep_checkpoints)]
     # Last: it saves the epoch's backup after the callbacks above have run.
     callbacks.append(AtomicBackupAndRestore(
@@ -116,13 +117,11 @@ def _callbacks(config, data, run_dir, own_dir, chief, weights=()):
     return callbacks
 
 
-def final_test_options(config, weights=()):
+def final_test_options(config):
     """The end-of-training test's InferenceOptions: validation's, with `config.test_samples` z
-    samples averaged and the prior correction's class `weights` (if any), then
-    `config.test_protocol`'s (the release's "original" replaces them)."""
+    samples averaged, then `config.test_protocol`'s (the release's "original" replaces them)."""
     return protocol_options(config.test_protocol, dataclasses.replace(
-        config.validation, fallback_window=config.patch, num_samples=config.test_samples,
-        class_weights=tuple(weights)))
+        config.validation, num_samples=config.test_samples))
 
 
 def class_prior(config, data, run_dir, chief):
@@ -153,17 +152,20 @@ def _test(model, config, data, run_dir, steps, start, class_weights=()):
         # The file also holds the optimiser state of that moment, hence `steps` read before.
         model.load_weights(best)
     weights = best.name if best.is_file() and not original else "model.weights.h5"
-    options = final_test_options(config, class_weights)
-    segmenter = KerasSegmenter(model, options, synthesise=False)
+    options = final_test_options(config)
+    facts = ModelFacts(patch=config.patch, class_weights=tuple(class_weights))
+    segmenter = KerasSegmenter(model, options, synthesise=False, facts=facts)
     scores = subject_scores(segmenter, data["test"], config.test_subsets or
                             config.validation_subsets)
     results = mean_scores(scores)
     by_t1c = enhancing_by_t1c(scores, data["test"])
-    settings = describe_inference(options)
+    settings = describe_inference(options, facts)
     summary = {"steps": steps, "test": results, "enhancing_by_t1c": by_t1c,
                "seconds": time.time() - start,
                "weights": weights, "subjects": [s.id for s in data["test"]],
-               "protocol": config.test_protocol, "inference": dataclasses.asdict(options),
+               "protocol": config.test_protocol,
+               "inference": {**dataclasses.asdict(options), "training_patch": list(facts.patch),
+                             "class_weights": list(segmenter.class_weights)},
                "settings": settings}
     write_json(run_dir / "test_results.json", summary)
     print(f"test Dice of {len(data['test'])} held-out subjects ({config.test_protocol} "

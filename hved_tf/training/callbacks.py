@@ -22,6 +22,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from hved_tf.config import ModelFacts
 from hved_tf.figures import figure_pixels, subject_columns, subject_figure
 from hved_tf.evaluation.metrics import region_dice
 from hved_tf.inference.postprocess import ENHANCING
@@ -110,8 +111,10 @@ def enhancing_by_t1c(scores, subjects):
 class Validation(keras.callbacks.Callback):
     """Validation Dice, TensorBoard scalars/images, best weights, early stopping."""
 
-    def __init__(self, subjects, subsets, options, run_dir, patience=0, image_subset=None):
+    def __init__(self, subjects, subsets, options, run_dir, patience=0, image_subset=None,
+                 facts=None):
         super().__init__()
+        self.facts = facts or ModelFacts()      # the training patch, the prior correction
         self.subjects = [s for s in subjects if s.label is not None]
         self.subsets = list(subsets)
         self.options = options
@@ -127,8 +130,10 @@ class Validation(keras.callbacks.Callback):
     def on_train_begin(self, logs=None):
         self.writer = tf.summary.create_file_writer(str(self.run_dir / "logs" / "validation"))
         # One traced function for the whole run (labels only, and labels with the images).
-        self.segmenter = KerasSegmenter(self.model, self.options, synthesise=False)
-        self.image_segmenter = KerasSegmenter(self.model, self.options, synthesise=True)
+        self.segmenter = KerasSegmenter(self.model, self.options, synthesise=False,
+                                        facts=self.facts)
+        self.image_segmenter = KerasSegmenter(self.model, self.options, synthesise=True,
+                                              facts=self.facts)
         self.best = read_best_score(self.run_dir)   # resumed: the best so far
 
     def on_epoch_end(self, epoch, logs=None):

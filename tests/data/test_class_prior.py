@@ -6,10 +6,10 @@ import json
 import numpy as np
 import pytest
 
-from hved_tf.config import InferenceOptions, PipelineConfig
+from hved_tf.config import InferenceOptions, ModelFacts, PipelineConfig
 from hved_tf.data import class_prior
 from hved_tf.data.cache import PreparedSubject, _class_indices
-from hved_tf.inference.segmenter import model_options, prior_corrected
+from hved_tf.inference.segmenter import model_facts, prior_corrected
 from hved_tf.preprocessing.crop import CropBox
 
 
@@ -84,15 +84,19 @@ def test_prior_corrected_is_bayes_rule():
     assert prior_corrected(probs, ()) is probs
 
 
-def test_options_take_the_models_weights_unless_switched_off():
+def test_the_models_weights_are_in_force_unless_switched_off():
     class Trained:
         window, class_weights = (32, 32, 32), (1.0, 0.3, 0.3, 0.3)
-    assert model_options(Trained, InferenceOptions()).class_weights == (1.0, 0.3, 0.3, 0.3)
-    assert model_options(Trained, InferenceOptions(prior_correction=False)).class_weights == ()
+    facts = model_facts(Trained)
+    assert facts == ModelFacts(patch=(32, 32, 32), class_weights=(1.0, 0.3, 0.3, 0.3))
+    assert facts.weights_for(InferenceOptions()) == (1.0, 0.3, 0.3, 0.3)
+    assert facts.weights_for(InferenceOptions(prior_correction=False)) == ()
     with pytest.raises(ValueError, match="4 positive class weights"):
-        InferenceOptions(class_weights=(1.0, 0.0, 1.0, 1.0)).validate()
+        ModelFacts(class_weights=(1.0, 0.0, 1.0, 1.0)).validate()
     from hved_tf.protocols import describe_inference, protocol_options
-    corrected = InferenceOptions(class_weights=(1.0, 0.3, 0.3, 0.3))
-    assert "class prior corrected (1, 0.3, 0.3, 0.3)" in describe_inference(corrected)
-    original = protocol_options("original", corrected)
-    assert original.class_weights == () and not original.prior_correction
+    assert "class prior corrected (1, 0.3, 0.3, 0.3)" in describe_inference(InferenceOptions(),
+                                                                           facts)
+    assert "whole volume (else 32x32x32 windows)" in describe_inference(InferenceOptions(),
+                                                                      facts)
+    original = protocol_options("original", InferenceOptions())
+    assert not original.prior_correction and facts.weights_for(original) == ()

@@ -107,9 +107,10 @@ def test_entropy_closed_form():
 
 def test_auto_window_is_the_whole_volume_within_the_budget():
     def choose_window(shape, options, multiple):
-        return tuple(int(w) for w in choose_window_tf(shape, options, multiple).numpy())
+        return tuple(int(w) for w in choose_window_tf(shape, options, multiple,
+                                                      fallback=(32, 32, 32)).numpy())
 
-    auto = InferenceOptions(window=None, max_voxels=64 ** 3, fallback_window=(32, 32, 32))
+    auto = InferenceOptions(window=None, max_voxels=64 ** 3)
     assert choose_window((50, 61, 33), auto, 8) == (56, 64, 40)
     assert choose_window((70, 70, 70), auto, 8) == (32, 32, 32)       # over the budget
     fixed = InferenceOptions(window=(16, 16, 16))

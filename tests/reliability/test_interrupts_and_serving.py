@@ -13,12 +13,10 @@ from concurrent import futures
 
 import pytest
 
-from conftest import REPO
+from conftest import REPO, tiny_flags
 from faults import case_files, partials, refused, Outcome  # noqa: F401
 
-TINY = ["--data_root=demo", "--demo_subjects=5", "--demo_shape=32,32,32", "--patch=32,32,32",
-        "--base_filters=4", "--levels=3", "--windows_per_volume=2", "--validation_every=2",
-        "--validation_subsets=T1c", "--keep_checkpoints=2"]
+TINY = tiny_flags()
 
 
 def _wait_for(predicate, proc, timeout=600):

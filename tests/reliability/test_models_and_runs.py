@@ -15,10 +15,9 @@ from faults import (FAST, case_files, cli, copy_of, modality_flags, refused,  # 
                     whole_or_nothing)
 from hved_tf import train
 from hved_tf.data.synthetic import write_phantom_dataset
+from conftest import tiny_flags
 
-TINY = ["--data_root=demo", "--demo_subjects=5", "--demo_shape=32,32,32", "--patch=32,32,32",
-        "--base_filters=4", "--levels=3", "--windows_per_volume=2", "--validation_every=2",
-        "--validation_subsets=T1c", "--keep_checkpoints=2", "--scaling=0", "--flip_axes="]
+TINY = tiny_flags(scaling=0, flip_axes="")
 
 
 def _truncate(path, keep=0.5):

@@ -18,6 +18,7 @@ from hved_tf.serving.export import SIGNATURES, export_model
 from hved_tf.config import ExportConfig, InferenceOptions, PredictConfig
 from conftest import segment
 from hved_tf.inference.loading import keras_segmenter, load_trained, open_segmenter
+from hved_tf.inference.segmenter import model_facts
 from hved_tf.modalities import LABEL_CONVENTIONS
 
 # Forces several 32^3 windows (the tiny run's patch) on a 37x29x33 volume.
@@ -116,8 +117,7 @@ def test_fresh_process_matches_hved_tf_inference(exported, tmp_path):
     assert "MODULES [] False" in done.stdout      # no more of keras, none of hved_tf
     out = dict(np.load(tmp_path / "out.npz"))
 
-    options = InferenceOptions(**{**OPTIONS.__dict__, "fallback_window": trained.window})
-    expected = segment(trained.model, volume, vmask, options)
+    expected = segment(trained.model, volume, vmask, OPTIONS, model_facts(trained))
     assert expected["window"] == (32, 32, 32)           # several windows were stitched
     values = np.asarray(LABEL_CONVENTIONS["brats2018"])
     np.testing.assert_allclose(out["volume/seg_probabilities"], expected["probabilities"],
@@ -127,7 +127,7 @@ def test_fresh_process_matches_hved_tf_inference(exported, tmp_path):
     np.testing.assert_allclose(out["volume/variance"], expected["variance"], atol=1e-5)
     np.testing.assert_allclose(out["volume/recon"], expected["recon"], atol=1e-5)
 
-    predict_subject(keras_segmenter(trained, options), subject_from_files(files), tmp_path / "pred",
+    predict_subject(keras_segmenter(trained, OPTIONS), subject_from_files(files), tmp_path / "pred",
                     PredictConfig(probabilities=True))
     read = lambda name: np.asanyarray(nib.load(str(tmp_path / "pred" / name)).dataobj)  # noqa
     np.testing.assert_array_equal(out["raw/seg_labels"], read("seg.nii.gz"))
@@ -137,7 +137,7 @@ def test_fresh_process_matches_hved_tf_inference(exported, tmp_path):
     np.testing.assert_allclose(out["raw/recon"][..., 0], read("synth_T1.nii.gz"), atol=1e-5)
     # At 2 mm along z: resampled to 1 mm in the graph (float32 matrices) and on the host
     # (SciPy, float64), the outputs brought back to the 2 mm grid by both.
-    report = predict_subject(keras_segmenter(trained, options), subject_from_files(coarse),
+    report = predict_subject(keras_segmenter(trained, OPTIONS), subject_from_files(coarse),
                              tmp_path / "pred2mm", PredictConfig(probabilities=True))
     assert report["inference"]["resampled"]
     read = lambda name: np.asanyarray(nib.load(str(tmp_path / "pred2mm" / name)).dataobj)  # noqa
@@ -268,7 +268,7 @@ def test_serving_client_against_a_grpc_test_double(exported, tmp_path):
         assert code == 0
     finally:
         server.stop(None)
-    options = InferenceOptions(**{**OPTIONS.__dict__, "fallback_window": trained.window})
+    options = OPTIONS
     predict_subject(keras_segmenter(trained, options), subject_from_files(files), tmp_path / "local")
     for name in ("seg.nii.gz", "uncertainty.nii.gz", "synth_T1.nii.gz", "synth_T2.nii.gz"):
         served = nib.load(str(tmp_path / "served" / name))
@@ -298,7 +298,7 @@ def test_predict_accepts_an_export(exported, tmp_path):
     for m in ("T1", "T2", "FLAIR"):
         files[m] = tmp_path / f"{m}.nii.gz"
         nib.save(nib.Nifti1Image(phantoms[m], np.diag([1.0, -1.0, 1.0, 1.0])), str(files[m]))
-    options = InferenceOptions(**{**OPTIONS.__dict__, "fallback_window": trained.window})
+    options = OPTIONS
     config = PredictConfig(label_convention="brats2023", probabilities=True)
     predict_subject(keras_segmenter(trained, options), subject_from_files(files), tmp_path / "run",
                     config)
@@ -358,7 +358,6 @@ def test_the_baselines_export_too(tmp_path, name, options, mask):
     volume = np.random.default_rng(1).normal(size=(21, 19, 18, 4)).astype(np.float32)
     mask = np.asarray(mask, np.float32)
     out = loaded.signatures["segment_volume"](image=tf.constant(volume), mask=tf.constant(mask))
-    fallback = InferenceOptions(**{**OPTIONS.__dict__, "fallback_window": trained.window})
-    expected = segment(trained.model, volume, mask, fallback)
+    expected = segment(trained.model, volume, mask, OPTIONS, model_facts(trained))
     np.testing.assert_allclose(out["seg_probabilities"], expected["probabilities"], atol=1e-5)
     assert float(tf.reduce_max(tf.abs(out["recon"]))) == 0.0       # no synthesis in these

@@ -7,7 +7,7 @@ import shutil
 
 import numpy as np
 
-from hved_tf.config import InferenceOptions
+from hved_tf.config import InferenceOptions, ModelFacts
 from hved_tf.data.class_prior import CLASS_PRIOR_FILE
 from hved_tf.inference.segmenter import prior_corrected, whole_box
 
@@ -32,7 +32,7 @@ def test_a_run_folders_weights_reach_every_segmenter(tiny_run, tmp_path):
     corrected = keras_segmenter(trained, options, synthesise=False)
     plain = keras_segmenter(trained, dataclasses.replace(options, prior_correction=False),
                             synthesise=False)
-    assert corrected.options.class_weights == WEIGHTS and plain.options.class_weights == ()
+    assert corrected.class_weights == WEIGHTS and plain.class_weights == ()
     image = np.random.default_rng(0).normal(size=(32, 32, 32, 4)).astype(np.float32)
     mask = np.ones(4, np.float32)
     a = corrected.segment_prepared_image(image, mask, whole_box((32, 32, 32)))
@@ -41,8 +41,8 @@ def test_a_run_folders_weights_reach_every_segmenter(tiny_run, tmp_path):
                                prior_corrected(b.outputs["probabilities"], WEIGHTS), atol=1e-6)
     np.testing.assert_array_equal(a.labels, np.argmax(a.outputs["probabilities"], -1))
     ensemble = open_segmenter([run_dir, tiny_run], options=options)
-    assert [m.options.class_weights for m in ensemble.members] == [WEIGHTS, ()]
-    assert ensemble.options.class_weights == ()           # each member corrects its own
+    assert [m.class_weights for m in ensemble.members] == [WEIGHTS, ()]
+    assert ensemble.class_weights == ()           # each member corrects its own
 
 
 def test_training_without_the_flag_removes_an_old_prior(tiny_run, tmp_path):
@@ -65,8 +65,11 @@ def test_the_export_corrects_as_the_numpy_rule(tiny_run):
     from hved_tf.serving.export import ServingModule
 
     trained = load_trained(tiny_run)
-    module = ServingModule(trained.model, "brats2023", InferenceOptions(class_weights=WEIGHTS),
-                           landmarks=trained.landmarks)
+    module = ServingModule(trained.model, "brats2023", InferenceOptions(),
+                           landmarks=trained.landmarks, facts=ModelFacts(class_weights=WEIGHTS))
+    assert ServingModule(trained.model, "brats2023", InferenceOptions(prior_correction=False),
+                         landmarks=trained.landmarks,
+                         facts=ModelFacts(class_weights=WEIGHTS)).class_weights == ()
     probs = np.random.default_rng(1).dirichlet(np.ones(4), size=(6, 6, 6)).astype(np.float32)
     out = module._outputs(tf.constant(probs), tf.zeros([6, 6, 6, 1]), tf.zeros([6, 6, 6, 4]))
     expected = prior_corrected(probs, WEIGHTS)

@@ -10,12 +10,10 @@ import time
 import numpy as np
 import pytest
 
-from conftest import REPO
+from conftest import REPO, tiny_flags
 from hved_tf.config import DataConfig, ModelConfig, PipelineConfig, TrainConfig
 
-TINY = ["--data_root=demo", "--demo_subjects=6", "--demo_shape=32,32,32", "--patch=32,32,32",
-        "--base_filters=4", "--levels=3", "--windows_per_volume=2", "--validation_every=2",
-        "--validation_subsets=T1+T1c+T2+FLAIR,T1c", "--keep_checkpoints=2"]
+TINY = tiny_flags(demo_subjects=6, validation_subsets="T1+T1c+T2+FLAIR,T1c")
 
 
 def _tiny_config(run_dir, steps=4, **kw):
