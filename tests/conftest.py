@@ -1,7 +1,11 @@
 """Shared test set-up: quiet TensorFlow, the original release's reference folder, and the
 process-wide state each test leaves as it found it."""
+import dataclasses
+import importlib
+import inspect
 import logging
 import os
+import re
 import pathlib
 import sys
 
@@ -12,6 +16,46 @@ import hved_tf  # noqa: E402,F401  (before any TensorFlow import: its oneDNN set
 import pytest  # noqa: E402
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
+
+
+SPAWNS = ("sys.executable", "saved_model_cli", "Popen(")   # a Python process or a tool
+
+
+def _source(function):
+    try:
+        return inspect.getsource(function)
+    except (OSError, TypeError):
+        return ""
+
+
+def _sources(item):
+    """The source of a test, of the fixtures it uses and of the module's functions it calls."""
+    function = getattr(item, "function", None)
+    texts = [_source(function)]
+    for name in item.fixturenames:
+        for fixture in item._fixtureinfo.name2fixturedefs.get(name, ()):
+            texts.append(_source(fixture.func))
+    module = getattr(item, "module", None)
+    called = set(re.findall(r"\b(_?\w+)\(", "\n".join(texts)))
+    for name in called:
+        helper = getattr(module, name, None)
+        if inspect.isfunction(helper) and helper.__module__ == getattr(module, "__name__", ""):
+            texts.append(_source(helper))
+    return "\n".join(texts)
+
+
+def pytest_collection_modifyitems(config, items):
+    """Marks each test with its tier: `subprocess` (it starts a process: its source, a fixture
+    or a helper of its module says so), `cli` (a command through Program.call) or `unit`;
+    `pytest -m unit` runs the fast tier alone."""
+    for item in items:
+        text = _sources(item)
+        if any(word in text for word in SPAWNS):
+            item.add_marker(pytest.mark.subprocess)
+        elif "cli" in item.fixturenames or "PROGRAM.call" in text:
+            item.add_marker(pytest.mark.cli)
+        else:
+            item.add_marker(pytest.mark.unit)
 
 
 def reference_dir():
@@ -40,6 +84,31 @@ def _process_globals_reset():
     keras = sys.modules.get("keras")
     if keras and keras.mixed_precision.global_policy().name != policy:
         keras.mixed_precision.set_global_policy(policy)
+
+
+@dataclasses.dataclass
+class Outcome:
+    """A command's exit status and what it printed."""
+    code: int
+    out: str
+    err: str
+
+    def __str__(self):
+        return f"exit {self.code}\n--- stdout\n{self.out[-3000:]}\n--- stderr\n{self.err[-3000:]}"
+
+
+@pytest.fixture
+def cli(capfd):
+    """`cli("predict", "--flag=value", ...)`: a command run in this process (the code path of
+    the installed command, without starting TensorFlow again), as an Outcome. Real processes
+    are kept for what only they show: start-up noise, signals, environment variables."""
+    def run(name, *args):
+        program = importlib.import_module(f"hved_tf.{name}").PROGRAM
+        capfd.readouterr()
+        code = program.call([str(a) for a in args])
+        out, err = capfd.readouterr()
+        return Outcome(code, out, err)
+    return run
 
 
 @pytest.fixture

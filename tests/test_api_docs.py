@@ -9,6 +9,8 @@ import pytest
 from conftest import REPO
 
 DOCUMENTED = ["hved_tf/gaussian.py", "hved_tf/losses.py", "hved_tf/settings.py",
+              "hved_tf/io/atomic.py", "hved_tf/io/nifti.py",
+              "hved_tf/io/datasets.py", "hved_tf/evaluation/metrics.py",
               "hved_tf/config/flagdefs.py", "hved_tf/config/stored.py"]
 
 

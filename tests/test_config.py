@@ -1,7 +1,5 @@
 """Every file in configs/ parses and validates; bad flags are clear errors."""
 import json
-import subprocess
-import sys
 
 import pytest
 from absl import flags as absl_flags
@@ -100,15 +98,11 @@ def test_validation_window(parse):
     assert TrainConfig.from_dict(json.loads(json.dumps(sized.to_dict()))) == sized
 
 
-def test_unknown_flag_exits_non_zero_before_work(tmp_path):
-    run = subprocess.run([sys.executable, "-m", "hved_tf.train", "--no_such_flag=1",
-                          f"--run_dir={tmp_path}/r"], capture_output=True, text=True, cwd=REPO,
-                         timeout=120)
-    assert run.returncode != 0 and "no_such_flag" in run.stderr
-    run = subprocess.run([sys.executable, "-m", "hved_tf.train", "--steps=-3",
-                          f"--run_dir={tmp_path}/r"], capture_output=True, text=True, cwd=REPO,
-                         timeout=120)
-    assert run.returncode == 2 and "--steps must be a positive integer" in run.stderr
+def test_unknown_flag_exits_non_zero_before_work(tmp_path, cli):
+    run = cli("train", "--no_such_flag=1", f"--run_dir={tmp_path}/r")
+    assert run.code == 2 and "no_such_flag" in run.err, run
+    run = cli("train", "--steps=-3", f"--run_dir={tmp_path}/r")
+    assert run.code == 2 and "--steps must be a positive integer" in run.err, run
     assert not (tmp_path / "r").exists()
 
 

@@ -13,6 +13,8 @@ after percentile clipping);
 """
 from __future__ import annotations
 
+from typing import Sequence
+
 import numpy as np
 from scipy.spatial import cKDTree
 from scipy.stats import wilcoxon
@@ -21,7 +23,19 @@ from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 from hved_tf.modalities import region_masks
 
 
-def dice(pred, truth):
+def dice(pred: np.ndarray, truth: np.ndarray) -> float:
+    """The Dice of two masks.
+
+    Args:
+        pred: the predicted mask (any array, read as bool).
+        truth: the true mask, the same shape.
+
+    Returns:
+        2|P∩T| / (|P| + |T|); 1.0 when both are empty.
+
+    Raises:
+        ValueError: when the shapes differ.
+    """
     pred = np.asarray(pred, bool)
     truth = np.asarray(truth, bool)
     if pred.shape != truth.shape:
@@ -32,16 +46,32 @@ def dice(pred, truth):
     return 2.0 * int(np.logical_and(pred, truth).sum()) / total
 
 
-def region_dice(pred_labels, true_labels):
-    """{"whole_tumour": d, "tumour_core": d, "enhancing": d} from training labels 0..3."""
+def region_dice(pred_labels: np.ndarray, true_labels: np.ndarray) -> dict[str, float]:
+    """The Dice of each tumour region.
+
+    Args:
+        pred_labels: predicted training labels 0..3.
+        true_labels: true training labels, the same shape.
+
+    Returns:
+        {"whole_tumour": d, "tumour_core": d, "enhancing": d}.
+    """
     pred, truth = region_masks(pred_labels), region_masks(true_labels)
     return {name: dice(pred[name], truth[name]) for name in truth}
 
 
 # ------------------------------------------------------------------ surface distances
 
-def surface(mask):
-    """Voxels of `mask` with a face neighbour outside it (the volume's edge counts as outside)."""
+def surface(mask: np.ndarray) -> np.ndarray:
+    """The surface voxels of a mask.
+
+    Args:
+        mask: any array, read as bool.
+
+    Returns:
+        bool, the voxels of `mask` with a face neighbour outside it (the volume's edge counts
+        as outside).
+    """
     mask = np.asarray(mask, bool)
     inner = np.pad(mask, 1, constant_values=False)
     eroded = inner.copy()
@@ -51,16 +81,34 @@ def surface(mask):
     return mask & ~eroded[tuple(slice(1, -1) for _ in range(mask.ndim))]
 
 
-def empty_penalty(shape, spacing=(1.0, 1.0, 1.0)):
-    """HD95 when exactly one of the masks is empty: the grid's diagonal in mm (BraTS' choice:
-    373.13 mm for 240x240x155 at 1 mm)."""
+def empty_penalty(shape: Sequence[int], spacing: Sequence[float] = (1.0, 1.0, 1.0)) -> float:
+    """HD95 when exactly one of the masks is empty (BraTS' choice).
+
+    Args:
+        shape: the grid's shape.
+        spacing: its voxel sizes (mm).
+
+    Returns:
+        The grid's diagonal in mm (373.13 for 240x240x155 at 1 mm).
+    """
     return float(np.sqrt(np.sum((np.asarray(shape, float) * np.asarray(spacing, float)) ** 2)))
 
 
-def hd95(pred, truth, spacing=(1.0, 1.0, 1.0), penalty=None):
-    """95th percentile of the symmetric surface distances (mm), both directions pooled.
+def hd95(pred: np.ndarray, truth: np.ndarray, spacing: Sequence[float] = (1.0, 1.0, 1.0),
+         penalty: float | None = None) -> float:
+    """The 95th percentile of the symmetric surface distances, both directions pooled.
 
-    Both empty: 0. One empty: `penalty`, by default `empty_penalty` (the grid's diagonal).
+    Args:
+        pred: the predicted mask.
+        truth: the true mask, the same shape.
+        spacing: voxel sizes (mm) along the array's axes.
+        penalty: the value when exactly one mask is empty (None: `empty_penalty`).
+
+    Returns:
+        mm; 0 when both masks are empty.
+
+    Raises:
+        ValueError: when the shapes differ.
     """
     pred = np.asarray(pred, bool)
     truth = np.asarray(truth, bool)
@@ -70,32 +118,59 @@ def hd95(pred, truth, spacing=(1.0, 1.0, 1.0), penalty=None):
         return 0.0
     if not pred.any() or not truth.any():
         return empty_penalty(pred.shape, spacing) if penalty is None else float(penalty)
-    spacing = np.asarray(spacing, float)
-    a = np.argwhere(surface(pred)) * spacing
-    b = np.argwhere(surface(truth)) * spacing
+    mm = np.asarray(spacing, float)
+    a = np.argwhere(surface(pred)) * mm
+    b = np.argwhere(surface(truth)) * mm
     d_ab = cKDTree(b).query(a)[0]
     d_ba = cKDTree(a).query(b)[0]
     return float(np.percentile(np.concatenate([d_ab, d_ba]), 95))
 
 
-def sensitivity(pred, truth):
-    """TP / (TP + FN); NaN when the truth is empty (undefined)."""
+def sensitivity(pred: np.ndarray, truth: np.ndarray) -> float:
+    """The share of the truth found.
+
+    Args:
+        pred: the predicted mask.
+        truth: the true mask.
+
+    Returns:
+        TP / (TP + FN); NaN when the truth is empty (undefined).
+    """
     pred, truth = np.asarray(pred, bool), np.asarray(truth, bool)
     positives = int(truth.sum())
     return float(np.logical_and(pred, truth).sum() / positives) if positives else float("nan")
 
 
-def specificity(pred, truth):
-    """TN / (TN + FP) over the grid; NaN when the truth covers it all."""
+def specificity(pred: np.ndarray, truth: np.ndarray) -> float:
+    """The share of the outside left out.
+
+    Args:
+        pred: the predicted mask.
+        truth: the true mask.
+
+    Returns:
+        TN / (TN + FP) over the grid; NaN when the truth covers it all.
+    """
     pred, truth = np.asarray(pred, bool), np.asarray(truth, bool)
     negatives = int((~truth).sum())
     return (float(np.logical_and(~pred, ~truth).sum() / negatives) if negatives
             else float("nan"))
 
 
-def region_metrics(pred_labels, true_labels, spacing=(1.0, 1.0, 1.0), hd95_penalty=None):
-    """{region: {"dice", "hd95", "sensitivity", "specificity"}} from training labels 0..3
-    (`hd95_penalty`: HD95 when exactly one mask is empty; None: the grid's diagonal)."""
+def region_metrics(pred_labels: np.ndarray, true_labels: np.ndarray,
+                   spacing: Sequence[float] = (1.0, 1.0, 1.0),
+                   hd95_penalty: float | None = None) -> dict[str, dict[str, float]]:
+    """Dice, HD95, sensitivity and specificity of each tumour region.
+
+    Args:
+        pred_labels: predicted training labels 0..3.
+        true_labels: true training labels, the same shape.
+        spacing: voxel sizes (mm).
+        hd95_penalty: HD95 when exactly one mask is empty (None: the grid's diagonal).
+
+    Returns:
+        {region: {"dice", "hd95", "sensitivity", "specificity"}}.
+    """
     pred, truth = region_masks(pred_labels), region_masks(true_labels)
     return {name: {"dice": dice(pred[name], truth[name]),
                    "hd95": hd95(pred[name], truth[name], spacing, hd95_penalty),
@@ -104,11 +179,20 @@ def region_metrics(pred_labels, true_labels, spacing=(1.0, 1.0, 1.0), hd95_penal
             for name in truth}
 
 
-def image_metrics(synthesised, truth, foreground):
-    """{"psnr", "ssim"} of a synthesised volume against the real one (scikit-image).
+def image_metrics(synthesised: np.ndarray, truth: np.ndarray,
+                  foreground: np.ndarray) -> dict[str, float]:
+    """PSNR and SSIM of a synthesised volume against the real one (scikit-image).
 
     The data range is the real volume's range inside `foreground`; PSNR is taken inside the
     foreground, SSIM over the volume (a 7-voxel 3-D window).
+
+    Args:
+        synthesised: the synthesised volume.
+        truth: the real one, the same shape.
+        foreground: the mask of the head (not empty).
+
+    Returns:
+        {"psnr", "ssim"}.
     """
     synthesised = np.asarray(synthesised, np.float64)
     truth = np.asarray(truth, np.float64)
@@ -124,18 +208,40 @@ def image_metrics(synthesised, truth, foreground):
     return {"psnr": float(psnr), "ssim": float(ssim)}
 
 
-def clip_and_scale(volume, mask, low=0.5, high=99.5):
-    """The volume clipped to its [low, high] percentiles inside `mask`, scaled to [0, 1]."""
+def clip_and_scale(volume: np.ndarray, mask: np.ndarray, low: float = 0.5,
+                   high: float = 99.5) -> np.ndarray:
+    """A volume clipped to its percentiles inside a mask and scaled to [0, 1].
+
+    Args:
+        volume: the volume.
+        mask: where the percentiles are taken (bool).
+        low: the lower percentile.
+        high: the upper percentile.
+
+    Returns:
+        float64, the same shape.
+    """
     volume = np.asarray(volume, np.float64)
     lo, hi = np.percentile(volume[mask], [low, high])
     return np.clip((volume - lo) / max(float(hi - lo), 1e-12), 0.0, 1.0)
 
 
-def brasyn_metrics(synthesised, truth, brain, tumour):
+def brasyn_metrics(synthesised: np.ndarray, truth: np.ndarray, brain: np.ndarray,
+                   tumour: np.ndarray) -> dict[str, float]:
     """BraSyn's synthesis scores: each volume clipped to its 0.5-99.5 percentiles in the brain
     and scaled to [0, 1]; the SSIM map (data range 1) averaged inside the tumour and inside the
-    rest of the brain; MSE and PSNR in the brain. {"brasyn_ssim_tumour" (NaN without tumour),
-    "brasyn_ssim_healthy", "brasyn_mse", "brasyn_psnr"}."""
+    rest of the brain; MSE and PSNR in the brain.
+
+    Args:
+        synthesised: the synthesised volume.
+        truth: the real one.
+        brain: the brain mask (not empty).
+        tumour: the tumour mask.
+
+    Returns:
+        {"brasyn_ssim_tumour" (NaN without tumour), "brasyn_ssim_healthy", "brasyn_mse",
+        "brasyn_psnr"}.
+    """
     brain = np.asarray(brain, bool)
     tumour = np.asarray(tumour, bool) & brain
     if not brain.any():
@@ -154,16 +260,23 @@ def brasyn_metrics(synthesised, truth, brain, tumour):
 
 # ------------------------------------------------------------------ paired statistics
 
-def wilcoxon_p(a, b):
-    """Two-sided Wilcoxon signed-rank p-value of paired samples; 1.0 when all pairs are equal
-    and NaN with fewer than two pairs."""
-    a, b = np.asarray(a, float), np.asarray(b, float)
-    if a.shape != b.shape:
-        raise ValueError(f"Paired samples differ in size: {a.shape} and {b.shape}.")
-    keep = np.isfinite(a) & np.isfinite(b)
-    a, b = a[keep], b[keep]
-    if a.size < 2:
+def wilcoxon_p(a: Sequence[float] | np.ndarray, b: Sequence[float] | np.ndarray) -> float:
+    """The two-sided Wilcoxon signed-rank test of paired samples (pairs with a NaN left out).
+
+    Args:
+        a: the first sample.
+        b: the second, paired with it.
+
+    Returns:
+        The p-value; 1.0 when all pairs are equal, NaN with fewer than two pairs.
+    """
+    x, y = np.asarray(a, float), np.asarray(b, float)
+    if x.shape != y.shape:
+        raise ValueError(f"Paired samples differ in size: {x.shape} and {y.shape}.")
+    keep = np.isfinite(x) & np.isfinite(y)
+    x, y = x[keep], y[keep]
+    if x.size < 2:
         return float("nan")
-    if np.all(a == b):
+    if np.all(x == y):
         return 1.0
-    return float(wilcoxon(a, b).pvalue)
+    return float(wilcoxon(x, y).pvalue)

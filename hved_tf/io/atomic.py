@@ -29,6 +29,7 @@ import os
 import pathlib
 import secrets
 import shutil
+from typing import Any, Callable, Iterator
 
 PARTIAL_PREFIX = ".partial-"
 
@@ -73,9 +74,16 @@ def _make_parent(path):
         path.parent.mkdir(parents=True, exist_ok=True)
 
 
-def check_writable(folder, needed_bytes=0):
-    """Refuses, before any long work, a folder that cannot take `needed_bytes` of new files:
-    a file in the way, no permission, a read-only or full file system."""
+def check_writable(folder: str | os.PathLike, needed_bytes: int = 0) -> None:
+    """Refuses, before any long work, a folder that cannot take new files.
+
+    Args:
+        folder: the folder (made if missing).
+        needed_bytes: the space the files will take (0: not checked).
+
+    Raises:
+        OutputError: a file in the way, no permission, a read-only or full file system.
+    """
     folder = pathlib.Path(folder)
     probe = folder / f"{PARTIAL_PREFIX}{os.getpid()}-probe"
     _make_parent(probe)
@@ -95,8 +103,15 @@ def _fsync(path):
 
 
 @contextlib.contextmanager
-def atomic_path(path):
-    """Yields a temporary path to write; renamed over `path` when the block succeeds."""
+def atomic_path(path: str | os.PathLike) -> Iterator[pathlib.Path]:
+    """A temporary path to write, renamed over `path` when the block succeeds.
+
+    Args:
+        path: the file to write (its folder is made if missing).
+
+    Yields:
+        A sibling path whose name ends with `path`'s; removed if the block fails.
+    """
     path = pathlib.Path(path)
     _make_parent(path)
     tmp = _temporary_sibling(path)
@@ -110,22 +125,47 @@ def atomic_path(path):
             tmp.unlink()
 
 
-def write_text(path, text):
-    """Writes `text` to `path` atomically; returns the path."""
+def write_text(path: str | os.PathLike, text: str) -> pathlib.Path:
+    """Writes a text file whole or not at all.
+
+    Args:
+        path: the file.
+        text: its content.
+
+    Returns:
+        The path.
+    """
     with atomic_path(path) as tmp:
         tmp.write_text(text)
     return pathlib.Path(path)
 
 
-def write_json(path, data, **options):
-    """Writes `data` as JSON (indent 1 unless told) atomically; returns the path."""
+def write_json(path: str | os.PathLike, data: Any, **options: Any) -> pathlib.Path:
+    """Writes JSON whole or not at all.
+
+    Args:
+        path: the file.
+        data: what `json.dumps` takes.
+        **options: of `json.dumps` (indent 1 unless given).
+
+    Returns:
+        The path.
+    """
     options.setdefault("indent", 1)
     return write_text(path, json.dumps(data, **options))
 
 
 @contextlib.contextmanager
-def atomic_directory(target, replace=False):
-    """Yields a temporary sibling folder; renamed to `target` when the block succeeds."""
+def atomic_directory(target: str | os.PathLike, replace: bool = False) -> Iterator[pathlib.Path]:
+    """A temporary sibling folder to fill, renamed to `target` when the block succeeds.
+
+    Args:
+        target: the folder to make.
+        replace: swap out an existing `target` (else another process's finished copy wins).
+
+    Yields:
+        The temporary folder; removed if the block fails.
+    """
     target = pathlib.Path(target)
     _make_parent(target)
     tmp = _temporary_sibling(target)
@@ -165,9 +205,15 @@ def _writer_alive(name):
     return True
 
 
-def remove_partials(folder):
-    """Removes the temporary files and folders that killed writers (processes no longer
-    running) left in `folder`; returns their paths."""
+def remove_partials(folder: str | os.PathLike) -> list[pathlib.Path]:
+    """Removes what killed writers (processes no longer running) left in a folder.
+
+    Args:
+        folder: where to look (nothing happens when it does not exist).
+
+    Returns:
+        The temporary files and folders removed.
+    """
     folder = pathlib.Path(folder)
     if not folder.is_dir():
         return []
@@ -183,20 +229,37 @@ def remove_partials(folder):
     return removed
 
 
-def existing_ancestor(path):
-    """`path`, or its nearest ancestor that exists."""
+def existing_ancestor(path: str | os.PathLike) -> pathlib.Path:
+    """The nearest existing folder of a path.
+
+    Args:
+        path: any path.
+
+    Returns:
+        `path` if it exists, else its nearest ancestor that does.
+    """
     path = pathlib.Path(path)
     while not path.exists() and path != path.parent:
         path = path.parent
     return path
 
 
-def check_out_dir(out_dir, overwrite, earlier_results, other_files):
-    """Refuses, before any work, an output folder that is a file, that holds earlier results
-    (unless `overwrite`), that holds files which are not the command's (a set of outputs is
-    written whole into a folder of its own), or that cannot be written; removes what killed
-    runs left beside and inside it. `earlier_results(folder)` and `other_files(folder)` list
-    the paths of each kind in an existing folder (the command knows its own files)."""
+def check_out_dir(out_dir: str | os.PathLike, overwrite: bool,
+                  earlier_results: Callable[[pathlib.Path], list],
+                  other_files: Callable[[pathlib.Path], list]) -> None:
+    """Refuses, before any work, an output folder that cannot take a command's outputs, and
+    removes what killed runs left beside and inside it.
+
+    Args:
+        out_dir: the command's --out_dir.
+        overwrite: earlier results may be replaced.
+        earlier_results: lists the paths of the command's earlier results in a folder.
+        other_files: lists the paths in a folder that are not the command's (a set of outputs
+            is written whole into a folder of its own).
+
+    Raises:
+        ValueError: (OutputError for what cannot be written) naming the folder and the way out.
+    """
     out_dir = pathlib.Path(out_dir)
     if out_dir.exists() and not out_dir.is_dir():
         raise OutputError(f"--out_dir {out_dir} is a file; give a folder.")

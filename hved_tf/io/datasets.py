@@ -17,6 +17,7 @@ from __future__ import annotations
 import csv
 import dataclasses
 import logging
+import os
 import pathlib
 import re
 from collections import Counter
@@ -49,16 +50,17 @@ class Subject:
     layout: str
 
     @property
-    def available(self):
+    def available(self) -> np.ndarray:
         """float32 [4]: 1 for each modality the subject has."""
         return np.array([1.0 if m in self.paths else 0.0 for m in MODALITIES], np.float32)
 
     @property
-    def label_convention(self):
+    def label_convention(self) -> str:
+        """The label values of the subject's files: "brats2023" or "brats2018"."""
         return LABEL_CONVENTION.get(self.layout, "brats2018")
 
     @property
-    def grade(self):
+    def grade(self) -> str | None:
         """"HGG"/"LGG" where the layout says it, else None."""
         for part in (self.id, *(p.parent.name for p in self.paths.values())):
             if part.startswith(("HGG", "LGG")):
@@ -69,8 +71,18 @@ class Subject:
         return None
 
 
-def subject_from_files(paths):
-    """A Subject from {modality: path}; refuses none and a file given twice."""
+def subject_from_files(paths: dict) -> Subject:
+    """A Subject from the files of its sequences.
+
+    Args:
+        paths: {modality (any spelling): path}; empty paths are left out.
+
+    Returns:
+        The Subject, its id from the files' names (`files_subject_id`).
+
+    Raises:
+        ValueError: no file, or one file given for two modalities.
+    """
     paths = {canonical_modality(m): pathlib.Path(p) for m, p in paths.items() if p}
     if not paths:
         raise ValueError("No modality given: pass at least one of --t1, --t1c, --t2, --flair "
@@ -90,10 +102,17 @@ def subject_from_files(paths):
     return Subject(files_subject_id(list(ordered.values())), ordered, None, layout)
 
 
-def files_subject_id(paths):
-    """A subject's id from its files: the dataset id their names carry (a known layout's, e.g.
-    BraTS20_Training_024 of BraTS20_Training_024_t1ce.nii.gz), else the folder holding them
-    all, else the first file's name without its extensions."""
+def files_subject_id(paths: list) -> str:
+    """A subject's id from its files.
+
+    Args:
+        paths: the files (pathlib.Path).
+
+    Returns:
+        The dataset id their names carry (a known layout's, e.g. BraTS20_Training_024 of
+        BraTS20_Training_024_t1ce.nii.gz), else the folder holding them all, else the first
+        file's name without its extensions.
+    """
     matched = {m[1] for m in (_match(p.name) for p in paths) if m}
     if len(matched) == 1:
         return matched.pop()
@@ -113,8 +132,19 @@ def _match(name):
     return None
 
 
-def discover_subjects(root, layout=None):
-    """Every subject under `root`, sorted by id. `layout`: force one (default: detected)."""
+def discover_subjects(root: str | os.PathLike, layout: str | None = None) -> list[Subject]:
+    """Every subject of a dataset folder.
+
+    Args:
+        root: the folder (searched recursively for BraTS-named NIfTI files).
+        layout: one of `LAYOUTS` (None: the most common one found).
+
+    Returns:
+        The subjects with at least one image, sorted by id.
+
+    Raises:
+        ValueError: no such folder, no BraTS-named file, a file given twice.
+    """
     root = pathlib.Path(root)
     if not root.is_dir():
         raise ValueError(f"Data root {root} is not a folder.")
@@ -171,11 +201,20 @@ SPLIT_NAMES = {"training": "train", "train": "train", "validation": "validation"
                "valid": "validation", "val": "validation", "inference": "test", "test": "test"}
 
 
-def read_release_split(path, naming_path=None):
-    """{id: "train" | "validation" | "test"} from the release's CSV.
+def read_release_split(path: str | os.PathLike,
+                       naming_path: str | os.PathLike | None = None) -> dict[str, str]:
+    """The release's split file.
 
-    Ids are the release's (HGG100); with `naming_path` (its corresponding_naming.csv) they are
-    mapped to BraTS 2018 ids (Brats18_TCIA08_319_1).
+    Args:
+        path: its CSV ("id,Training|Validation|Inference" lines).
+        naming_path: its corresponding_naming.csv, to map the release's ids (HGG100) to
+            BraTS 2018 ids (Brats18_TCIA08_319_1).
+
+    Returns:
+        {id: "train" | "validation" | "test"}.
+
+    Raises:
+        ValueError: naming the file and line of a malformed row or an unknown id.
     """
     path = pathlib.Path(path)
     names = read_release_naming(naming_path) if naming_path else None
@@ -196,8 +235,15 @@ def read_release_split(path, naming_path=None):
     return split
 
 
-def read_release_naming(path):
-    """{release id (HGG1): BraTS 2018 id (Brats18_TCIA08_319_1)} from corresponding_naming.csv."""
+def read_release_naming(path: str | os.PathLike) -> dict[str, str]:
+    """The release's corresponding_naming.csv.
+
+    Args:
+        path: the file.
+
+    Returns:
+        {release id (HGG1): BraTS 2018 id (Brats18_TCIA08_319_1)}.
+    """
     mapping = {}
     with open(path, newline="") as f:
         for row in csv.DictReader(f):
@@ -206,14 +252,32 @@ def read_release_naming(path):
     return mapping
 
 
-def read_id_list(path):
-    """Ids, one per line (blank lines and # comments ignored)."""
+def read_id_list(path: str | os.PathLike) -> list[str]:
+    """A file of subject ids, one per line (blank lines and # comments ignored).
+
+    Args:
+        path: the file.
+
+    Returns:
+        The ids, in the file's order.
+    """
     lines = pathlib.Path(path).read_text().splitlines()
     return [ln.split("#", 1)[0].strip() for ln in lines if ln.split("#", 1)[0].strip()]
 
 
-def kfold_split(ids, fold=0, folds=3, seed=0, fractions=(0.7, 0.1, 0.2)):
-    """{id: "train" | "validation" | "test"}: fold `fold` of `folds`, seeded.
+def kfold_split(ids: list, fold: int = 0, folds: int = 3, seed: int = 0,
+                fractions: tuple = (0.7, 0.1, 0.2)) -> dict[str, str]:
+    """A seeded split of subject ids into training, validation and test.
+
+    Args:
+        ids: the subject ids.
+        fold: which of the folds tests.
+        folds: how many.
+        seed: of the shuffles.
+        fractions: of train, validation, test.
+
+    Returns:
+        {id: "train" | "validation" | "test"}.
 
     The ids are shuffled once with `seed`; fold f tests on the f-th block of
     round(fractions[2]·n) ids (blocks are disjoint while folds·fractions[2] <= 1), then the rest
@@ -238,8 +302,21 @@ def kfold_split(ids, fold=0, folds=3, seed=0, fractions=(0.7, 0.1, 0.2)):
     return split
 
 
-def apply_split(subjects, split, source="split"):
-    """{"train": [...], "validation": [...], "test": [...]} of subjects; unknown ids are an error."""
+def apply_split(subjects: list[Subject], split: dict[str, str],
+                source: str = "split") -> dict[str, list[Subject]]:
+    """Subjects grouped by a split.
+
+    Args:
+        subjects: the dataset's.
+        split: {id: "train" | "validation" | "test"}.
+        source: the split's name in messages (e.g. its file).
+
+    Returns:
+        {"train": [...], "validation": [...], "test": [...]}, each sorted by id.
+
+    Raises:
+        ValueError: ids of the split that are not in the data.
+    """
     by_id = {s.id: s for s in subjects}
     unknown = sorted(set(split) - set(by_id))
     if unknown:
@@ -248,8 +325,8 @@ def apply_split(subjects, split, source="split"):
                          f"{shown}. Is it the split of another dataset (release ids need the "
                          "naming file)?")
     parts: dict[str, list] = {"train": [], "validation": [], "test": []}
-    for sid, part in split.items():
-        parts[part].append(by_id[sid])
-    for part in parts.values():
-        part.sort(key=lambda s: s.id)
+    for sid, name in split.items():
+        parts[name].append(by_id[sid])
+    for members in parts.values():
+        members.sort(key=lambda s: s.id)
     return parts

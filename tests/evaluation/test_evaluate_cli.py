@@ -1,24 +1,21 @@
 """hved_tf.evaluate end to end on two phantoms with a tiny (untrained) model, twice."""
 import json
-import subprocess
-import sys
 
 import numpy as np
 
-from conftest import REPO
 from hved_tf.evaluation import tables
 from hved_tf.data.synthetic import write_phantom_dataset
 from hved_tf.modalities import SUBSET_CODES
 
 
-def test_evaluate_writes_table_csv_summary_and_figures(tmp_path, tiny_run):
+def test_evaluate_writes_table_csv_summary_and_figures(tmp_path, tiny_run, cli):
+    """In this process (hved-evaluate as a real process: tests/test_cli.py)."""
     write_phantom_dataset(tmp_path / "data", 2, (32, 32, 32), seed=5)
     out = tmp_path / "eval"
-    args = [sys.executable, "-m", "hved_tf.evaluate", f"--model={tiny_run}",
-            f"--model={tiny_run}", f"--data_root={tmp_path / 'data'}", f"--out_dir={out}",
-            "--samples=2", "--figures=1", "--overlap=0"]
-    done = subprocess.run(args, cwd=REPO, capture_output=True, text=True, timeout=600)
-    assert done.returncode == 0, done.stderr[-3000:]
+    args = [f"--model={tiny_run}", f"--model={tiny_run}", f"--data_root={tmp_path / 'data'}",
+            f"--out_dir={out}", "--samples=2", "--figures=1", "--overlap=0"]
+    done = cli("evaluate", *args)
+    assert done.code == 0, done
     rows = tables.read_csv(out / "results.csv")
     names = sorted({r["model"] for r in rows})
     assert len(names) == 2
@@ -43,8 +40,8 @@ def test_evaluate_writes_table_csv_summary_and_figures(tmp_path, tiny_run):
     assert summary["subjects"] == ["BraTS20_Training_001", "BraTS20_Training_002"]
     pngs = sorted(p.name for p in (out / "figures").rglob("*.png"))
     assert len(pngs) == 2 * 2     # one subject, two figure subsets, two models
-    again = subprocess.run(args, cwd=REPO, capture_output=True, text=True, timeout=600)
-    assert again.returncode == 2 and "--overwrite" in again.stderr
+    again = cli("evaluate", *args)
+    assert again.code == 2 and "--overwrite" in again.err, again
 
 
 def test_evaluate_scores_at_the_model_voxel_size(tmp_path, tiny_run):

@@ -1,13 +1,11 @@
 """hved_tf.predict: outputs in the input's geometry and label convention; bad input refused."""
 import json
-import subprocess
-import sys
 
 import nibabel as nib
 import numpy as np
 import pytest
 
-from conftest import REPO, make_run_dir
+from conftest import make_run_dir
 from hved_tf.data.synthetic import make_phantom
 from hved_tf.config import InferenceOptions, PredictConfig
 from hved_tf.inference.loading import keras_segmenter, load_trained, open_segmenter
@@ -150,19 +148,19 @@ def test_model_files_that_are_not_ours(tmp_path):
         load_trained(run)
 
 
-def test_cli_end_to_end_and_exit_codes(tmp_path, tiny_run):
+def test_cli_end_to_end_and_exit_codes(tmp_path, tiny_run, cli):
+    """In this process (hved-predict as a real process: tests/test_cli.py)."""
     paths = write_case(tmp_path / "in", ras_affine(), modalities=("T2", "FLAIR"))
-    base = [sys.executable, "-m", "hved_tf.predict", f"--model={tiny_run}",
-            f"--out_dir={tmp_path / 'out'}", "--samples=2"]
+    base = [f"--model={tiny_run}", f"--out_dir={tmp_path / 'out'}", "--samples=2"]
     args = base + [f"--t2={paths['T2']}", f"--flair={paths['FLAIR']}"]
-    done = subprocess.run(args, cwd=REPO, capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stderr[-2000:]
-    assert "T2+FLAIR" in done.stdout
+    done = cli("predict", *args)
+    assert done.code == 0, done
+    assert "T2+FLAIR" in done.out
     assert (tmp_path / "out" / "synth_T1c.nii.gz").is_file()
-    again = subprocess.run(args, cwd=REPO, capture_output=True, text=True, timeout=300)
-    assert again.returncode == 2 and "--overwrite" in again.stderr
-    none = subprocess.run(base, cwd=REPO, capture_output=True, text=True, timeout=300)
-    assert none.returncode == 2 and "No modality given" in none.stderr
+    again = cli("predict", *args)
+    assert again.code == 2 and "--overwrite" in again.err, again
+    none = cli("predict", *base)
+    assert none.code == 2 and "No modality given" in none.err, none
     assert not list((tmp_path / "out").glob(".*partial*"))
 
 

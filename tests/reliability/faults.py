@@ -15,8 +15,6 @@ exist, and that no temporary `.partial-` file or folder is left anywhere around 
 not permitted (not root, no CAP_SYS_ADMIN) the case is skipped with a message.
 """
 import contextlib
-import dataclasses
-import importlib
 import pathlib
 import shutil
 import subprocess
@@ -30,33 +28,13 @@ import hved_tf.evaluate  # noqa: F401,E402
 import hved_tf.export  # noqa: F401,E402
 import hved_tf.predict  # noqa: F401,E402
 import hved_tf.train  # noqa: F401,E402
+from conftest import Outcome, cli  # noqa: F401  (the programs in-process, for the tests here)
 from hved_tf.data.synthetic import make_phantom
 from hved_tf.io.atomic import PARTIAL_PREFIX
 from hved_tf.modalities import MODALITIES
 
 SHAPE = (33, 38, 35)
 FAST = ("--samples=1", "--window=32,32,32", "--overlap=0")
-
-
-@dataclasses.dataclass
-class Outcome:
-    code: int
-    out: str
-    err: str
-
-    def __str__(self):
-        return f"exit {self.code}\n--- stdout\n{self.out[-3000:]}\n--- stderr\n{self.err[-3000:]}"
-
-
-@pytest.fixture
-def cli(capfd):
-    def run(name, *args):
-        program = importlib.import_module(f"hved_tf.{name}").PROGRAM
-        capfd.readouterr()
-        code = program.call([str(a) for a in args])
-        out, err = capfd.readouterr()
-        return Outcome(code, out, err)
-    return run
 
 
 def refused(outcome, code, *names):

@@ -13,7 +13,6 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from conftest import REPO
 from hved_tf.serving.export import SIGNATURES, export_model
 from hved_tf.config import ExportConfig, InferenceOptions, PredictConfig
 from conftest import segment
@@ -327,18 +326,17 @@ def test_predict_accepts_an_export(exported, tmp_path):
     np.testing.assert_array_equal(a, b)
 
 
-def test_export_cli(tmp_path, tiny_run):
+def test_export_cli(tmp_path, tiny_run, cli):
+    """In this process (hved-export as a real process: tests/test_cli.py)."""
     run = tmp_path / "unfinished"
     run.mkdir()
     (run / "run_config.json").write_text((tiny_run / "run_config.json").read_text())
-    base = [sys.executable, "-m", "hved_tf.export", f"--export_dir={tmp_path / 'models'}"]
-    bad = subprocess.run(base + [f"--model={run}"], cwd=REPO, capture_output=True, text=True,
-                         timeout=300)
-    assert bad.returncode == 2 and "no finished model" in bad.stderr
-    good = subprocess.run(base + [f"--model={tiny_run}", "--samples=2"], cwd=REPO,
-                          capture_output=True, text=True, timeout=600)
-    assert good.returncode == 0, good.stderr[-2000:]
-    assert "exported u_hved" in good.stdout
+    base = [f"--export_dir={tmp_path / 'models'}"]
+    bad = cli("export", *base, f"--model={run}")
+    assert bad.code == 2 and "no finished model" in bad.err, bad
+    good = cli("export", *base, f"--model={tiny_run}", "--samples=2")
+    assert good.code == 0, good
+    assert "exported u_hved" in good.out
     assert (tmp_path / "models" / "1" / "saved_model.pb").is_file()
     assert sorted(p.name for p in (tmp_path / "models").iterdir()) == ["1"]   # no leftovers
 
