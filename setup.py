@@ -62,7 +62,11 @@ setup(
         # that our brats2025 numbers equal its own; hved_tf never imports it.
         # mypy (MIT) type-checks the numerical and inference packages from the test suite
         # (mypy.ini): the field's standard checker, rather than annotations nobody verifies.
-        "test": ["pytest>=7", "tensorflow-serving-api>=2.16", "import-linter>=2.1,<2.7",
-                 "panoptica>=2.1.7,<3", "brats-evaluation==0.0.10", "mypy>=1.10"],
+        # pytest-xdist (MIT) runs the suite in two processes (-n 2): most of a test's time is
+        # single-threaded Python (tracing, graph building), so a second worker uses the second
+        # core; pytest's own plugin for it, rather than splitting the suite by hand.
+        "test": ["pytest>=7", "pytest-xdist>=3.5", "tensorflow-serving-api>=2.16",
+                 "import-linter>=2.1,<2.7", "panoptica>=2.1.7,<3", "brats-evaluation==0.0.10",
+                 "mypy>=1.10"],
     },
 )

@@ -191,6 +191,25 @@ def tiny_run(tmp_path_factory):
     return make_run_dir(tmp_path_factory.mktemp("tiny_run") / "run")
 
 
+# The inference settings of the shared tiny export: several 32^3 windows (the tiny run's patch)
+# on a 37x29x33 volume, 3 z samples.
+EXPORT_OPTIONS = dict(window=None, max_voxels=16 ** 3, overlap=0.5, blend="gaussian",
+                      num_samples=3)
+
+
+@pytest.fixture(scope="session")
+def tiny_export(tmp_path_factory, tiny_run):
+    """The tiny run exported once for the session (`EXPORT_OPTIONS`, brats2018 labels): an
+    export takes about 20 s to trace; tests that change it work on a copy."""
+    from hved_tf.config import ExportConfig, InferenceOptions
+    from hved_tf.inference.loading import load_trained
+    from hved_tf.serving.export import export_model
+
+    return export_model(load_trained(tiny_run), ExportConfig(
+        export_dir=str(tmp_path_factory.mktemp("export") / "hved"),
+        inference=InferenceOptions(**EXPORT_OPTIONS), label_convention="brats2018"))
+
+
 def segment(model, image, mask, options, facts=None):
     """The one segmentation path over a preprocessed volume, as a dict (tests' shorthand);
     `facts`: what the model brings (ModelFacts; default: the defaults)."""

@@ -105,16 +105,6 @@ def keras_file(tmp_path_factory, tiny_run):
     return path
 
 
-@pytest.fixture(scope="module")
-def tiny_export(tmp_path_factory, tiny_run):
-    from hved_tf.config import ExportConfig, InferenceOptions
-    from hved_tf.inference.loading import load_trained
-    from hved_tf.serving.export import export_model
-    return export_model(load_trained(tiny_run), ExportConfig(
-        export_dir=str(tmp_path_factory.mktemp("export")),
-        inference=InferenceOptions(num_samples=1, window=(32, 32, 32))))
-
-
 def _with_damaged_best(copy_of, tiny_run):
     run_dir = copy_of(tiny_run)
     shutil.copy(run_dir / "model.weights.h5", run_dir / "best.weights.h5")

@@ -15,14 +15,14 @@ import tensorflow as tf
 
 from hved_tf.serving.export import SIGNATURES, export_model
 from hved_tf.config import ExportConfig, InferenceOptions, PredictConfig
-from conftest import segment
+from conftest import EXPORT_OPTIONS, segment
 from hved_tf.inference.loading import keras_segmenter, load_trained, open_segmenter
 from hved_tf.inference.segmenter import model_facts
 from hved_tf.modalities import LABEL_CONVENTIONS
 
-# Forces several 32^3 windows (the tiny run's patch) on a 37x29x33 volume.
-OPTIONS = InferenceOptions(window=None, max_voxels=16 ** 3, overlap=0.5, blend="gaussian",
-                           num_samples=3)
+# Forces several 32^3 windows (the tiny run's patch) on a 37x29x33 volume: the settings of
+# the session's tiny export (conftest.tiny_export).
+OPTIONS = InferenceOptions(**EXPORT_OPTIONS)
 SHAPE = (37, 29, 33)
 PYFUNC_OPS = {"PyFunc", "PyFuncStateless", "EagerPyFunc"}
 
@@ -73,12 +73,9 @@ FRESH = textwrap.dedent("""
 
 
 @pytest.fixture(scope="module")
-def exported(tiny_run, tmp_path_factory):
-    trained = load_trained(tiny_run)
-    path = export_model(trained, ExportConfig(
-        export_dir=str(tmp_path_factory.mktemp("export") / "hved"), inference=OPTIONS,
-        label_convention="brats2018"))
-    return trained, path
+def exported(tiny_run, tiny_export):
+    """(the tiny run loaded, its session export with OPTIONS)."""
+    return load_trained(tiny_run), tiny_export
 
 
 def test_fresh_process_matches_hved_tf_inference(exported, tmp_path):
