@@ -10,7 +10,9 @@ from conftest import REPO
 
 DOCUMENTED = ["hved_tf/gaussian.py", "hved_tf/losses.py", "hved_tf/settings.py",
               "hved_tf/io/atomic.py", "hved_tf/io/nifti.py",
-              "hved_tf/io/datasets.py", "hved_tf/evaluation/metrics.py",
+              "hved_tf/io/datasets.py", "hved_tf/preprocessing/crop.py",
+              "hved_tf/preprocessing/grids.py", "hved_tf/preprocessing/histogram.py",
+              "hved_tf/preprocessing/normalise.py", "hved_tf/preprocessing/resample.py", "hved_tf/evaluation/metrics.py",
               "hved_tf/config/flagdefs.py", "hved_tf/config/stored.py"]
 
 

@@ -31,9 +31,6 @@ def positive(name, value):
         raise ValueError(f"--{name} must be a positive integer, got {value!r}.")
 
 
-_positive_int = positive
-
-
 def non_negative(note=""):
     """The check of an integer >= 0; `note` says what 0 means, e.g. " (0: off)"."""
     def check(name, value):
@@ -65,10 +62,11 @@ def one_of(choices):
 
 def sizes(minimum, example="112,112,112"):
     """The check of three integers >= `minimum` (a window, a shape)."""
-    return lambda name, value: _sizes(name, value, minimum, example)
+    return lambda name, value: three_sizes(name, value, minimum, example)
 
 
-def _sizes(name, value, minimum, example="112,112,112"):
+def three_sizes(name, value, minimum, example="112,112,112"):
+    """Refuses a value that is not three integers >= `minimum`, naming the flag."""
     if (len(value) != 3 or any(isinstance(v, bool) or not isinstance(v, int) or v < minimum
                                for v in value)):
         raise ValueError(f"--{name} must be three integers >= {minimum}, e.g. {example}; got "

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from hved_tf.config.checks import (_sizes, between, checked_class_weights, choice,
+from hved_tf.config.checks import (three_sizes, between, checked_class_weights, choice,
                                    non_negative, positive)
 from hved_tf.config.vocabulary import INFERENCE_PRECISIONS
 from hved_tf.modalities import MODALITIES
@@ -88,7 +88,7 @@ class InferenceOptions:
     def validate(self):
         check_fields(self)
         if self.window is not None:
-            _sizes("window", tuple(self.window), 8, "'auto' or 128,128,128")
+            three_sizes("window", tuple(self.window), 8, "'auto' or 128,128,128")
         positive("max_voxels", self.max_voxels)
         return self
 
@@ -102,7 +102,7 @@ class ModelFacts:
     class_weights: tuple = ()
 
     def validate(self):
-        _sizes("patch", tuple(self.patch), 8)
+        three_sizes("patch", tuple(self.patch), 8)
         if self.class_weights:
             checked_class_weights("class weights of the prior correction", self.class_weights)
         return self
@@ -117,9 +117,8 @@ def _reference(name, value):
         choice(name, value, MODALITIES)
 
 
-def _modality(name, values):
+def _modality(value):
     """A modality's name as written in hved_tf (t1c -> T1c), else as given (refused later)."""
-    value = "".join(values)
     return next((m for m in MODALITIES if m.lower() == value.lower()), value)
 
 
@@ -145,7 +144,7 @@ class GridOptions:
 
     def validate(self):
         """A checked copy, the reference modality written as hved_tf writes it."""
-        checked = dataclasses.replace(self, reference=_modality("", [self.reference]))
+        checked = dataclasses.replace(self, reference=_modality(self.reference))
         check_fields(checked)
         return checked
 
@@ -168,7 +167,7 @@ def validation_options(patch, window="patch"):
     whole volume where it fits, else the patch; or given sizes), no overlap, the posterior
     mean (fast and repeatable)."""
     if window not in ("patch", "auto"):
-        _sizes("validation_window", tuple(window), 8, "'patch', 'auto' or 64,64,64")
+        three_sizes("validation_window", tuple(window), 8, "'patch', 'auto' or 64,64,64")
     window = tuple(patch) if window == "patch" else None if window == "auto" else tuple(window)
     return InferenceOptions(window=window, overlap=0.0, blend="constant", num_samples=1,
                             tta_axes=())

@@ -16,15 +16,6 @@ from hved_tf.modalities import parse_subset, subset_code
 from hved_tf.models import model_options
 from hved_tf.settings import check_fields, section, setting
 
-# Flags of the flat run_config.json layout (before the configuration tree) and their fields.
-_FLAT_PIPELINE = {"patch": "window", "batch_size": "batch_size",
-                  "windows_per_volume": "windows_per_volume", "sampler": "sampler",
-                  "flip_axes": "flip_axes", "rotation_degrees": "rotation_degrees",
-                  "scaling": "scaling"}
-_FLAT_LOSS = {"dice_weight": "dice", "ce_weight": "ce", "kl_weight": "kl",
-              "recon_weight": "recon", "decay_weight": "decay", "weight_decay": "decay_scale"}
-
-
 @dataclasses.dataclass
 class DataConfig:
     root: str = setting(DEMO_ROOT, "BraTS folder (layout detected), or 'demo' for generated "

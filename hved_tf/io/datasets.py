@@ -141,9 +141,6 @@ def discover_subjects(root: str | os.PathLike, layout: str | None = None) -> lis
 
     Returns:
         The subjects with at least one image, sorted by id.
-
-    Raises:
-        ValueError: no such folder, no BraTS-named file, a file given twice.
     """
     root = pathlib.Path(root)
     if not root.is_dir():

@@ -29,18 +29,33 @@ class CropBox:
     full_shape: tuple[int, ...]
 
     @property
-    def slices(self):
+    def slices(self) -> tuple:
+        """The box as slices of the full volume."""
         return tuple(slice(a, b) for a, b in zip(self.lo, self.hi))
 
     @property
-    def shape(self):
+    def shape(self) -> tuple:
+        """The cropped shape."""
         return tuple(b - a for a, b in zip(self.lo, self.hi))
 
-    def to_dict(self):
+    def to_dict(self) -> dict:
+        """The box as JSON-ready lists.
+
+        Returns:
+            {"lo", "hi", "full_shape"}.
+        """
         return {"lo": list(self.lo), "hi": list(self.hi), "full_shape": list(self.full_shape)}
 
     @classmethod
-    def from_dict(cls, d):
+    def from_dict(cls, d: dict) -> CropBox:
+        """The box of `to_dict`.
+
+        Args:
+            d: {"lo", "hi", "full_shape"}.
+
+        Returns:
+            The CropBox.
+        """
         return cls(tuple(d["lo"]), tuple(d["hi"]), tuple(d["full_shape"]))
 
 
@@ -55,9 +70,19 @@ def _grow(lo, hi, min_extent):
     return lo, hi
 
 
-def crop_box(volume, min_extent=MIN_EXTENT, flipped=(False, False, False)):
-    """Box of `volume` [X, Y, Z] or [X, Y, Z, M] (RAS) by the release's rule, applied in the
-    file's voxel order: `flipped[axis]` when the file stores that RAS axis reversed."""
+def crop_box(volume: np.ndarray, min_extent: int = MIN_EXTENT,
+             flipped: tuple = (False, False, False)) -> CropBox:
+    """The non-zero box of a volume by the release's rule (grown to `min_extent` per axis),
+    applied in the file's voxel order.
+
+    Args:
+        volume: [X, Y, Z] or [X, Y, Z, M], RAS.
+        min_extent: the smallest extent per axis.
+        flipped: per RAS axis, True when the file stores it reversed.
+
+    Returns:
+        The CropBox.
+    """
     volume = np.asarray(volume)
     if volume.ndim == 4:
         nonzero = np.any(volume != 0, axis=3)
@@ -83,13 +108,30 @@ def crop_box(volume, min_extent=MIN_EXTENT, flipped=(False, False, False)):
     return CropBox(tuple(lo), tuple(hi), tuple(int(s) for s in shape))
 
 
-def crop(volume, box):
-    """The box's part of a [X, Y, Z, ...] volume."""
+def crop(volume: np.ndarray, box: CropBox) -> np.ndarray:
+    """The box's part of a volume.
+
+    Args:
+        volume: [X, Y, Z, ...].
+        box: the box.
+
+    Returns:
+        A view of the part.
+    """
     return np.asarray(volume)[box.slices]
 
 
-def uncrop(cropped, box, fill=0):
-    """Pastes a cropped [x, y, z, ...] array back into the full grid, `fill` elsewhere."""
+def uncrop(cropped: np.ndarray, box: CropBox, fill: float = 0) -> np.ndarray:
+    """Pastes a cropped array back into the full grid.
+
+    Args:
+        cropped: [x, y, z, ...] of the box's shape.
+        box: the box.
+        fill: the value elsewhere.
+
+    Returns:
+        [X, Y, Z, ...] of the full shape.
+    """
     cropped = np.asarray(cropped)
     if tuple(cropped.shape[:3]) != box.shape:
         raise ValueError(f"Cropped array has spatial shape {cropped.shape[:3]}, the box {box.shape}.")

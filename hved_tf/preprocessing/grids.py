@@ -14,24 +14,46 @@ their fields of view do not overlap, or their centres lie more than
 """
 from __future__ import annotations
 
+from typing import Sequence
+
 import numpy as np
 
-from hved_tf.io.nifti import AFFINE_TOLERANCE
+from hved_tf.io.nifti import AFFINE_TOLERANCE, Geometry
 from hved_tf.preprocessing.resample import image_resampled, onto_grid, world_box
 
 MAX_CENTRE_DISTANCE_MM = 50.0
 
 
-def same_grid(a, b):
-    """Whether two Geometries hold the same voxels once in RAS order (whatever order each file
-    stores them in): same shape and voxel-to-world affine in RAS."""
+def same_grid(a: Geometry, b: Geometry) -> bool:
+    """Whether two files hold the same voxels once in RAS order (whatever order each file
+    stores them in).
+
+    Args:
+        a: a file's Geometry.
+        b: another's.
+
+    Returns:
+        True for the same RAS shape and voxel-to-world affine.
+    """
     return a.ras_shape == b.ras_shape and np.allclose(a.ras_affine, b.ras_affine,
                                                       atol=AFFINE_TOLERANCE)
 
 
-def reference_index(geometries, names, reference=""):
-    """Index of the reference grid among `geometries` (named `names`): `reference` when given
-    (a modality name), else the finest voxels."""
+def reference_index(geometries: list[Geometry], names: Sequence[str],
+                    reference: str = "") -> int:
+    """Which grid the others are resampled onto.
+
+    Args:
+        geometries: the files' Geometries.
+        names: their modalities, in the same order.
+        reference: a modality ("": the finest voxels).
+
+    Returns:
+        The index of the reference grid.
+
+    Raises:
+        ValueError: `reference` is not among `names`.
+    """
     names = list(names)
     if reference:
         if reference not in names:
@@ -46,9 +68,16 @@ def _describe(name, geometry):
     return f"{name} ({geometry.path})" if name else geometry.path
 
 
-def check_one_exam(geometries, names):
-    """Refuses grids that cannot come from one session (see the module docstring), with one
-    message naming the files and the distance."""
+def check_one_exam(geometries: list[Geometry], names: Sequence[str]) -> None:
+    """Refuses grids that cannot come from one session (see the module docstring).
+
+    Args:
+        geometries: the files' Geometries, the reference first.
+        names: their modalities.
+
+    Raises:
+        ValueError: one message naming the files and the distance.
+    """
     boxes = [world_box(g.affine, g.shape) for g in geometries]
     centres = [(lo + hi) / 2 for lo, hi in boxes]
     for k in range(1, len(geometries)):
@@ -65,9 +94,22 @@ def check_one_exam(geometries, names):
                              "not one exam, or need registration first (e.g. ANTs, FSL FLIRT).")
 
 
-def checked_reference(geometries, names, reference=""):
-    """Index of the reference grid (`reference_index`), the others checked to be of one exam
-    with it (`check_one_exam`) when they lie on other grids."""
+def checked_reference(geometries: list[Geometry], names: Sequence[str],
+                      reference: str = "") -> int:
+    """The reference grid, the others checked to be of one exam with it when they lie on
+    other grids.
+
+    Args:
+        geometries: the files' Geometries.
+        names: their modalities.
+        reference: a modality ("": the finest voxels).
+
+    Returns:
+        The index of the reference grid (`reference_index`).
+
+    Raises:
+        ValueError: from `reference_index` or `check_one_exam`.
+    """
     names = list(names)
     ref = reference_index(geometries, names, reference)
     if not all(same_grid(g, geometries[ref]) for g in geometries):
@@ -77,11 +119,20 @@ def checked_reference(geometries, names, reference=""):
     return ref
 
 
-def images_onto(volumes, geometries, target):
-    """Images (RAS arrays on their own `geometries`) on the grid of the Geometry `target`:
-    cubic in world coordinates, their zero background kept zero (`image_resampled`: cubic
-    ringing would otherwise spread tiny values over the background and move the crop box);
-    those already on it as they are."""
+def images_onto(volumes: list[np.ndarray], geometries: list[Geometry],
+                target: Geometry) -> list[np.ndarray]:
+    """Images resampled onto one grid: cubic in world coordinates, their zero background kept
+    zero (`image_resampled`: cubic ringing would otherwise spread tiny values over the
+    background and move the crop box); those already on it as they are.
+
+    Args:
+        volumes: RAS arrays, each on its own grid.
+        geometries: their Geometries.
+        target: the grid's Geometry.
+
+    Returns:
+        The volumes on `target`'s RAS grid.
+    """
     def sample_from(geometry):
         return lambda array, order: onto_grid(array, geometry.ras_affine, target.ras_affine,
                                               target.ras_shape, order=order)

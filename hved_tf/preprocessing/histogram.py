@@ -16,7 +16,9 @@ Pure NumPy/SciPy.
 """
 from __future__ import annotations
 
+import os
 import pathlib
+from typing import Iterable, Sequence
 
 import numpy as np
 from scipy import ndimage
@@ -33,8 +35,18 @@ STANDARD_RANGE = (0.0, 100.0)
 NIFTYNET_NAMES = {"T1": "T1", "T1c": "T1c", "T2": "T2", "FLAIR": "Flair"}
 
 
-def mean_plus_mask(volume):
-    """NiftyNet's 'mean_plus' foreground of a 3-D volume (bool)."""
+def mean_plus_mask(volume: np.ndarray) -> np.ndarray:
+    """NiftyNet's 'mean_plus' foreground: above the mean, dilated twice, holes filled.
+
+    Args:
+        volume: a 3-D volume.
+
+    Returns:
+        bool, the same shape.
+
+    Raises:
+        ValueError: when it is empty (a constant image).
+    """
     volume = np.asarray(volume)
     mask = volume > np.mean(volume)
     mask = ndimage.binary_dilation(mask, iterations=2)
@@ -44,8 +56,18 @@ def mean_plus_mask(volume):
     return mask
 
 
-def percentiles(volume, mask, cutoff=DEFAULT_CUTOFF):
-    """The 13 landmark percentiles of `volume` over `mask` (float64)."""
+def percentiles(volume: np.ndarray, mask: np.ndarray,
+                cutoff: tuple = DEFAULT_CUTOFF) -> np.ndarray:
+    """The 13 landmark percentiles of a volume.
+
+    Args:
+        volume: a 3-D volume.
+        mask: where they are taken.
+        cutoff: the lowest and highest (as fractions).
+
+    Returns:
+        float64 [13].
+    """
     points = np.array([cutoff[0], *PERCENTILES_INNER, cutoff[1]])
     values = np.asarray(volume)[np.asarray(mask, bool)]
     if values.size == 0:
@@ -67,11 +89,20 @@ def _check_landmarks(name, values, source="landmarks"):
     return values
 
 
-def read_niftynet_landmarks(path, modalities=MODALITIES):
-    """{canonical modality: float64 [13]} from a NiftyNet hist.txt.
+def read_niftynet_landmarks(path: str | os.PathLike,
+                            modalities: Sequence[str] = MODALITIES) -> dict[str, np.ndarray]:
+    """The landmarks of a NiftyNet hist.txt (names matched case-insensitively with aliases:
+    Flair, t1ce, ...).
 
-    Every modality of `modalities` must be there (a clear error names the missing ones and the
-    file); names are matched case-insensitively with aliases (Flair, t1ce, ...).
+    Args:
+        path: the file.
+        modalities: those that must be there.
+
+    Returns:
+        {canonical modality: float64 [13]}.
+
+    Raises:
+        ValueError: naming the file, and the line or the missing modalities.
     """
     path = pathlib.Path(path)
     if not path.is_file():
@@ -99,8 +130,13 @@ def read_niftynet_landmarks(path, modalities=MODALITIES):
     return landmarks
 
 
-def write_niftynet_landmarks(path, landmarks):
-    """Writes {modality: 13 landmarks} as a NiftyNet hist.txt, atomically."""
+def write_niftynet_landmarks(path: str | os.PathLike, landmarks: dict) -> None:
+    """Writes landmarks as a NiftyNet hist.txt, whole or not at all.
+
+    Args:
+        path: the file.
+        landmarks: {modality: 13 increasing values}.
+    """
     path = pathlib.Path(path)
     lines = []
     for name, values in landmarks.items():
@@ -110,11 +146,20 @@ def write_niftynet_landmarks(path, landmarks):
     write_text(path, "\n".join(lines) + "\n")
 
 
-def train_landmarks(images, masks=None, cutoff=DEFAULT_CUTOFF):
-    """Landmarks {modality: [13]} averaged over `images`, NiftyNet's way.
+def train_landmarks(images: Iterable, masks: Sequence | None = None,
+                    cutoff: tuple = DEFAULT_CUTOFF) -> dict[str, np.ndarray]:
+    """Landmarks averaged over images, NiftyNet's way.
 
-    images: iterable of [X, Y, Z, 4] volumes (a missing modality all zeros, then skipped);
-    masks: None (each modality's own 'mean_plus' foreground) or matching [X, Y, Z(, 4)] masks.
+    Args:
+        images: [X, Y, Z, 4] volumes (a missing modality all zeros, then skipped).
+        masks: matching [X, Y, Z(, 4)] masks (None: each modality's 'mean_plus' foreground).
+        cutoff: the lowest and highest percentiles (as fractions).
+
+    Returns:
+        {modality: float64 [13]} of the modalities seen.
+
+    Raises:
+        ValueError: a misshapen image, or no data at all.
     """
     per_modality: dict[str, list] = {m: [] for m in MODALITIES}
     for k, image in enumerate(images):
@@ -144,14 +189,32 @@ def train_landmarks(images, masks=None, cutoff=DEFAULT_CUTOFF):
     return landmarks
 
 
-def standardise_cutoff(cutoff):
-    """NiftyNet's widening of the cutoffs for the 'percentile' type."""
+def standardise_cutoff(cutoff: tuple) -> tuple[float, float]:
+    """NiftyNet's widening of the cutoffs for the 'percentile' type.
+
+    Args:
+        cutoff: (low, high) fractions.
+
+    Returns:
+        (at most 0.09, at least 0.91).
+    """
     lo, hi = sorted(float(c) for c in cutoff)
     return max(0.0, min(lo, 0.09)), min(1.0, max(hi, 0.91))
 
 
-def apply_landmarks(volume, mask, landmarks, cutoff=DEFAULT_CUTOFF):
-    """Piecewise-linear standardisation of one 3-D volume (float64 out)."""
+def apply_landmarks(volume: np.ndarray, mask: np.ndarray, landmarks: np.ndarray,
+                    cutoff: tuple = DEFAULT_CUTOFF) -> np.ndarray:
+    """Nyúl's piecewise-linear standardisation of one volume.
+
+    Args:
+        volume: a 3-D volume.
+        mask: its foreground (where its percentiles are taken).
+        landmarks: the modality's 13 trained landmarks.
+        cutoff: the lowest and highest percentiles (as fractions).
+
+    Returns:
+        float64, the same shape.
+    """
     volume = np.asarray(volume)
     landmarks = np.asarray(landmarks, np.float64)
     perc = percentiles(volume, mask, standardise_cutoff(cutoff))[list(PERCENTILE_POINTS)]

@@ -13,6 +13,7 @@ Missing modalities (all zeros) are skipped and stay zeros. Pure NumPy/SciPy, flo
 from __future__ import annotations
 
 import concurrent.futures
+from typing import Any, Callable, Iterable
 
 import numpy as np
 
@@ -27,17 +28,32 @@ STORAGE_DTYPES = ("float16", "float32")
 WHITENING_MIN_STD = 1e-5
 
 
-def present_modalities(image):
-    """Booleans [4]: which channels hold any non-zero voxel."""
+def present_modalities(image: np.ndarray) -> np.ndarray:
+    """Which channels of an image hold any non-zero voxel.
+
+    Args:
+        image: [X, Y, Z, 4].
+
+    Returns:
+        bool [4].
+    """
     return np.any(np.asarray(image).reshape(-1, image.shape[-1]) != 0, axis=0)
 
 
 THREADS = 2       # modalities normalised side by side (NumPy and SciPy release the GIL)
 
 
-def per_modality(fn, channels):
-    """[fn(i) for i in channels], two at a time on threads: the chain's per-modality work
-    takes 1.0-1.4 s instead of 1.9-3.5 s on a BraTS-size case, with the same values."""
+def per_modality(fn: Callable[[int], Any], channels: Iterable) -> list:
+    """Per-channel work, two channels at a time on threads: the chain's per-modality work
+    takes 1.0-1.4 s instead of 1.9-3.5 s on a BraTS-size case, with the same values.
+
+    Args:
+        fn: the work on one channel index.
+        channels: the channel indices.
+
+    Returns:
+        [fn(i) for i in channels].
+    """
     channels = [int(i) for i in channels]
     if len(channels) < 2:
         return [fn(i) for i in channels]
@@ -45,8 +61,16 @@ def per_modality(fn, channels):
         return list(pool.map(fn, channels))
 
 
-def foreground_mask(image, present=None):
-    """The 'mean_plus' foreground, and-ed over the present modalities: bool [X, Y, Z]."""
+def foreground_mask(image: np.ndarray, present: np.ndarray | None = None) -> np.ndarray:
+    """The 'mean_plus' foreground, and-ed over the present modalities.
+
+    Args:
+        image: [X, Y, Z, 4].
+        present: bool [4] (None: `present_modalities`).
+
+    Returns:
+        bool [X, Y, Z].
+    """
     present = present_modalities(image) if present is None else present
     mask = np.ones(image.shape[:3], bool)
     for one in per_modality(lambda i: mean_plus_mask(image[..., i]), np.flatnonzero(present)):
@@ -54,16 +78,39 @@ def foreground_mask(image, present=None):
     return mask
 
 
-def whiten(volume, mask):
+def whiten(volume: np.ndarray, mask: np.ndarray) -> np.ndarray:
     """(x - mean) / max(std, 1e-5) with the foreground's mean and (population) std, computed in
-    float64 (the export's graph does the same, so both chains agree to float rounding)."""
+    float64 (the export's graph does the same, so both chains agree to float rounding).
+
+    Args:
+        volume: a 3-D volume.
+        mask: its foreground.
+
+    Returns:
+        float64, the same shape.
+    """
     volume = np.asarray(volume, np.float64)
     values = volume[mask]
     return (volume - values.mean()) / max(float(values.std()), WHITENING_MIN_STD)
 
 
-def normalise_intensities(image, landmarks, cutoff=DEFAULT_CUTOFF, padding=10):
-    """The whole chain on a [X, Y, Z, 4] volume; float32 [X, Y, Z, 4]."""
+def normalise_intensities(image: np.ndarray, landmarks: dict, cutoff: tuple = DEFAULT_CUTOFF,
+                          padding: int = 10) -> np.ndarray:
+    """The release's intensity chain: padding, the 'mean_plus' foreground, Nyúl
+    standardisation and whitening of each present modality.
+
+    Args:
+        image: [X, Y, Z, 4] (missing modalities zeros).
+        landmarks: {modality: 13 landmarks} of the present modalities.
+        cutoff: the lowest and highest percentiles (as fractions).
+        padding: voxels of edge padding while the foreground is found.
+
+    Returns:
+        float32 [X, Y, Z, 4] (missing modalities zeros).
+
+    Raises:
+        ValueError: a misshapen or empty image, missing landmarks, an empty foreground.
+    """
     image = np.asarray(image, np.float32)
     if image.ndim != 4 or image.shape[-1] != len(MODALITIES):
         raise ValueError(f"normalise_intensities takes a [X, Y, Z, {len(MODALITIES)}] volume "
@@ -92,11 +139,24 @@ def normalise_intensities(image, landmarks, cutoff=DEFAULT_CUTOFF, padding=10):
     return out.astype(np.float32)
 
 
-def prepare_image(image, landmarks, cutoff=DEFAULT_CUTOFF, padding=10, do_crop=True,
-                  flipped=(False, False, False)):
-    """The release's chain on a raw RAS image [X, Y, Z, 4] (missing modalities zeros): the crop
-    to the non-zero box (in the file's voxel order: `flipped`, see `crop.crop_box`), then
-    `normalise_intensities`. Returns (float32 image, CropBox)."""
+def prepare_image(image: np.ndarray, landmarks: dict, cutoff: tuple = DEFAULT_CUTOFF,
+                  padding: int = 10, do_crop: bool = True,
+                  flipped: tuple = (False, False, False)) -> tuple[np.ndarray, CropBox]:
+    """The release's chain on a raw image: the crop to the non-zero box, then
+    `normalise_intensities`.
+
+    Args:
+        image: RAS [X, Y, Z, 4] (missing modalities zeros).
+        landmarks: {modality: 13 landmarks}.
+        cutoff: the lowest and highest percentiles (as fractions).
+        padding: of `normalise_intensities`.
+        do_crop: False: the whole volume.
+        flipped: the RAS axes the file stores reversed (the crop's rule is in the file's
+            voxel order: `crop.crop_box`).
+
+    Returns:
+        (float32 image, CropBox).
+    """
     image = np.asarray(image, np.float32)
     shape = tuple(int(s) for s in image.shape[:3])
     box = crop_box(image, flipped=flipped) if do_crop else CropBox((0, 0, 0), shape, shape)
