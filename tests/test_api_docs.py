@@ -8,12 +8,17 @@ import pytest
 
 from conftest import REPO
 
-DOCUMENTED = ["hved_tf/gaussian.py", "hved_tf/losses.py", "hved_tf/settings.py",
-              "hved_tf/io/atomic.py", "hved_tf/io/nifti.py",
-              "hved_tf/io/datasets.py", "hved_tf/preprocessing/crop.py",
+DOCUMENTED = ["hved_tf/config/flagdefs.py", "hved_tf/config/stored.py",
+              "hved_tf/evaluation/files.py", "hved_tf/evaluation/lesions.py",
+              "hved_tf/evaluation/metrics.py", "hved_tf/evaluation/panoptic.py",
+              "hved_tf/evaluation/statistics.py", "hved_tf/evaluation/tables.py",
+              "hved_tf/gaussian.py", "hved_tf/inference/postprocess.py",
+              "hved_tf/inference/precision.py", "hved_tf/inference/spacing.py",
+              "hved_tf/inference/tta.py", "hved_tf/io/atomic.py", "hved_tf/io/datasets.py",
+              "hved_tf/io/nifti.py", "hved_tf/losses.py", "hved_tf/preprocessing/crop.py",
               "hved_tf/preprocessing/grids.py", "hved_tf/preprocessing/histogram.py",
-              "hved_tf/preprocessing/normalise.py", "hved_tf/preprocessing/resample.py", "hved_tf/evaluation/metrics.py",
-              "hved_tf/config/flagdefs.py", "hved_tf/config/stored.py"]
+              "hved_tf/preprocessing/normalise.py", "hved_tf/preprocessing/resample.py",
+              "hved_tf/settings.py"]
 
 
 def _public_functions(tree):

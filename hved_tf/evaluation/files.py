@@ -19,19 +19,38 @@ tool was given) with the same metrics as a model's (`hved_tf.evaluation.app.labe
 """
 from __future__ import annotations
 
+import os
 import pathlib
+from typing import Callable, Iterable
 
 import numpy as np
 
 from hved_tf.config.vocabulary import PREDICTION_CONVENTIONS
 from hved_tf.io.nifti import load_nifti, read_geometry
+from hved_tf.io.datasets import Subject
 from hved_tf.modalities import LABEL_CONVENTIONS, to_training_labels
 from hved_tf.preprocessing.grids import same_grid
 
 PREDICTION_NAMES = ("{id}.nii.gz", "{id}.nii", "{id}/seg.nii.gz", "{id}/seg.nii")
 
 
-def find_predictions(pred_dir, subjects):
+def _label_path(subject):
+    if subject.label_path is None:
+        raise ValueError(f"Subject {subject.id} has no label file: the truth is needed to score "
+                         "it.")
+    return subject.label_path
+
+
+def find_predictions(pred_dir: str | os.PathLike, subjects: list[Subject]) -> dict:
+    """Each subject's segmentation file in a folder (one of `PREDICTION_NAMES`).
+
+    Args:
+        pred_dir: the folder.
+        subjects: the subjects.
+
+    Returns:
+        {subject id: path, or None when there is none}.
+    """
     pred_dir = pathlib.Path(pred_dir)
     found = {}
     for subject in subjects:
@@ -40,8 +59,21 @@ def find_predictions(pred_dir, subjects):
     return found
 
 
-def detect_convention(values, source, convention="auto"):
-    """The label convention of a file holding `values` (see the module docstring)."""
+def detect_convention(values: Iterable, source: str | os.PathLike,
+                      convention: str = "auto") -> str:
+    """The label convention of a file (see the module docstring).
+
+    Args:
+        values: the label values it holds.
+        source: the file (for messages).
+        convention: the one given ("auto": from the values).
+
+    Returns:
+        A name of `LABEL_CONVENTIONS`.
+
+    Raises:
+        ValueError: values outside the given convention, or fitting none.
+    """
     values = {int(v) for v in values}
     if convention != "auto":
         allowed = set(LABEL_CONVENTIONS[convention])
@@ -61,9 +93,24 @@ def detect_convention(values, source, convention="auto"):
     return fits[0]
 
 
-def check_predictions(pred_dir, subjects, missing_as_empty=False, convention="auto",
-                      progress=None):
-    """{subject id: (path or None, convention)} after the checks of the module docstring."""
+def check_predictions(pred_dir: str | os.PathLike, subjects: list[Subject],
+                      missing_as_empty: bool = False, convention: str = "auto",
+                      progress: Callable | None = None) -> dict:
+    """Every segmentation file checked before any scoring (the module docstring says how).
+
+    Args:
+        pred_dir: the folder of segmentations.
+        subjects: the subjects (their label files are the truth).
+        missing_as_empty: a subject without a file is scored as an empty prediction.
+        convention: the files' label convention ("auto": from each file's values).
+        progress: `progress(index, subject id)` before each subject.
+
+    Returns:
+        {subject id: (path or None, convention)}.
+
+    Raises:
+        ValueError: no folder, missing files, another grid, unknown labels.
+    """
     pred_dir = pathlib.Path(pred_dir)
     if not pred_dir.is_dir():
         raise ValueError(f"--predictions {pred_dir}: no such folder.")
@@ -79,7 +126,7 @@ def check_predictions(pred_dir, subjects, missing_as_empty=False, convention="au
                          f"{len(found)} subjects ({shown}; looked for "
                          f"{', '.join(n.format(id='<id>') for n in PREDICTION_NAMES)}): add "
                          "them, or score them as empty with --missing_as_empty.")
-    checked = {}
+    checked: dict[str, tuple] = {}
     for k, subject in enumerate(subjects):
         if progress:
             progress(k, subject.id)
@@ -87,7 +134,7 @@ def check_predictions(pred_dir, subjects, missing_as_empty=False, convention="au
         if path is None:
             checked[subject.id] = (None, None)
             continue
-        pred, truth = read_geometry(path), read_geometry(subject.label_path)
+        pred, truth = read_geometry(path), read_geometry(_label_path(subject))
         if not same_grid(pred, truth):
             raise ValueError(
                 f"{path} is on another grid than the truth {subject.label_path} (shape "
@@ -98,19 +145,48 @@ def check_predictions(pred_dir, subjects, missing_as_empty=False, convention="au
     return checked
 
 
-def read_truth(subject):
-    data, _ = load_nifti(subject.label_path, kind="label")
+def read_truth(subject: Subject) -> np.ndarray:
+    """A subject's true labels.
+
+    Args:
+        subject: with a label file.
+
+    Returns:
+        Training labels 0..3 in RAS.
+    """
+    data, _ = load_nifti(_label_path(subject), kind="label")
     return to_training_labels(data, subject.label_convention, source=str(subject.label_path))
 
 
-def read_prediction(path, convention):
-    """Training labels in RAS (the orientation the truth is read in)."""
+def read_prediction(path: str | os.PathLike, convention: str) -> np.ndarray:
+    """A segmentation file's labels.
+
+    Args:
+        path: the file.
+        convention: its label convention.
+
+    Returns:
+        Training labels in RAS (the orientation the truth is read in).
+    """
     data, _ = load_nifti(path, kind="label")
     return to_training_labels(data, convention, source=str(path))
 
 
-def prediction_rows(checked, subjects, name, subset, score, progress=None):
-    """Rows of every subject: `score(pred_labels, truth_labels, spacing, base)` -> rows."""
+def prediction_rows(checked: dict, subjects: list[Subject], name: str, subset: str,
+                    score: Callable, progress: Callable | None = None) -> list[dict]:
+    """The results rows of segmentation files.
+
+    Args:
+        checked: `check_predictions`' answer.
+        subjects: the subjects.
+        name: the files' column in the tables.
+        subset: the sequences the tool was given (a subset code).
+        score: `score(pred_labels, truth_labels, spacing, base)` -> rows.
+        progress: `progress(index, subject id)` before each subject.
+
+    Returns:
+        Every subject's rows.
+    """
     rows = []
     for k, subject in enumerate(subjects):
         if progress:
@@ -118,7 +194,7 @@ def prediction_rows(checked, subjects, name, subset, score, progress=None):
         path, convention = checked[subject.id]
         truth = read_truth(subject)
         pred = (np.zeros_like(truth) if path is None else read_prediction(path, convention))
-        spacing = read_geometry(subject.label_path).ras_zooms
+        spacing = read_geometry(_label_path(subject)).ras_zooms
         rows += score(pred, truth, spacing, {"model": name, "subject": subject.id,
                                              "subset": subset})
     return rows

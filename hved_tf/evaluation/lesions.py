@@ -22,6 +22,7 @@ For one region (binary masks of prediction and truth):
 from __future__ import annotations
 
 import dataclasses
+from typing import Sequence
 
 import numpy as np
 from scipy import ndimage
@@ -36,11 +37,21 @@ DILATION_ELEMENT = ndimage.generate_binary_structure(3, 2)  # 18 neighbours: dil
 
 @dataclasses.dataclass(frozen=True)
 class LesionProtocol:
+    """How a BraTS challenge year counts lesions: the dilation that merges nearby ones and the
+    size under which a lesion leaves the score."""
     dilation: int = 3
     threshold: int = 50           # lesions of at most this many voxels leave the score
     enhancing_threshold: int | None = None   # for the enhancing region, when it differs
 
-    def threshold_for(self, region):
+    def threshold_for(self, region: str) -> int:
+        """The size threshold of a region.
+
+        Args:
+            region: "whole_tumour", "tumour_core" or "enhancing".
+
+        Returns:
+            Voxels: lesions of at most this many leave the score.
+        """
         if region == "enhancing" and self.enhancing_threshold is not None:
             return self.enhancing_threshold
         return self.threshold
@@ -52,6 +63,7 @@ PRESETS = {"brats2023": LesionProtocol(3, 50),
 
 @dataclasses.dataclass
 class LesionScores:
+    """One region's lesion-wise scores."""
     dice: float                   # lesion-wise Dice (see the module docstring)
     hd95: float                   # lesion-wise HD95, mm
     lesions: list                 # per counted lesion: {"voxels", "dice", "hd95", "detected"}
@@ -66,9 +78,16 @@ def _union(boxes, shape, margin=1):
     return tuple(slice(int(max(a, 0)), int(min(b, s))) for a, b, s in zip(lo, hi, shape))
 
 
-def lesions_of(truth, dilation):
-    """(lesion labels [X, Y, Z] of the truth's voxels, dilated-region labels, count): truth
-    components merged where their dilations overlap."""
+def lesions_of(truth: np.ndarray, dilation: int) -> tuple[np.ndarray, np.ndarray, int]:
+    """The truth's lesions: its components merged where their dilations overlap.
+
+    Args:
+        truth: a region's true mask [X, Y, Z].
+        dilation: iterations of the 18-neighbour dilation (0: none).
+
+    Returns:
+        (lesion labels of the truth's voxels, labels of the dilated regions, their count).
+    """
     truth = np.asarray(truth, bool)
     dilated = ndimage.binary_dilation(truth, DILATION_ELEMENT, iterations=dilation) \
         if dilation else truth
@@ -76,8 +95,21 @@ def lesions_of(truth, dilation):
     return np.where(truth, regions, 0), regions, count
 
 
-def lesion_scores(pred, truth, spacing=(1.0, 1.0, 1.0), dilation=3, threshold=50):
-    """LesionScores of one region's binary masks (see the module docstring)."""
+def lesion_scores(pred: np.ndarray, truth: np.ndarray,
+                  spacing: Sequence[float] = (1.0, 1.0, 1.0), dilation: int = 3,
+                  threshold: int = 50) -> LesionScores:
+    """The lesion-wise scores of one region (see the module docstring).
+
+    Args:
+        pred: the predicted mask.
+        truth: the true mask, the same shape.
+        spacing: voxel sizes (mm).
+        dilation: of `lesions_of`.
+        threshold: lesions of at most this many voxels leave the score.
+
+    Returns:
+        The LesionScores.
+    """
     pred, truth = np.asarray(pred, bool), np.asarray(truth, bool)
     if pred.shape != truth.shape:
         raise ValueError(f"Shapes differ: prediction {pred.shape}, truth {truth.shape}.")
@@ -115,10 +147,20 @@ def lesion_scores(pred, truth, spacing=(1.0, 1.0, 1.0), dilation=3, threshold=50
                         scored, false_positives, small_lesions=small)
 
 
-def region_lesion_metrics(pred_labels, true_labels, spacing=(1.0, 1.0, 1.0),
-                          protocol=PRESETS["brats2023"]):
-    """{region: {"lesion_dice", "lesion_hd95", "lesions", "false_positives"}} from training
-    labels 0..3."""
+def region_lesion_metrics(pred_labels: np.ndarray, true_labels: np.ndarray,
+                          spacing: Sequence[float] = (1.0, 1.0, 1.0),
+                          protocol: LesionProtocol = PRESETS["brats2023"]) -> dict[str, dict]:
+    """The lesion-wise scores of each tumour region.
+
+    Args:
+        pred_labels: predicted training labels 0..3.
+        true_labels: true ones, the same shape.
+        spacing: voxel sizes (mm).
+        protocol: the challenge year's rules.
+
+    Returns:
+        {region: {"lesion_dice", "lesion_hd95", "lesions", "false_positives"}}.
+    """
     pred, truth = region_masks(pred_labels), region_masks(true_labels)
     out = {}
     for region in truth:

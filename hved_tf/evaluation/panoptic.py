@@ -26,6 +26,7 @@ import functools
 import importlib
 import io
 import warnings
+from typing import Any, Sequence
 
 import numpy as np
 
@@ -49,8 +50,16 @@ def _panoptica(module="panoptica"):
 
 
 @functools.lru_cache(maxsize=1)
-def evaluator():
-    """The panoptica evaluator with the BraTS 2025 glioma settings (module docstring)."""
+def evaluator() -> Any:
+    """The panoptica evaluator with the BraTS 2025 glioma settings (module docstring), made
+    once.
+
+    Returns:
+        A `panoptica.Panoptica_Evaluator`.
+
+    Raises:
+        ValueError: panoptica is not installed (the [brats] extra).
+    """
     pan = _panoptica()
     edges = _panoptica("panoptica.utils.edge_case_handling")
     merged = _panoptica("panoptica.utils.label_group").LabelMergeGroup
@@ -78,9 +87,18 @@ def evaluator():
             instance_metrics=metrics, global_metrics=metrics)
 
 
-def panoptic_metrics(pred_labels, true_labels, spacing=(1.0, 1.0, 1.0)):
-    """{region: {"lesion_dice", "lesion_hd95", "detection_f1", "pq", "tp", "fp", "fn"}} of
-    training labels 0..3 (prediction, truth; same grid, RAS voxel sizes `spacing` in mm)."""
+def panoptic_metrics(pred_labels: np.ndarray, true_labels: np.ndarray,
+                     spacing: Sequence[float] = (1.0, 1.0, 1.0)) -> dict[str, dict[str, float]]:
+    """The BraTS 2025 instance-wise scores of each tumour region.
+
+    Args:
+        pred_labels: predicted training labels 0..3.
+        true_labels: true ones, on the same grid.
+        spacing: its voxel sizes (mm) along the array's axes.
+
+    Returns:
+        {region: {"lesion_dice", "lesion_hd95", "detection_f1", "pq", "tp", "fp", "fn"}}.
+    """
     pred = np.asarray(pred_labels).astype(np.uint8)
     truth = np.asarray(true_labels).astype(np.uint8)
     if pred.shape != truth.shape:

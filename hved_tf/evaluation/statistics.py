@@ -16,9 +16,11 @@ that a report is reproducible.
 from __future__ import annotations
 
 import dataclasses
+from typing import Any, Sequence, Union
 
 import numpy as np
 
+Scores = Union[np.ndarray, Sequence[Any]]     # [seeds, subjects] (or [subjects]) scores
 LEVEL = 0.95
 RESAMPLES = 10_000
 
@@ -44,7 +46,7 @@ def _interval(means: np.ndarray, level: float) -> tuple[float, float]:
     return float(low), float(high)
 
 
-def subject_ci(values, level: float = LEVEL, resamples: int = RESAMPLES,
+def subject_ci(values: Scores, level: float = LEVEL, resamples: int = RESAMPLES,
                seed: int = 0) -> tuple[float, float]:
     """Percentile bootstrap CI of the mean over subjects of the seed-averaged scores.
 
@@ -63,7 +65,7 @@ def subject_ci(values, level: float = LEVEL, resamples: int = RESAMPLES,
     return _interval(per_subject[draws].mean(axis=1), level)
 
 
-def seed_subject_ci(values, level: float = LEVEL, resamples: int = RESAMPLES,
+def seed_subject_ci(values: Scores, level: float = LEVEL, resamples: int = RESAMPLES,
                     seed: int = 0) -> tuple[float, float]:
     """Two-level percentile bootstrap CI of the grand mean: seeds drawn with replacement, then
     subjects drawn with replacement (the same subjects for every drawn seed: they are one test
@@ -101,10 +103,15 @@ class Summary:
     ci_seeds_subjects: tuple
 
     def as_dict(self) -> dict:
+        """The summary as JSON-ready values.
+
+        Returns:
+            `dataclasses.asdict` of it.
+        """
         return dataclasses.asdict(self)
 
 
-def summarise(values, level: float = LEVEL, resamples: int = RESAMPLES) -> Summary:
+def summarise(values: Scores, level: float = LEVEL, resamples: int = RESAMPLES) -> Summary:
     """The `Summary` of a [seeds, subjects] matrix (sd 0 for one seed).
 
     Args:
@@ -124,7 +131,7 @@ def summarise(values, level: float = LEVEL, resamples: int = RESAMPLES) -> Summa
                    ci_seeds_subjects=seed_subject_ci(matrix, level, resamples))
 
 
-def paired(a, b, level: float = LEVEL, resamples: int = RESAMPLES) -> Summary:
+def paired(a: Scores, b: Scores, level: float = LEVEL, resamples: int = RESAMPLES) -> Summary:
     """The `Summary` of b - a for two recipes scored on the same seeds and subjects.
 
     Args:

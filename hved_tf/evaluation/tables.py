@@ -16,6 +16,9 @@ import csv
 import io
 import json
 import math
+import os
+import pathlib
+from typing import Iterable, Sequence
 
 import numpy as np
 
@@ -26,7 +29,16 @@ from hved_tf.modalities import MODALITIES, REGION_SHORT, REGIONS, SUBSET_CODES, 
 FIELDS = ("model", "subject", "subset", "target", "metric", "value")
 
 
-def write_csv(path, rows):
+def write_csv(path: str | os.PathLike, rows: Iterable[dict]) -> pathlib.Path:
+    """Writes results.csv, whole or not at all.
+
+    Args:
+        path: the file.
+        rows: dicts with the keys of `FIELDS` (values written to full precision).
+
+    Returns:
+        The path.
+    """
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, FIELDS)
     writer.writeheader()
@@ -35,7 +47,15 @@ def write_csv(path, rows):
     return write_text(path, buffer.getvalue())
 
 
-def read_csv(path):
+def read_csv(path: str | os.PathLike) -> list[dict]:
+    """Reads a results.csv.
+
+    Args:
+        path: the file.
+
+    Returns:
+        Its rows, values as floats.
+    """
     with open(path, newline="") as f:
         return [{**row, "value": float(row["value"])} for row in csv.DictReader(f)]
 
@@ -52,8 +72,16 @@ def _nanmean(values):
     return float(np.mean(values)) if values else float("nan")
 
 
-def summary(rows, models):
-    """{model: {subset: {target: {metric: mean, "n": subjects}}}}."""
+def summary(rows: list[dict], models: Sequence[str]) -> dict:
+    """The mean of every metric per model, subset and target (NaNs left out).
+
+    Args:
+        rows: results rows.
+        models: the models' names.
+
+    Returns:
+        {model: {subset: {target: {metric: mean}}}}.
+    """
     out = {}
     for model in models:
         per_subset: dict[str, dict] = {}
@@ -68,8 +96,15 @@ def summary(rows, models):
     return out
 
 
-def mean_dice(rows):
-    """{(model, subset, region): mean Dice over the subjects} (for the heat map)."""
+def mean_dice(rows: list[dict]) -> dict[tuple, float]:
+    """The mean Dice of each cell (for the heat map).
+
+    Args:
+        rows: results rows.
+
+    Returns:
+        {(model, subset, region): mean Dice over the subjects}.
+    """
     cells: dict[tuple, list] = {}
     for r in rows:
         if r["metric"] == "dice":
@@ -77,13 +112,37 @@ def mean_dice(rows):
     return {key: _nanmean(values) for key, values in cells.items()}
 
 
-def write_summary(path, rows, models, extra=None):
+def write_summary(path: str | os.PathLike, rows: list[dict], models: Sequence[str],
+                  extra: dict | None = None) -> pathlib.Path:
+    """Writes summary.json, whole or not at all.
+
+    Args:
+        path: the file.
+        rows: results rows.
+        models: the models' names.
+        extra: more keys (subjects, settings, ...).
+
+    Returns:
+        The path.
+    """
     data = {"models": list(models), "summary": summary(rows, models), **(extra or {})}
     return write_text(path, json.dumps(data, indent=1, allow_nan=True))
 
 
-def significance(rows, models, subset, region, alpha=0.05):
-    """{model: True} for the cells that get a `*` (see the module docstring)."""
+def significance(rows: list[dict], models: Sequence[str], subset: str, region: str,
+                 alpha: float = 0.05) -> dict[str, bool]:
+    """The cells that get a `*` (see the module docstring).
+
+    Args:
+        rows: results rows.
+        models: the models' names, the first compared with each other.
+        subset: a subset code.
+        region: a region name.
+        alpha: the test's level.
+
+    Returns:
+        {model: True} for the better of each significantly different pair.
+    """
     marks: dict[str, bool] = {}
     if len(models) < 2:
         return marks
@@ -107,9 +166,20 @@ METRIC_NAMES = {"dice": "Dice", "dice_pp": "Dice after post-processing",
                 "detection_f1": "lesion detection F1 (RQ)", "pq": "panoptic quality"}
 
 
-def table1_markdown(rows, models, subsets=SUBSET_CODES, alpha=0.05, metrics=("dice",)):
-    """The Markdown table (see the module docstring); `metrics`: the Dice-like metrics shown
-    (in %), e.g. "dice", "dice_pp" (post-processed), "lesion_dice"."""
+def table1_markdown(rows: list[dict], models: Sequence[str], subsets: Sequence[str] = SUBSET_CODES,
+                    alpha: float = 0.05, metrics: Sequence[str] = ("dice",)) -> str:
+    """The Markdown table (see the module docstring).
+
+    Args:
+        rows: results rows.
+        models: the models' names (columns).
+        subsets: the subset codes (rows).
+        alpha: the level of the significance marks.
+        metrics: the Dice-like metrics shown (in %), e.g. "dice", "dice_pp", "lesion_dice".
+
+    Returns:
+        The table and its note.
+    """
     columns = [(metric, region, model) for metric in metrics for region in REGIONS
                for model in models]
 
@@ -152,10 +222,20 @@ SYNTHESIS_METRICS = (("brasyn_ssim_healthy", "SSIM healthy", "{:.3f}"),
                      ("brasyn_psnr", "PSNR dB", "{:.1f}"))
 
 
-def synthesis_markdown(rows, models, subsets=SUBSET_CODES):
+def synthesis_markdown(rows: list[dict], models: Sequence[str],
+                       subsets: Sequence[str] = SUBSET_CODES) -> str | None:
     """The synthesis table: per model, a row per subset with a missing sequence, and for each
     sequence its BraSyn scores where it was synthesised (means over the subjects; "–" where the
-    sequence was given); None when no model synthesised anything."""
+    sequence was given).
+
+    Args:
+        rows: results rows.
+        models: the models' names.
+        subsets: the subset codes.
+
+    Returns:
+        The Markdown, or None when no model synthesised anything.
+    """
     synthesised = {r["model"] for r in rows if r["metric"] == "brasyn_psnr"}
     sections = []
     for model in [m for m in models if m in synthesised]:

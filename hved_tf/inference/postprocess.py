@@ -19,8 +19,19 @@ NECROTIC, ENHANCING = 1, 3
 CONNECTIVITY = ndimage.generate_binary_structure(3, 3)
 
 
-def postprocess(labels, et_threshold=0, min_component=0, largest_component=False):
-    """The labels after the rules of the module docstring (a new array)."""
+def postprocess(labels: np.ndarray, et_threshold: int = 0, min_component: int = 0,
+                largest_component: bool = False) -> np.ndarray:
+    """The labels after the rules of the module docstring.
+
+    Args:
+        labels: training labels 0..3.
+        et_threshold: ETpp: fewer enhancing voxels than this become necrotic (0: off).
+        min_component: whole-tumour components smaller than this are removed (0: off).
+        largest_component: keep the largest whole-tumour component only.
+
+    Returns:
+        A new array.
+    """
     labels = np.array(labels, copy=True)
     if min_component or largest_component:
         components, count = ndimage.label(labels > 0, CONNECTIVITY)

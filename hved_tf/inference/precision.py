@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import pathlib
+from typing import Any
 
 import keras
 import tensorflow as tf
@@ -24,8 +25,15 @@ CPU_FLAGS = ("avx512_bf16", "amx_bf16")
 log = logging.getLogger("hved_tf")
 
 
-def cpu_flags(cpuinfo="/proc/cpuinfo"):
-    """The instruction-set flags the CPU reports (Linux), or None when they cannot be read."""
+def cpu_flags(cpuinfo: str = "/proc/cpuinfo") -> set[str] | None:
+    """The instruction-set flags the CPU reports (Linux).
+
+    Args:
+        cpuinfo: the file to read.
+
+    Returns:
+        The flags, or None when they cannot be read.
+    """
     try:
         text = pathlib.Path(cpuinfo).read_text()
     except OSError:
@@ -36,8 +44,16 @@ def cpu_flags(cpuinfo="/proc/cpuinfo"):
     return None
 
 
-def bf16_hardware(flags=None, gpus=None):
-    """Whether bfloat16 runs natively: a GPU, or a CPU reporting one of CPU_FLAGS."""
+def bf16_hardware(flags: set[str] | None = None, gpus: list | None = None) -> bool:
+    """Whether bfloat16 runs natively: a GPU, or a CPU reporting one of CPU_FLAGS.
+
+    Args:
+        flags: the CPU's flags (None: `cpu_flags()`).
+        gpus: the GPUs (None: TensorFlow's list).
+
+    Returns:
+        True when it does.
+    """
     gpus = tf.config.list_physical_devices("GPU") if gpus is None else gpus
     if gpus:
         return True
@@ -45,9 +61,17 @@ def bf16_hardware(flags=None, gpus=None):
     return bool(flags and any(f in flags for f in CPU_FLAGS))
 
 
-def precision_to_use(asked, supported=None):
-    """The precision inference runs in: `asked`, or float32 (with a warning naming the CPU
-    flag) when bfloat16 is asked for on hardware without it."""
+def precision_to_use(asked: str, supported: bool | None = None) -> str:
+    """The precision inference runs in.
+
+    Args:
+        asked: "float32" or "bfloat16" (--inference_precision).
+        supported: whether the hardware runs bfloat16 (None: `bf16_hardware()`).
+
+    Returns:
+        `asked`, or float32 (with a warning naming the CPU flag) when bfloat16 is asked for on
+        hardware without it.
+    """
     choice("inference_precision", asked, INFERENCE_PRECISIONS)
     if asked == "bfloat16" and not (bf16_hardware() if supported is None else supported):
         log.warning("bfloat16 inference asked for, but this CPU does not report the %s "
@@ -57,9 +81,17 @@ def precision_to_use(asked, supported=None):
     return asked
 
 
-def model_in_precision(model, precision):
-    """`model` itself for float32; for bfloat16 a twin built under the mixed_bfloat16 policy
-    holding the same (float32) weights."""
+def model_in_precision(model: Any, precision: str) -> Any:
+    """A model to run in a precision.
+
+    Args:
+        model: a hved_tf Keras model.
+        precision: "float32" or "bfloat16".
+
+    Returns:
+        `model` itself for float32; for bfloat16 a twin built under the mixed_bfloat16 policy
+        holding the same (float32) weights.
+    """
     if precision == "float32":
         return model
     previous = keras.mixed_precision.global_policy()

@@ -18,6 +18,9 @@ from __future__ import annotations
 
 import logging
 import time
+from typing import Any, Callable, Sequence
+
+import numpy as np
 
 from hved_tf.inference.segmenter import finish, postprocessed, whole_box
 from hved_tf.io.nifti import available_memory
@@ -28,8 +31,15 @@ log = logging.getLogger("hved_tf")
 UNKNOWN_SPACING = (1.0, 1.0, 1.0)      # what a model that records none is taken to work at
 
 
-def model_spacing(segmenter):
-    """The voxel size (mm) the segmenter's model was trained at (1 mm, warned, when unknown)."""
+def model_spacing(segmenter: Any) -> tuple[float, ...]:
+    """The voxel size the segmenter's model was trained at.
+
+    Args:
+        segmenter: a Segmenter.
+
+    Returns:
+        mm per axis (1 mm, warned, when the model records none).
+    """
     spacing = getattr(segmenter, "spacing", None)
     if spacing:
         return tuple(float(s) for s in spacing)
@@ -39,9 +49,20 @@ def model_spacing(segmenter):
     return UNKNOWN_SPACING
 
 
-def target_spacing(segmenter, zooms, resample=True, source="the input"):
-    """The voxel size (mm) an input of voxel sizes `zooms` is segmented at: the model's, or
-    None with `resample=False` (warning when the two differ)."""
+def target_spacing(segmenter: Any, zooms: Sequence[float], resample: bool = True,
+                   source: str = "the input") -> tuple[float, ...] | None:
+    """The voxel size an input is segmented at.
+
+    Args:
+        segmenter: a Segmenter.
+        zooms: the input's voxel sizes (mm).
+        resample: False: segmented on its own grid (--keep_input_spacing; warned when the
+            sizes differ).
+        source: the input, for messages.
+
+    Returns:
+        The model's voxel sizes (mm), or None with `resample=False`.
+    """
     spacing = model_spacing(segmenter)
     if resample:
         return spacing
@@ -52,16 +73,42 @@ def target_spacing(segmenter, zooms, resample=True, source="the input"):
     return None
 
 
-def segmented_zooms(shape, zooms, spacing):
-    """The voxel sizes (mm) of the grid an input of `shape` and `zooms` is segmented on."""
+def segmented_zooms(shape: Sequence[int], zooms: Sequence[float],
+                    spacing: Sequence[float] | None) -> tuple[float, ...]:
+    """The voxel sizes of the grid an input is segmented on.
+
+    Args:
+        shape: the input's shape.
+        zooms: its voxel sizes (mm).
+        spacing: `target_spacing`'s answer.
+
+    Returns:
+        mm per axis.
+    """
     change = spacing_change(shape, zooms, spacing)
     return tuple(zooms) if change is None else change.out_zooms
 
 
-def segment_at_model_spacing(segmenter, image, mask, zooms, progress=None,
-                             flipped=(False, False, False), resample=True, source="the input"):
-    """A Segmentation of the raw RAS `image` [X, Y, Z, 4] on its own grid (see the module
-    docstring); `source` names the input in messages."""
+def segment_at_model_spacing(segmenter: Any, image: np.ndarray, mask: np.ndarray,
+                             zooms: Sequence[float], progress: Callable | None = None,
+                             flipped: tuple = (False, False, False), resample: bool = True,
+                             source: str = "the input") -> Any:
+    """A raw image segmented at the model's voxel size, the outputs brought back to its grid
+    (see the module docstring).
+
+    Args:
+        segmenter: a Segmenter.
+        image: raw RAS [X, Y, Z, 4].
+        mask: [4], the sequences present.
+        zooms: the image's voxel sizes (mm).
+        progress: `progress(done, total)` over the windows.
+        flipped: the RAS axes the files store reversed.
+        resample: of `target_spacing`.
+        source: the input, for messages.
+
+    Returns:
+        A Segmentation on the image's own grid.
+    """
     spacing = target_spacing(segmenter, zooms, resample, source)
     change = spacing_change(image.shape[:3], zooms, spacing)
     if change is None:
@@ -75,7 +122,7 @@ def segment_at_model_spacing(segmenter, image, mask, zooms, progress=None,
     back = _outputs_on_input_grid(seg, change)
     back.timings = {**seg.timings, "resample_s": to_model_s + time.perf_counter() - start}
     back.settings = {**seg.settings, "input_spacing_mm": list(map(float, zooms)),
-                     "model_spacing_mm": list(spacing), "resampled": True}
+                     "model_spacing_mm": list(change.spacing), "resampled": True}
     return back
 
 

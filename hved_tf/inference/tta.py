@@ -18,19 +18,38 @@ from __future__ import annotations
 
 import itertools
 
+from typing import Any, Callable, Sequence
+
 import tensorflow as tf
 
 
-def flip_sets(axes):
-    """Every subset of the spatial `axes` (0, 1, 2), the empty one first."""
+def flip_sets(axes: Sequence[int]) -> list[tuple[int, ...]]:
+    """The mirror flips of test-time augmentation.
+
+    Args:
+        axes: spatial axes among 0, 1, 2.
+
+    Returns:
+        Every subset of them, the empty one first.
+    """
     axes = tuple(sorted(set(int(a) for a in axes)))
     return [combo for k in range(len(axes) + 1) for combo in itertools.combinations(axes, k)]
 
 
-def with_flips(infer, image, axes):
-    """Running sums rather than a list of the flips' outputs: four accumulators stay in memory
-    whatever the number of flips (the between-flip variance is E[p^2] - E[p]^2, exact enough
-    for probabilities in [0, 1])."""
+def with_flips(infer: Callable, image: Any, axes: Sequence[int]) -> tuple:
+    """Inference averaged over the mirror flips of `axes`, by running sums rather than a list
+    of the flips' outputs: four accumulators stay in memory whatever the number of flips (the
+    between-flip variance is E[p^2] - E[p]^2, exact enough for probabilities in [0, 1]).
+
+    Args:
+        infer: `infer(image)` -> (probabilities, variance [..., 1], recon), batch first.
+        image: [B, X, Y, Z, C].
+        axes: the spatial axes mirrored (none: `infer(image)` as it is).
+
+    Returns:
+        (mean probabilities, within- plus between-flip variance, recon of the unflipped
+        image).
+    """
     if not axes:
         return infer(image)
     sets = flip_sets(axes)
