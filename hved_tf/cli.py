@@ -94,6 +94,18 @@ def _flagfile_of(argv, name):
     return None
 
 
+def _where_set(message, argv):
+    """A settings error ("--name ...") with the flagfile that set the flag in front, when a
+    flagfile did (and the command line did not)."""
+    if not message.startswith("--"):
+        return message
+    name = message[2:].split("=", 1)[0].split()[0].rstrip(":.,")
+    if any(str(a).split("=", 1)[0] in (f"--{name}", f"--no{name}") for a in argv):
+        return message
+    path = _flagfile_of([str(a) for a in argv], name)
+    return f"{path}: {message}" if path else message
+
+
 def _flag_error(err, argv):
     """absl's parse error in one line, with the expected type of a bad value and the flagfile
     that holds the flag."""
@@ -170,8 +182,12 @@ class Program:
         GROUPS.clear()
         self.define_flags()
 
-    def _run(self):
-        self.run(flagdefs.build(self.config).validate())
+    def _run(self, argv=()):
+        try:
+            config = flagdefs.build(self.config).validate()
+        except ValueError as err:
+            raise ValueError(_where_set(str(err), argv)) from None
+        self.run(config)
 
     def _usage(self, argv):
         """(exit status, or None to go on): --help, no arguments, flags that do not parse."""
@@ -201,7 +217,7 @@ class Program:
 
         def run():
             configure_logging()
-            self._run()
+            self._run(sys.argv)
         app.run(absl_main(run, self.exit_codes), flags_parser=lambda argv: [argv[0]])
 
     def call(self, argv):
@@ -213,7 +229,7 @@ class Program:
             status = self._usage(["hved_tf", *argv])
             if status is not None:
                 return status
-            return absl_main(self._run, self.exit_codes)(["hved_tf"])
+            return absl_main(lambda: self._run(argv), self.exit_codes)(["hved_tf"])
         finally:
             for name in set(FLAGS) - before:
                 delattr(FLAGS, name)

@@ -120,6 +120,8 @@ def test_run_dir_of_another_model_is_refused(parse, tmp_path):
     ("--steps=ten", "flag --steps=ten: invalid literal for int() with base 10: 'ten' "
                     "(expected an integer)"),
     ("--learning_rate=fast", "(expected a number)"),
+    ("--patch=32,x,32", "--patch must be integers separated by commas, got '32,x,32'"),
+    ("--steps=0", "--steps must be a positive integer, got 0"),
 ])
 def test_a_bad_flagfile_line_names_the_file_the_flag_and_the_type(tmp_path, capsys, line,
                                                                    expected):
@@ -132,6 +134,16 @@ def test_a_bad_flagfile_line_names_the_file_the_flag_and_the_type(tmp_path, caps
     assert len(error) == 1 and error[0].startswith(f"error: {flagfile}: "), error
     assert expected in error[0]
     assert not (tmp_path / "r").exists()
+
+
+def test_a_bad_value_given_on_the_command_line_names_no_flagfile(tmp_path, capsys):
+    from hved_tf.train import PROGRAM
+
+    flagfile = tmp_path / "my.cfg"
+    flagfile.write_text("--data_root=demo\n--steps=5\n")
+    assert PROGRAM.call([f"--flagfile={flagfile}", "--steps=0",
+                         f"--run_dir={tmp_path / 'r'}"]) == 2
+    assert capsys.readouterr().err.strip() == "error: --steps must be a positive integer, got 0."
 
 
 def test_an_unknown_key_in_a_run_config_is_named_with_the_closest(tmp_path):
