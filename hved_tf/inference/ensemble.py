@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
+from typing import Any, Callable
 
 import numpy as np
 
@@ -42,8 +43,15 @@ def _landmark_key(landmarks):
                  sorted(landmarks.items()))
 
 
-def check_members(members):
-    """Refuses an ensemble whose members cannot be averaged (see the module docstring)."""
+def check_members(members: list) -> None:
+    """Refuses an ensemble whose members cannot be averaged (see the module docstring).
+
+    Args:
+        members: TrainedModels.
+
+    Raises:
+        ValueError: naming what differs and between which members.
+    """
     if len(members) < 2:
         raise ValueError("An ensemble needs at least two models.")
     where = [m.identity.get("source", "?") for m in members]
@@ -61,6 +69,7 @@ def check_members(members):
 
 
 class EnsembleSegmenter(SegmenterBase):
+    """A Segmenter averaging the probabilities of several trained models."""
     label_convention = None          # the caller's: outputs are training classes
 
     def __init__(self, members, options=InferenceOptions(), name="ensemble", synthesise=True):
@@ -108,7 +117,20 @@ class EnsembleSegmenter(SegmenterBase):
         o = self.options
         return postprocessed(out, o.et_threshold, o.min_component, o.largest_component)
 
-    def segment_raw(self, image, mask, progress=None, flipped=(False, False, False)):
+    def segment_raw(self, image: np.ndarray, mask: np.ndarray,
+                    progress: Callable | None = None,
+                    flipped: tuple = (False, False, False)) -> Any:
+        """Raw intensities segmented by each member, the probabilities averaged.
+
+        Args:
+            image: raw RAS [X, Y, Z, 4] (missing modalities: anything).
+            mask: [4], the sequences given.
+            progress: `progress(done, total)` over the windows.
+            flipped: the RAS axes the files store reversed.
+
+        Returns:
+            The Segmentation.
+        """
         self.refuse(mask)
         results = [m.segment_raw(image, mask, progress, flipped) for m in self.members]
         out = self._combine(results, extra_outputs=("image",))
@@ -116,8 +138,18 @@ class EnsembleSegmenter(SegmenterBase):
                        **out.timings}
         return out
 
-    def segment_prepared_set(self, prepared, mask, progress=None):
-        """`prepared`: one prepared subject per entry of `landmark_sets`."""
+    def segment_prepared_set(self, prepared: list, mask: np.ndarray,
+                             progress: Callable | None = None) -> Any:
+        """A subject prepared once per set of landmarks, segmented by each member.
+
+        Args:
+            prepared: one PreparedSubject per entry of `landmark_sets`.
+            mask: [4], the sequences given.
+            progress: `progress(done, total)` over the windows.
+
+        Returns:
+            The Segmentation, probabilities averaged.
+        """
         self.refuse(mask)
         if len(prepared) != len(self.landmark_sets):
             raise ValueError(f"The ensemble needs {len(self.landmark_sets)} preparations of the "
@@ -125,7 +157,18 @@ class EnsembleSegmenter(SegmenterBase):
         return self._combine([m.segment_prepared(prepared[k], mask, progress)
                               for m, k in zip(self.members, self._set_of_member)])
 
-    def segment_prepared(self, prepared, mask, progress=None):
+    def segment_prepared(self, prepared: Any, mask: np.ndarray,
+                         progress: Callable | None = None) -> Any:
+        """A prepared subject segmented by each member (their landmarks all the same).
+
+        Args:
+            prepared: a `hved_tf.data.cache.PreparedSubject`.
+            mask: [4], the sequences given.
+            progress: `progress(done, total)` over the windows.
+
+        Returns:
+            The Segmentation, probabilities averaged.
+        """
         if len(self.landmark_sets) > 1:
             raise ValueError("The members of this ensemble have different landmarks: each "
                              "needs its own preparation of the subject (segment_prepared_set).")

@@ -12,6 +12,8 @@ from __future__ import annotations
 import json
 import pathlib
 import time
+from typing import Any, Callable
+import os
 
 import numpy as np
 import tensorflow as tf
@@ -23,8 +25,18 @@ from hved_tf.models import MODELS, Capabilities
 EXPORT_METADATA = "hved_export.json"     # in the export's assets/
 
 
-def read_export_metadata(path):
-    """The metadata of an hved_tf export, or a ValueError saying what `path` is instead."""
+def read_export_metadata(path: str | os.PathLike) -> dict:
+    """The metadata an hved_tf export carries.
+
+    Args:
+        path: the export's folder.
+
+    Returns:
+        Its hved_export.json.
+
+    Raises:
+        ValueError: saying what `path` is instead.
+    """
     meta_path = pathlib.Path(path) / "assets" / EXPORT_METADATA
     if not meta_path.is_file():
         raise ValueError(f"{path} is a SavedModel but not an hved_tf export (no "
@@ -41,8 +53,18 @@ def read_export_metadata(path):
     return meta
 
 
-def load_saved_model(path):
-    """tf.saved_model.load, or a ValueError naming a damaged or incomplete export."""
+def load_saved_model(path: str | os.PathLike) -> Any:
+    """An export loaded.
+
+    Args:
+        path: the export's folder.
+
+    Returns:
+        `tf.saved_model.load`'s object.
+
+    Raises:
+        ValueError: naming a damaged or incomplete export.
+    """
     try:
         loaded = tf.saved_model.load(str(path))
     except Exception as err:  # TensorFlow raises many kinds for a damaged SavedModel
@@ -56,7 +78,15 @@ def load_saved_model(path):
     return loaded
 
 
-def export_capabilities(meta):
+def export_capabilities(meta: dict) -> Capabilities:
+    """The capabilities of an export's model.
+
+    Args:
+        meta: its metadata.
+
+    Returns:
+        The recorded Capabilities (older exports: from their model's kind and subset).
+    """
     recorded = meta.get("capabilities")
     if recorded:
         return Capabilities(**recorded)
@@ -66,6 +96,7 @@ def export_capabilities(meta):
 
 
 class ExportSegmenter(OnePreparation):
+    """A Segmenter over an export, run with the settings frozen in it."""
     landmarks = None                   # frozen inside the graph
 
     def __init__(self, path):
@@ -107,14 +138,38 @@ class ExportSegmenter(OnePreparation):
         result.outputs["entropy"] = out["uncertainty"]
         return result
 
-    def segment_raw(self, image, mask, progress=None, flipped=(False, False, False)):
-        """The export's `segment_raw` signature takes RAS voxels only: its crop box follows the
-        rule in RAS order (`flipped` cannot reach it; the box differs from the file-order one
-        by at most a voxel, on axes under 128 voxels of brain)."""
+    def segment_raw(self, image: np.ndarray, mask: np.ndarray,
+                    progress: Callable | None = None,
+                    flipped: tuple = (False, False, False)) -> Any:
+        """Raw intensities segmented by the export's `segment_raw` signature, which takes RAS
+        voxels only: its crop box follows the rule in RAS order (`flipped` cannot reach it;
+        the box differs from the file-order one by at most a voxel, on axes under 128 voxels
+        of brain).
+
+        Args:
+            image: raw RAS [X, Y, Z, 4] (missing modalities: anything).
+            mask: [4], the sequences given.
+            progress: `progress(done, total)` over the windows.
+            flipped: the RAS axes the files store reversed.
+
+        Returns:
+            The Segmentation.
+        """
         image = np.asarray(image, np.float32)
         result = self._run("segment_raw", image, mask, whole_box(image.shape[:3]))
         result.outputs["image"] = image
         return result
 
-    def segment_prepared(self, prepared, mask, progress=None):
+    def segment_prepared(self, prepared: Any, mask: np.ndarray,
+                         progress: Callable | None = None) -> Any:
+        """A prepared subject segmented by the export's `segment_volume` signature.
+
+        Args:
+            prepared: a `hved_tf.data.cache.PreparedSubject`.
+            mask: [4], the sequences given.
+            progress: not reported (one call of the signature).
+
+        Returns:
+            The Segmentation.
+        """
         return self._run("segment_volume", prepared.image, mask, prepared.box)

@@ -19,6 +19,8 @@ import dataclasses
 import hashlib
 import json
 import pathlib
+import os
+from typing import Any
 
 import h5py
 import keras
@@ -36,6 +38,7 @@ DEFAULT_WINDOW = (112, 112, 112)
 
 @dataclasses.dataclass
 class TrainedModel:
+    """A trained model as a run folder or .keras file gives it."""
     model: object                   # a HeteroModalModel
     landmarks: dict | None          # modality -> landmarks, or None when unknown
     window: tuple                   # the training patch: the default inference window
@@ -44,7 +47,8 @@ class TrainedModel:
     spacing: tuple = ()             # the voxel size (mm) it was trained at; (): unknown
 
     @property
-    def name(self):
+    def name(self) -> str:
+        """The model's kind (a name of the registry)."""
         return self.identity["model"]
 
 
@@ -143,9 +147,20 @@ def _disagreement(weights, config):
     return None
 
 
-def load_weights(model, weights, config, config_path):
-    """Loads a weights file, or says in one line why not: a run config that disagrees with
-    the weights (naming the option and both values), or a damaged file."""
+def load_weights(model: Any, weights: pathlib.Path, config: Any,
+                 config_path: pathlib.Path) -> None:
+    """Loads a weights file, or says in one line why not.
+
+    Args:
+        model: the built model.
+        weights: the .weights.h5 file.
+        config: the run's TrainConfig.
+        config_path: its run_config.json (for messages).
+
+    Raises:
+        ValueError: a run config that disagrees with the weights (naming the option and both
+            values), or a damaged file.
+    """
     try:
         model.load_weights(weights)
     except Exception as err:  # h5py and Keras raise many kinds for a damaged or foreign file
@@ -182,13 +197,33 @@ def _from_keras_file(path, hist_file):
                        path.parent)
 
 
-def is_export(path):
+def is_export(path: str | os.PathLike) -> bool:
+    """Whether a path is a SavedModel folder.
+
+    Args:
+        path: any path.
+
+    Returns:
+        True when it holds saved_model.pb.
+    """
     return pathlib.Path(path, "saved_model.pb").is_file()
 
 
-def load_trained(path, hist_file=None, weights="best"):
-    """A `TrainedModel` from a run folder (its `weights`: "best", the best validation's when
-    there is one, or "final") or a .keras file (see the module docstring)."""
+def load_trained(path: str | os.PathLike, hist_file: str | None = None,
+                 weights: str = "best") -> TrainedModel:
+    """A trained model from a run folder or a .keras file (see the module docstring).
+
+    Args:
+        path: the folder or file.
+        hist_file: landmarks when it has none.
+        weights: of a run folder: "best" (the best validation's when there is one) or "final".
+
+    Returns:
+        The TrainedModel.
+
+    Raises:
+        ValueError: naming the path and what it is instead.
+    """
     path = pathlib.Path(path)
     if is_export(path):
         raise ValueError(f"{path} is an export: give the training run folder or the .keras "
@@ -202,18 +237,39 @@ def load_trained(path, hist_file=None, weights="best"):
     raise ValueError(f"--model {path}: no such file or folder.")
 
 
-def keras_segmenter(trained, options=InferenceOptions(), synthesise=True):
-    """A KerasSegmenter over a TrainedModel (its training patch as the fallback window, its
-    prior correction unless `options.prior_correction` is off)."""
+def keras_segmenter(trained: TrainedModel, options: InferenceOptions = InferenceOptions(),
+                    synthesise: bool | str = True) -> KerasSegmenter:
+    """A KerasSegmenter over a trained model, with what the model brings (`model_facts`).
+
+    Args:
+        trained: the TrainedModel.
+        options: the user's inference settings.
+        synthesise: True, "missing" or False (`KerasSegmenter`).
+
+    Returns:
+        The segmenter.
+    """
     return KerasSegmenter(trained.model, options, trained.landmarks, trained.identity,
                           synthesise=synthesise, spacing=trained.spacing,
                           facts=model_facts(trained))
 
 
-def open_segmenter(path, hist_file=None, options=InferenceOptions(), weights="best",
-                   name=None, synthesise=True):
+def open_segmenter(path: Any, hist_file: str | None = None,
+                   options: InferenceOptions = InferenceOptions(), weights: str = "best",
+                   name: str | None = None, synthesise: bool | str = True) -> Any:
     """The Segmenter of a run folder, a .keras file or an export (whose settings are its own);
     of several of them (a list of paths), their ensemble (`hved_tf.inference.ensemble`).
+
+    Args:
+        path: a path, or a list or tuple of them.
+        hist_file: landmarks when a model folder has none.
+        options: the user's inference settings.
+        weights: "best" or "final".
+        name: an ensemble's name in reports.
+        synthesise: True, "missing" or False (`KerasSegmenter`).
+
+    Returns:
+        A KerasSegmenter, ExportSegmenter or EnsembleSegmenter.
     `synthesise`: see `KerasSegmenter` (an export synthesises as it was exported)."""
     if isinstance(path, (list, tuple)):
         if len(path) == 1:

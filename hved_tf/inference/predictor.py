@@ -16,6 +16,8 @@ at 10 z samples), or False.
 """
 from __future__ import annotations
 
+from typing import Callable
+
 import numpy as np
 import tensorflow as tf
 
@@ -23,6 +25,9 @@ from hved_tf.inference.tta import with_flips
 
 
 class ModelPredictor:
+    """A model as a predictor of windows (see the module docstring): z samples averaged,
+    mirror flips with `tta_axes`, sequences synthesised as `synthesise` says."""
+
     def __init__(self, model, num_samples=10, synthesise=True, seed=0, single_draw=False,
                  tta_axes=()):
         if isinstance(num_samples, bool) or not isinstance(num_samples, int) or num_samples < 1:
@@ -55,13 +60,31 @@ class ModelPredictor:
 
         self._forward = forward
 
-    def synthesises_for(self, mask):
-        """Whether the sequences are synthesised for this mask [4]."""
+    def synthesises_for(self, mask: np.ndarray) -> bool:
+        """Whether the sequences are synthesised for a mask.
+
+        Args:
+            mask: [4], the sequences given.
+
+        Returns:
+            True when they are.
+        """
         if self.synthesise == "missing":
             return bool((np.asarray(mask).reshape(-1) <= 0).any())
         return bool(self.synthesise)
 
-    def for_mask(self, mask):
+    def for_mask(self, mask: np.ndarray) -> Callable:
+        """The window predictor of one modality mask.
+
+        Args:
+            mask: [4], the sequences given.
+
+        Returns:
+            `predict(windows [n, x, y, z, 4])` -> {"probabilities", "variance"?, "recon"?}.
+
+        Raises:
+            ValueError: the model cannot run the mask.
+        """
         mask = np.asarray(mask, np.float32).reshape(-1)
         reason = self.capabilities.refuses(mask)
         if reason:

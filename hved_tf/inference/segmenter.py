@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
@@ -40,20 +41,30 @@ from hved_tf.preprocessing.normalise import prepare_image
 
 @dataclasses.dataclass
 class Segmentation:
+    """One subject's segmentation: its outputs on the (cropped) grid they were computed on."""
     outputs: dict                # name -> array on the box's grid
     box: CropBox                 # where that grid sits in the input's grid
     timings: dict                # seconds, by stage
     settings: dict               # how it was computed (inference options, window used)
 
     @property
-    def labels(self):
+    def labels(self) -> np.ndarray:
+        """The labels (training classes 0..3) on the box's grid."""
         return self.outputs["labels"]
 
     def __contains__(self, name):
         return name in self.outputs
 
-    def full(self, name):
-        """Output `name` on the input's whole grid."""
+    def full(self, name: str) -> np.ndarray:
+        """An output on the input's whole grid (outside the box: certain background for the
+        probabilities, each channel's minimum for images, 0 for labels).
+
+        Args:
+            name: a key of `outputs`.
+
+        Returns:
+            The output, uncropped.
+        """
         value = self.outputs[name]
         if tuple(value.shape[:3]) == tuple(self.box.full_shape):
             return value
@@ -69,13 +80,33 @@ class Segmentation:
         return out
 
 
-def whole_box(shape):
+def whole_box(shape: Sequence[int]) -> CropBox:
+    """The box of a whole volume (nothing cropped).
+
+    Args:
+        shape: the volume's spatial shape.
+
+    Returns:
+        A CropBox from 0 to `shape`.
+    """
     shape = tuple(int(s) for s in shape)
     return CropBox((0, 0, 0), shape, shape)
 
 
-def finish(probabilities, extra, box, timings, settings):
-    """A Segmentation from the stitched probabilities and the other outputs."""
+def finish(probabilities: np.ndarray, extra: dict, box: CropBox, timings: dict,
+           settings: dict) -> Segmentation:
+    """A Segmentation from the stitched probabilities and the other outputs.
+
+    Args:
+        probabilities: [x, y, z, C].
+        extra: other outputs by name (None values left out).
+        box: where the grid sits in the input's.
+        timings: seconds by stage.
+        settings: how it was computed.
+
+    Returns:
+        The Segmentation, with labels (argmax) and entropy added.
+    """
     outputs = {"probabilities": probabilities,
                "labels": np.argmax(probabilities, axis=-1).astype(np.uint8),
                "entropy": entropy(probabilities).numpy()}
@@ -83,9 +114,15 @@ def finish(probabilities, extra, box, timings, settings):
     return Segmentation(outputs, box, timings, settings)
 
 
-def model_facts(trained):
-    """The `ModelFacts` of a loaded model (`hved_tf.inference.loading.TrainedModel`): its
-    training patch and its prior correction's class weights."""
+def model_facts(trained: Any) -> ModelFacts:
+    """What a loaded model brings to inference.
+
+    Args:
+        trained: a `hved_tf.inference.loading.TrainedModel`.
+
+    Returns:
+        Its training patch and its prior correction's class weights, checked.
+    """
     return ModelFacts(patch=tuple(trained.window),
                       class_weights=tuple(trained.class_weights)).validate()
 
@@ -93,9 +130,16 @@ def model_facts(trained):
 RENORMALISE_FLOOR = 1e-12      # the smallest sum the prior correction divides by
 
 
-def prior_corrected(probabilities, weights):
-    """[..., C] probabilities times the prior correction's class `weights`, renormalised
-    (`hved_tf.data.class_prior`); unchanged for no weights."""
+def prior_corrected(probabilities: np.ndarray, weights: Sequence[float]) -> np.ndarray:
+    """Probabilities under the prior correction (`hved_tf.data.class_prior`).
+
+    Args:
+        probabilities: [..., C].
+        weights: C class weights (empty: none).
+
+    Returns:
+        The probabilities times the weights, renormalised (float32); unchanged for no weights.
+    """
     if not weights:
         return probabilities
     weighted = np.asarray(probabilities) * np.asarray(weights, np.float32)
@@ -103,16 +147,32 @@ def prior_corrected(probabilities, weights):
             ).astype(np.float32)
 
 
-def corrects_prior(segmenter):
-    """Whether a segmenter (an ensemble: one of its members) applies its run's prior
-    correction (every Segmenter has `class_weights`, the weights in force)."""
+def corrects_prior(segmenter: Any) -> bool:
+    """Whether a segmenter applies its run's prior correction.
+
+    Args:
+        segmenter: any Segmenter (each has `class_weights`, the weights in force).
+
+    Returns:
+        True when it, or for an ensemble one of its members, corrects.
+    """
     return bool(segmenter.class_weights) or any(
         corrects_prior(m) for m in getattr(segmenter, "members", ()))
 
 
-def postprocessed(segmentation, et_threshold=0, min_component=0, largest_component=False):
-    """The segmentation with its labels post-processed (`hved_tf.inference.postprocess`), the
-    network's own kept as "labels_raw"; unchanged when every rule is off."""
+def postprocessed(segmentation: Segmentation, et_threshold: int = 0, min_component: int = 0,
+                  largest_component: bool = False) -> Segmentation:
+    """A segmentation with its labels post-processed (`hved_tf.inference.postprocess`).
+
+    Args:
+        segmentation: changed in place.
+        et_threshold: of `postprocess`.
+        min_component: of `postprocess`.
+        largest_component: of `postprocess`.
+
+    Returns:
+        It, the network's labels kept as "labels_raw"; unchanged when every rule is off.
+    """
     if et_threshold or min_component or largest_component:
         raw = segmentation.outputs["labels"]
         segmentation.outputs["labels_raw"] = raw
@@ -127,7 +187,15 @@ class SegmenterBase:
 
     capabilities: Capabilities
 
-    def refuse(self, mask):
+    def refuse(self, mask: np.ndarray) -> None:
+        """Refuses a modality mask the model cannot run.
+
+        Args:
+            mask: [4], 1 for each sequence present.
+
+        Raises:
+            ValueError: the reason, in the user's terms.
+        """
         reason = self.capabilities.refuses(mask)
         if reason:
             raise ValueError(reason)
@@ -141,14 +209,36 @@ class OnePreparation(SegmenterBase):
     landmarks: dict | None           # the histogram landmarks its inputs are prepared with
 
     @property
-    def landmark_sets(self):
+    def landmark_sets(self) -> list:
+        """The sets of landmarks a subject is prepared with (one)."""
         return [self.landmarks]
 
-    def segment_prepared(self, prepared, mask, progress=None):
-        """A Segmentation of one prepared subject (each Segmenter's own)."""
+    def segment_prepared(self, prepared: Any, mask: np.ndarray,
+                         progress: Callable | None = None) -> Segmentation:
+        """A prepared subject segmented (each Segmenter's own).
+
+        Args:
+            prepared: a `hved_tf.data.cache.PreparedSubject`.
+            mask: [4], the sequences given.
+            progress: `progress(done, total)` over the windows.
+
+        Returns:
+            The Segmentation.
+        """
         raise NotImplementedError
 
-    def segment_prepared_set(self, prepared, mask, progress=None):
+    def segment_prepared_set(self, prepared: list, mask: np.ndarray,
+                             progress: Callable | None = None) -> Segmentation:
+        """A subject prepared once per set of landmarks, segmented.
+
+        Args:
+            prepared: one PreparedSubject per `landmark_sets` entry.
+            mask: [4], the sequences given.
+            progress: `progress(done, total)` over the windows.
+
+        Returns:
+            The Segmentation.
+        """
         return self.segment_prepared(prepared[0], mask, progress)
 
 
@@ -180,9 +270,20 @@ class KerasSegmenter(OnePreparation):
                                         options.num_samples, synthesise, seed,
                                         single_draw=options.single_draw, tta_axes=options.mirror_axes)
 
-    def segment_raw(self, image, mask, progress=None, flipped=(False, False, False)):
-        """Raw RAS intensities [X, Y, Z, 4] (missing modalities: anything) and the mask [4];
-        `flipped`: the RAS axes the files store reversed (the crop box's rule, `crop_box`)."""
+    def segment_raw(self, image: np.ndarray, mask: np.ndarray,
+                    progress: Callable | None = None,
+                    flipped: tuple = (False, False, False)) -> Segmentation:
+        """Raw intensities segmented: cropped, standardised, segmented.
+
+        Args:
+            image: raw RAS [X, Y, Z, 4] (missing modalities: anything).
+            mask: [4], the sequences given.
+            progress: `progress(done, total)` over the windows.
+            flipped: the RAS axes the files store reversed (the crop box's rule, `crop_box`).
+
+        Returns:
+            The Segmentation, with the prepared image as "image".
+        """
         self.refuse(mask)
         if self.landmarks is None:
             raise ValueError("The model has no histogram landmarks (no hist.txt in its run "
@@ -195,12 +296,36 @@ class KerasSegmenter(OnePreparation):
         result.outputs["image"] = prepared
         return result
 
-    def segment_prepared(self, prepared, mask, progress=None):
-        """A prepared subject (`hved_tf.data.cache.PreparedSubject`) segmented from `mask`."""
+    def segment_prepared(self, prepared: Any, mask: np.ndarray,
+                         progress: Callable | None = None) -> Segmentation:
+        """A prepared subject segmented.
+
+        Args:
+            prepared: a `hved_tf.data.cache.PreparedSubject`.
+            mask: [4], the sequences given.
+            progress: `progress(done, total)` over the windows.
+
+        Returns:
+            The Segmentation.
+        """
         return self.segment_prepared_image(prepared.image, mask, prepared.box, prepared.minimum,
                                            progress=progress)
 
-    def segment_prepared_image(self, image, mask, box, pad_value=None, progress=None):
+    def segment_prepared_image(self, image: np.ndarray, mask: np.ndarray, box: CropBox,
+                               pad_value: np.ndarray | None = None,
+                               progress: Callable | None = None) -> Segmentation:
+        """A prepared (cropped, standardised) image segmented by sliding windows.
+
+        Args:
+            image: [x, y, z, 4].
+            mask: [4], the sequences given.
+            box: where the image sits in the input's grid.
+            pad_value: per channel, the value windows are padded with (None: its minimum).
+            progress: `progress(done, total)` over the windows.
+
+        Returns:
+            The Segmentation (prior-corrected, post-processed as the options say).
+        """
         self.refuse(mask)
         image = np.asarray(image, np.float32)
         if pad_value is None:

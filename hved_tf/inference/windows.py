@@ -30,11 +30,12 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+from typing import Any, Callable, Sequence
 
 import numpy as np
 import tensorflow as tf
 
-from hved_tf.config import BLENDS
+from hved_tf.config import BLENDS, InferenceOptions
 
 GAUSSIAN_SIGMA = 1.0 / 8.0
 GAUSSIAN_FLOOR = 1e-3        # weight at an interior's corner relative to its centre, at least
@@ -42,17 +43,35 @@ GAUSSIAN_FLOOR = 1e-3        # weight at an interior's corner relative to its ce
 
 # ------------------------------------------------------------------ planning (TF, eager or graph)
 
-def whole_window(size, border, multiple):
-    """int32 [3]: the smallest window holding a volume of `size` [3] plus its borders, rounded
-    up to a multiple of `multiple`."""
+def whole_window(size: Any, border: int, multiple: int) -> Any:
+    """The smallest window holding a whole volume.
+
+    Args:
+        size: the volume's spatial size [3].
+        border: voxels cut from each side of a window.
+        multiple: the network's pooling factor.
+
+    Returns:
+        int32 [3]: `size` plus the borders, rounded up to a multiple of `multiple`.
+    """
     size = tf.cast(size, tf.int32)
     return (size + 2 * border + multiple - 1) // multiple * multiple
 
 
-def choose_window(size, options, multiple, fallback=(112, 112, 112)):
-    """int32 [3]: the window asked for (`options.window`), or in "auto" mode the whole volume
-    when it holds at most `options.max_voxels` voxels, else `fallback` (the model's training
-    patch, `ModelFacts.patch`)."""
+def choose_window(size: Any, options: InferenceOptions, multiple: int,
+                  fallback: Sequence[int] = (112, 112, 112)) -> Any:
+    """The window a volume is segmented with.
+
+    Args:
+        size: the volume's spatial size [3].
+        options: the inference settings (`window`, `border`, `max_voxels`).
+        multiple: the network's pooling factor.
+        fallback: the model's training patch (`ModelFacts.patch`).
+
+    Returns:
+        int32 [3]: `options.window`, or in "auto" mode the whole volume when it holds at most
+        `options.max_voxels` voxels, else `fallback`.
+    """
     if options.window is not None:
         return tf.constant(options.window, tf.int32)
     whole = whole_window(size, options.border, multiple)
@@ -60,13 +79,32 @@ def choose_window(size, options, multiple, fallback=(112, 112, 112)):
     return tf.where(fits, whole, tf.constant(fallback, tf.int32))
 
 
-def fit_window(size, window, border, multiple):
-    """int32 [3]: `window` shrunk, per axis, to the whole padded volume where it is larger."""
+def fit_window(size: Any, window: Any, border: int, multiple: int) -> Any:
+    """A window shrunk, per axis, to the whole padded volume where it is larger.
+
+    Args:
+        size: the volume's spatial size [3].
+        window: the window [3].
+        border: voxels cut from each side of a window.
+        multiple: the network's pooling factor.
+
+    Returns:
+        int32 [3].
+    """
     return tf.minimum(tf.cast(window, tf.int32), whole_window(size, border, multiple))
 
 
-def axis_starts(size, interior, overlap):
-    """int32 [n]: the interior starts along one axis of `size` voxels."""
+def axis_starts(size: Any, interior: Any, overlap: float) -> Any:
+    """Where the windows' interiors start along one axis.
+
+    Args:
+        size: the axis' voxels.
+        interior: a window's interior along it.
+        overlap: of neighbouring interiors, in [0, 1).
+
+    Returns:
+        int32 [n], increasing, the last one ending at `size` (or 0).
+    """
     stride = tf.maximum(1, tf.cast(tf.floor(tf.cast(interior, tf.float64) * (1.0 - overlap)),
                                    tf.int32))
     last = tf.maximum(size - interior, 0)
@@ -80,8 +118,16 @@ def _gaussian_1d(n):
     return tf.exp(-0.5 * tf.square(x / sigma))
 
 
-def blend_weights(interior, blend="constant"):
-    """float32 [x, y, z] weights of an interior's voxels, maximum 1."""
+def blend_weights(interior: Any, blend: str = "constant") -> Any:
+    """The weights of an interior's voxels where windows overlap.
+
+    Args:
+        interior: its size [3].
+        blend: one of `BLENDS`.
+
+    Returns:
+        float32 [x, y, z], maximum 1.
+    """
     if blend not in BLENDS:
         raise ValueError(f"blend must be one of {BLENDS}, got {blend!r}.")
     interior = tf.cast(interior, tf.int32)
@@ -92,8 +138,15 @@ def blend_weights(interior, blend="constant"):
     return tf.cast(tf.maximum(w / tf.reduce_max(w), GAUSSIAN_FLOOR), tf.float32)
 
 
-def entropy(probabilities):
-    """Shannon entropy (nats) of probability vectors along the last axis, float32."""
+def entropy(probabilities: Any) -> Any:
+    """The Shannon entropy of probability vectors along the last axis.
+
+    Args:
+        probabilities: [..., C].
+
+    Returns:
+        float32 [...], nats.
+    """
     p = tf.cast(probabilities, tf.float32)
     return -tf.reduce_sum(tf.where(p > 0, p * tf.math.log(p), 0.0), axis=-1)
 
@@ -102,22 +155,37 @@ def entropy(probabilities):
 
 @dataclasses.dataclass(frozen=True)
 class WindowPlan:
+    """Where the windows of one volume go."""
     window: tuple          # window size per axis
     border: int            # voxels cut from each side of a window
     starts: tuple          # per axis: the interior starts, in volume coordinates
     pad_after: tuple       # padding at the end of each axis (after `border`)
 
     @property
-    def interior(self):
+    def interior(self) -> tuple:
+        """A window without its borders."""
         return tuple(w - 2 * self.border for w in self.window)
 
     @property
-    def count(self):
+    def count(self) -> int:
+        """The number of windows."""
         return int(np.prod([len(s) for s in self.starts]))
 
 
-def plan_windows(shape, window, border=0, overlap=0.0, multiple=1):
-    """Window positions covering a volume of spatial `shape`; see the module docstring."""
+def plan_windows(shape: Sequence[int], window: Sequence[int], border: int = 0,
+                 overlap: float = 0.0, multiple: int = 1) -> WindowPlan:
+    """Window positions covering a volume (see the module docstring).
+
+    Args:
+        shape: the volume's spatial shape.
+        window: the window (a multiple of `multiple`).
+        border: voxels cut from each side of a window.
+        overlap: of neighbouring interiors, in [0, 1).
+        multiple: the network's pooling factor.
+
+    Returns:
+        The WindowPlan.
+    """
     shape = tuple(int(s) for s in shape)
     window = tuple(int(w) for w in window)
     if len(shape) != 3 or len(window) != 3:
@@ -162,10 +230,24 @@ class Tiling:
     batch_size: int = 1           # windows per call of `predict`
 
 
-def sliding_window(predict, volume, window, tiling=Tiling(), pad_value=0.0, multiple=1,
-                   progress=None):
-    """{name: [X, Y, Z, K]} stitched from `predict` over windows of `volume` [X, Y, Z, C],
-    laid out and blended as `tiling` says."""
+def sliding_window(predict: Callable, volume: np.ndarray, window: Sequence[int],
+                   tiling: Tiling = Tiling(), pad_value: Any = 0.0, multiple: int = 1,
+                   progress: Callable | None = None) -> dict[str, np.ndarray]:
+    """Outputs stitched from `predict` over windows of a volume, laid out and blended as
+    `tiling` says.
+
+    Args:
+        predict: [n, *window, C] windows -> {name: [n, *window, K]}.
+        volume: [X, Y, Z, C].
+        window: the window size.
+        tiling: border, overlap, blending, windows per call.
+        pad_value: per channel, outside the volume.
+        multiple: the network's pooling factor.
+        progress: `progress(done, total)` after each call.
+
+    Returns:
+        {name: [X, Y, Z, K]}.
+    """
     border, overlap, blend, batch_size = (tiling.border, tiling.overlap, tiling.blend,
                                           tiling.batch_size)
     volume = np.asarray(volume)
