@@ -18,10 +18,13 @@ DOCUMENTED = ["hved_tf/config/flagdefs.py", "hved_tf/config/stored.py",
               "hved_tf/inference/predictor.py", "hved_tf/inference/segmenter.py",
               "hved_tf/inference/spacing.py", "hved_tf/inference/tta.py",
               "hved_tf/inference/windows.py", "hved_tf/io/atomic.py", "hved_tf/io/datasets.py",
-              "hved_tf/io/nifti.py", "hved_tf/losses.py", "hved_tf/preprocessing/crop.py",
-              "hved_tf/preprocessing/grids.py", "hved_tf/preprocessing/histogram.py",
-              "hved_tf/preprocessing/normalise.py", "hved_tf/preprocessing/resample.py",
-              "hved_tf/settings.py"]
+              "hved_tf/io/nifti.py", "hved_tf/losses.py", "hved_tf/models/__init__.py",
+              "hved_tf/models/decoder.py", "hved_tf/models/encoder.py",
+              "hved_tf/models/fusion.py", "hved_tf/models/norm_act.py",
+              "hved_tf/models/subsets.py", "hved_tf/models/unet.py",
+              "hved_tf/preprocessing/crop.py", "hved_tf/preprocessing/grids.py",
+              "hved_tf/preprocessing/histogram.py", "hved_tf/preprocessing/normalise.py",
+              "hved_tf/preprocessing/resample.py", "hved_tf/settings.py"]
 
 
 def _public_functions(tree):

@@ -7,6 +7,7 @@ Names: "u_hved" (UHVED), "u_hemis" (UHeMIS), "unet" (SubsetUNet, option `subset`
 from __future__ import annotations
 
 import inspect
+from typing import Any
 
 from hved_tf.models.base import Capabilities, HeteroModalModel, total_pooling
 from hved_tf.models.hemis import HeMIS, UHeMIS
@@ -20,17 +21,31 @@ _COMMON_OPTIONS = ("num_classes", "loss_weights", "subset_probabilities",
                    "dice_numerator_epsilon", "seed", "name", "dtype")
 
 
-def model_options(name):
-    """The options `build_model(name, ...)` accepts."""
+def model_options(name: str) -> tuple[str, ...]:
+    """The options a model takes.
+
+    Args:
+        name: a name of `MODELS`.
+
+    Returns:
+        The keyword arguments `build_model(name, ...)` accepts.
+    """
     cls = _model_class(name)
     params = [p for p in inspect.signature(cls.__init__).parameters
               if p not in ("self", "kwargs")]
     return tuple(dict.fromkeys(params + list(_COMMON_OPTIONS)))
 
 
-def pooling_factor(name, **options):
-    """The factor every spatial size must divide into for `build_model(name, **options)`
-    (`capabilities.multiple` of that model, known without building it)."""
+def pooling_factor(name: str, **options: Any) -> int:
+    """The factor every spatial size must divide into, known without building the model.
+
+    Args:
+        name: a name of `MODELS`.
+        **options: of `build_model` (`levels` counts).
+
+    Returns:
+        `capabilities.multiple` of `build_model(name, **options)`.
+    """
     parameters = inspect.signature(_model_class(name).__init__).parameters
     if "levels" not in parameters:
         return 1
@@ -43,8 +58,19 @@ def _model_class(name):
     return MODELS[name]
 
 
-def build_model(name, **options):
-    """Builds (creates the weights of) a model by name."""
+def build_model(name: str, **options: Any) -> HeteroModalModel:
+    """A model by name, built (its weights created).
+
+    Args:
+        name: a name of `MODELS`.
+        **options: any of `model_options(name)`.
+
+    Returns:
+        The model.
+
+    Raises:
+        ValueError: an unknown name or option.
+    """
     cls = _model_class(name)
     allowed = model_options(name)
     unknown = sorted(set(options) - set(allowed))

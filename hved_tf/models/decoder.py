@@ -10,6 +10,7 @@ from __future__ import annotations
 import keras
 import tensorflow as tf
 
+from hved_tf.gaussian import Tensor
 from hved_tf.models.blocks import ConvBlock, _conv, register, resize_legacy_3d
 
 
@@ -29,7 +30,12 @@ class Decoder(keras.layers.Layer):
             self.blocks.append(ConvBlock((n, n // 2), name=f"block_{j}"))
         self.final_conv = _conv(self.out_channels, 1, 3, name="final_conv")
 
-    def build(self, skip_shapes):
+    def build(self, skip_shapes: list) -> None:
+        """Creates the weights.
+
+        Args:
+            skip_shapes: the skips' shapes, shallow to deep.
+        """
         skip_shapes = [tuple(s) for s in skip_shapes]
         channels = skip_shapes[-1][-1]
         for j, block in enumerate(self.blocks, start=1):
@@ -38,7 +44,15 @@ class Decoder(keras.layers.Layer):
             channels = block.filters[1]
         self.final_conv.build((*skip_shapes[0][:-1], channels))
 
-    def call(self, skips):
+    def call(self, skips: list) -> Tensor:
+        """The decoded output: up-sampled from the deepest skip, joined with each shallower.
+
+        Args:
+            skips: `levels` tensors, shallow to deep.
+
+        Returns:
+            [B, X, Y, Z, out_channels].
+        """
         x = skips[-1]
         for j, block in enumerate(self.blocks, start=1):
             skip = skips[self.levels - 1 - j]
@@ -47,6 +61,11 @@ class Decoder(keras.layers.Layer):
             x = block(tf.concat([up, tf.cast(skip, up.dtype)], axis=-1))
         return self.final_conv(x)
 
-    def get_config(self):
+    def get_config(self) -> dict:
+        """The layer's config (Keras serialisation).
+
+        Returns:
+            Keras' own, with the constructor's arguments.
+        """
         return {**super().get_config(), "base_filters": self.base_filters,
                 "levels": self.levels, "out_channels": self.out_channels}

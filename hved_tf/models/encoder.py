@@ -9,11 +9,21 @@ from __future__ import annotations
 
 import keras
 
+from hved_tf.gaussian import Tensor
 from hved_tf.models.blocks import ConvBlock, StemConv, max_pool_3d, register
 
 
-def encoder_widths(base_filters, levels, halved):
-    """[(first, second) channels of each block]."""
+def encoder_widths(base_filters: int, levels: int, halved: bool) -> list[tuple[int, int]]:
+    """The widths of an encoder's blocks.
+
+    Args:
+        base_filters: F, the first level's width.
+        levels: the number of blocks (scales).
+        halved: U-HeMIS' encoders: each block's second convolution half as wide.
+
+    Returns:
+        [(first, second) channels of each block].
+    """
     widths = []
     for level in range(levels):
         n = base_filters * 2 ** level
@@ -34,7 +44,12 @@ class Encoder(keras.layers.Layer):
         self.stem = StemConv(self.base_filters, name="stem")
         self.blocks = [ConvBlock(w, name=f"block_{i + 1}") for i, w in enumerate(self.widths)]
 
-    def build(self, input_shape):
+    def build(self, input_shape: tuple) -> None:
+        """Creates the weights.
+
+        Args:
+            input_shape: [B, X, Y, Z, Cin].
+        """
         shape = tuple(input_shape)
         self.stem.build(shape)
         channels = self.base_filters
@@ -42,7 +57,15 @@ class Encoder(keras.layers.Layer):
             block.build((*shape[:-1], channels))
             channels = out
 
-    def call(self, x):
+    def call(self, x: Tensor) -> list:
+        """The encoder's features at each scale.
+
+        Args:
+            x: [B, X, Y, Z, Cin].
+
+        Returns:
+            `levels` skips, shallow to deep, [B, X/2^l, Y/2^l, Z/2^l, C_l].
+        """
         skips = []
         x = self.stem(x)
         for i, block in enumerate(self.blocks):
@@ -53,9 +76,15 @@ class Encoder(keras.layers.Layer):
         return skips
 
     @property
-    def skip_channels(self):
+    def skip_channels(self) -> list:
+        """The channels of each skip."""
         return [w[1] for w in self.widths]
 
-    def get_config(self):
+    def get_config(self) -> dict:
+        """The layer's config (Keras serialisation).
+
+        Returns:
+            Keras' own, with the constructor's arguments.
+        """
         return {**super().get_config(), "base_filters": self.base_filters,
                 "levels": self.levels, "halved": self.halved}

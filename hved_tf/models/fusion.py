@@ -12,29 +12,43 @@ All fusion arithmetic is float32, whatever the layer's compute dtype.
 """
 from __future__ import annotations
 
+from typing import Any
+
 import keras
 import tensorflow as tf
 
-from hved_tf.gaussian import (LOGVAR_CLIP, expand_mask, product_of_gaussians,
+from hved_tf.gaussian import (LOGVAR_CLIP, Tensor, expand_mask, product_of_gaussians,
                               reparameterise)
 from hved_tf.models.blocks import register
 
 Z_MODES = ("sample", "mean")
 
 
-def split_moments(features, clip=LOGVAR_CLIP):
-    """Encoder features [..., 2C] -> (mean [..., C], logvar clipped to ±clip [..., C])."""
+def split_moments(features: Tensor, clip: float = LOGVAR_CLIP) -> tuple[Tensor, Tensor]:
+    """An encoder's Gaussian moments from its features.
+
+    Args:
+        features: [..., 2C].
+        clip: the log-variance's bound.
+
+    Returns:
+        (mean [..., C], logvar clipped to ±clip [..., C]).
+    """
     # tf.split, not slicing: the gradient of a slice (StridedSliceGrad) pads a full-size zero
     # tensor, measured at 0.8 s of a 112³ U-HVED training step; split's gradient is a concat.
     mean, logvar = tf.split(features, 2, axis=-1)
     return mean, tf.clip_by_value(logvar, -clip, clip)
 
 
-def hemis_moments(features, mask):
-    """Mean and population variance over the present modalities, concatenated on channels.
+def hemis_moments(features: Tensor, mask: Tensor) -> Tensor:
+    """HeMIS fusion: mean and population variance over the present modalities.
 
-    features: [B, M, *spatial, C]; mask: [B, M] with at least one modality per sample.
-    Returns [B, *spatial, 2C] float32.
+    Args:
+        features: [B, M, *spatial, C].
+        mask: [B, M], at least one modality per sample.
+
+    Returns:
+        float32 [B, *spatial, 2C]: mean and variance concatenated on channels.
     """
     f = tf.cast(features, tf.float32)
     m = expand_mask(mask, len(f.shape))                               # [B, M, 1.., 1]
@@ -48,8 +62,17 @@ def hemis_moments(features, mask):
     return tf.concat([mean, var], axis=-1)
 
 
-def sample_gaussian(mean, logvar, seed):
-    """Reparameterised draw with noise from a Keras seed generator (float32)."""
+def sample_gaussian(mean: Tensor, logvar: Tensor, seed: Any) -> Tensor:
+    """A reparameterised draw with noise from a Keras seed generator.
+
+    Args:
+        mean: the posterior's mean.
+        logvar: its log-variance.
+        seed: a keras SeedGenerator (or an int).
+
+    Returns:
+        float32, mean's shape.
+    """
     return reparameterise(mean, logvar, keras.random.normal(tf.shape(mean), dtype="float32",
                                                             seed=seed))
 
@@ -73,7 +96,19 @@ class GaussianFusion(keras.layers.Layer):
         self.seed = seed
         self.seed_generator = keras.random.SeedGenerator(seed, name="seed_generator")
 
-    def call(self, mean, logvar, mask, mode=None):
+    def call(self, mean: Tensor, logvar: Tensor, mask: Tensor,
+             mode: str | None = None) -> tuple[Tensor, Tensor, Tensor]:
+        """The fused posterior of one scale and its z.
+
+        Args:
+            mean: [B, M, *spatial, C] per modality.
+            logvar: the same, clipped.
+            mask: [B, M].
+            mode: "sample" or "mean" (None: the layer's).
+
+        Returns:
+            (z, post_mean, post_logvar), each float32 [B, *spatial, C].
+        """
         mode = mode or self.mode
         if mode not in Z_MODES:
             raise ValueError(f"z mode must be one of {Z_MODES}, got {mode!r}.")
@@ -81,10 +116,24 @@ class GaussianFusion(keras.layers.Layer):
         z = self.sample(post_mean, post_logvar) if mode == "sample" else post_mean
         return z, post_mean, post_logvar
 
-    def sample(self, post_mean, post_logvar):
+    def sample(self, post_mean: Tensor, post_logvar: Tensor) -> Tensor:
+        """Another draw from the same posterior.
+
+        Args:
+            post_mean: its mean.
+            post_logvar: its log-variance.
+
+        Returns:
+            z, from the layer's own seed generator.
+        """
         return sample_gaussian(post_mean, post_logvar, self.seed_generator)
 
-    def get_config(self):
+    def get_config(self) -> dict:
+        """The layer's config (Keras serialisation).
+
+        Returns:
+            Keras' own, with `mode` and `seed`.
+        """
         return {**super().get_config(), "mode": self.mode, "seed": self.seed}
 
 
@@ -96,5 +145,14 @@ class MomentsFusion(keras.layers.Layer):
         kwargs.setdefault("dtype", "float32")    # fusion stays float32 under mixed precision
         super().__init__(**kwargs)
 
-    def call(self, features, mask):
+    def call(self, features: Tensor, mask: Tensor) -> Tensor:
+        """`hemis_moments` of the features.
+
+        Args:
+            features: [B, M, *spatial, C].
+            mask: [B, M].
+
+        Returns:
+            float32 [B, *spatial, 2C].
+        """
         return hemis_moments(features, mask)

@@ -26,7 +26,11 @@ At y = 0 the ReLU's slope is taken as `slope`, as TF's LeakyReluGrad does.
 """
 from __future__ import annotations
 
+from typing import Any
+
 import tensorflow as tf
+
+from hved_tf.gaussian import Tensor
 
 
 def _spatial_axes(x):
@@ -41,16 +45,43 @@ def _affine(x32, gamma, beta, epsilon):
     return mean, r, scale, tf.cast(beta, tf.float32) - mean * scale
 
 
-def norm_act_forward(x, gamma, beta, epsilon, slope):
-    """-> (a in x's dtype, mean, r): the activation and the statistics the gradient needs."""
+def norm_act_forward(x: Tensor, gamma: Tensor, beta: Tensor, epsilon: float,
+                     slope: float) -> tuple[Tensor, Tensor, Tensor]:
+    """leaky_relu(instance_norm(x)), with the statistics its gradient needs.
+
+    Args:
+        x: [B, *spatial, C].
+        gamma: [C], the norm's scale.
+        beta: [C], its shift.
+        epsilon: added to the variance.
+        slope: of the leaky ReLU.
+
+    Returns:
+        (activation in x's dtype, mean, r = 1 / sqrt(var + epsilon)), the last two float32
+        [B, 1.., C].
+    """
     x32 = tf.cast(x, tf.float32)
     mean, r, scale, shift = _affine(x32, gamma, beta, epsilon)
     y = x32 * scale + shift
     return tf.cast(tf.where(y > 0, y, slope * y), x.dtype), mean, r
 
 
-def norm_act_backward(x, gamma, beta, mean, r, upstream, slope):
-    """-> (dx in x's dtype, d gamma, d beta in gamma's and beta's dtypes)."""
+def norm_act_backward(x: Tensor, gamma: Tensor, beta: Tensor, mean: Tensor, r: Tensor,
+                      upstream: Tensor, slope: float) -> tuple[Tensor, Tensor, Tensor]:
+    """The closed-form gradient of `norm_act_forward`.
+
+    Args:
+        x: the forward's input.
+        gamma: its scale.
+        beta: its shift.
+        mean: the forward's mean.
+        r: the forward's 1 / sqrt(var + epsilon).
+        upstream: the gradient of the activation.
+        slope: of the leaky ReLU.
+
+    Returns:
+        (dx in x's dtype, d gamma, d beta in gamma's and beta's dtypes).
+    """
     x32 = tf.cast(x, tf.float32)
     axes = _spatial_axes(x32)
     scale = r * tf.cast(gamma, tf.float32)
@@ -71,11 +102,21 @@ _forward_xla = tf.function(norm_act_forward, jit_compile=True)
 _backward_xla = tf.function(norm_act_backward, jit_compile=True)
 
 
-def fused_norm_act(x, gamma, beta, epsilon, slope, jit_compile=True):
-    """leaky_relu(instance_norm(x)) with the closed-form gradient (XLA-compiled by default).
+def fused_norm_act(x: Tensor, gamma: Any, beta: Any, epsilon: float, slope: float,
+                   jit_compile: bool = True) -> Tensor:
+    """leaky_relu(instance_norm(x)) with the closed-form gradient (XLA-compiled by default):
+    the same value as `blocks.leaky_relu(blocks.instance_norm(x, gamma, beta, epsilon))`.
 
-    x [B, *spatial, C] float32/bfloat16/float16; gamma, beta [C]. Same value as
-    `blocks.leaky_relu(blocks.instance_norm(x, gamma, beta, epsilon))`.
+    Args:
+        x: [B, *spatial, C], float32, bfloat16 or float16.
+        gamma: [C] (a variable or a tensor).
+        beta: [C].
+        epsilon: added to the variance.
+        slope: of the leaky ReLU.
+        jit_compile: the forward and backward XLA-compiled.
+
+    Returns:
+        The activation, in x's dtype.
     """
     forward = _forward_xla if jit_compile else norm_act_forward
     backward = _backward_xla if jit_compile else norm_act_backward

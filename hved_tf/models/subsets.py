@@ -9,14 +9,24 @@ subsets of the modalities the subject really has (`available`, [B, 4]):
 """
 from __future__ import annotations
 
+from typing import Any, Sequence
+
 import keras
 import tensorflow as tf
 
 from hved_tf.modalities import NUM_MODALITIES, SUBSETS, subset_matrix, validate_subset_probabilities
 
 
-def subset_weights(available, probabilities=None):
-    """Unnormalised draw weights [B, 15] (float32) for masks `available` [B, 4]."""
+def subset_weights(available: Any, probabilities: Sequence[float] | None = None) -> Any:
+    """The draw weights of the 15 subsets for each sample.
+
+    Args:
+        available: [B, 4], the modalities each subject has.
+        probabilities: 15 weights in `SUBSET_CODES` order (None: the paper's draw).
+
+    Returns:
+        float32 [B, 15], unnormalised, 0 for the subsets a sample cannot have.
+    """
     available = tf.cast(available, tf.float32)
     S = tf.constant(subset_matrix())                                       # [15, 4]
     allowed = tf.reduce_all(S[None] <= available[:, None, :], axis=-1)     # [B, 15]
@@ -31,11 +41,19 @@ def subset_weights(available, probabilities=None):
     return allowed / (tf.maximum(n, 1.0) * tf.exp(log_comb))
 
 
-def draw_subset_masks(available, seed, probabilities=None):
-    """One subset mask per sample, float32 [B, 4]; `seed` is a keras SeedGenerator or int.
+def draw_subset_masks(available: Any, seed: Any, probabilities: Sequence[float] | None = None
+                      ) -> Any:
+    """One subset mask per sample. A sample with no allowed subset (no modality available, or
+    zero probability on all of its subsets) fails with InvalidArgumentError rather than
+    training on an empty input.
 
-    A sample with no allowed subset (no modality available, or zero probability on all of its
-    subsets) fails with InvalidArgumentError rather than training on an empty input.
+    Args:
+        available: [B, 4], the modalities each subject has.
+        seed: a keras SeedGenerator or an int.
+        probabilities: of `subset_weights`.
+
+    Returns:
+        float32 [B, 4].
     """
     weights = subset_weights(available, probabilities)                    # [B, 15]
     tf.debugging.assert_greater(
@@ -47,7 +65,15 @@ def draw_subset_masks(available, seed, probabilities=None):
     return tf.gather(tf.constant(subset_matrix()), index)                  # [B, 4]
 
 
-def all_present(batch_size):
+def all_present(batch_size: Any) -> Any:
+    """The mask of a batch with every modality.
+
+    Args:
+        batch_size: B.
+
+    Returns:
+        float32 [B, 4] of ones.
+    """
     return tf.ones(tf.stack([batch_size, NUM_MODALITIES]), tf.float32)
 
 

@@ -7,6 +7,8 @@ mask naming any other set of modalities is an error.
 """
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import tensorflow as tf
 
@@ -51,26 +53,61 @@ class SubsetUNet(HeteroModalModel):
         else:
             tf.debugging.Assert(same, [message])
 
-    def forward(self, image, mask, training=None):
+    def forward(self, image: Any, mask: Any, training: bool | None = None) -> dict:
+        """The segmentation of the subset's modalities.
+
+        Args:
+            image: [B, X, Y, Z, 4].
+            mask: [B, 4], the subset's own (another is refused).
+            training: Keras' flag.
+
+        Returns:
+            {"seg_logits", "seg_probabilities"}, float32 [B, X, Y, Z, classes].
+        """
         self._check_mask(mask)
         x = tf.gather(tf.cast(image, self.compute_dtype), self.indices, axis=-1)
         logits = tf.cast(self.seg_decoder(self.encoder(x, training=training), training=training),
                          tf.float32)
         return {"seg_logits": logits, "seg_probabilities": tf.nn.softmax(logits, axis=-1)}
 
-    def draw_masks(self, available):
-        """No draw: the subset is fixed; every sample must have its modalities."""
+    def draw_masks(self, available: Any) -> Any:
+        """No draw: the subset is fixed; every sample must have its modalities.
+
+        Args:
+            available: [B, 4].
+
+        Returns:
+            [B, 4], the subset's mask for each sample.
+        """
         expected = tf.constant(subset_mask(self.indices))
         tf.debugging.Assert(
             tf.reduce_all(tf.cast(available, tf.float32) >= expected[None]),
             [f"A training subject lacks a modality of the U-Net's subset {self.subset}."])
         return tf.tile(expected[None], tf.stack([tf.shape(available)[0], 1]))
 
-    def compute_loss_terms(self, image, labels, mask, available, training):
+    def compute_loss_terms(self, image: Any, labels: Any, mask: Any, available: Any,
+                           training: bool) -> dict:
+        """The loss terms of one batch (segmentation only).
+
+        Args:
+            image: [B, X, Y, Z, 4].
+            labels: [B, X, Y, Z(, 1)].
+            mask: [B, 4].
+            available: [B, 4] (unused: the subset is fixed).
+            training: Keras' flag.
+
+        Returns:
+            {"seg_ce", "seg_dice"}.
+        """
         logits = self.forward(image, mask, training)["seg_logits"]
         return self.segmentation_terms(logits, labels)
 
-    def build(self, input_shape=None):
+    def build(self, input_shape: Any = None) -> None:
+        """Creates the weights (a forward pass on a small zero volume).
+
+        Args:
+            input_shape: unused (any size divisible by the pooling factor runs).
+        """
         if self.built:
             return
         size = 2 ** self.levels
@@ -79,6 +116,11 @@ class SubsetUNet(HeteroModalModel):
         self.built = True
         self.seed_weights()
 
-    def get_config(self):
+    def get_config(self) -> dict:
+        """The model's config (Keras serialisation).
+
+        Returns:
+            Keras' own, with the constructor's arguments.
+        """
         return {**super().get_config(), "subset": self.subset, "base_filters": self.base_filters,
                 "levels": self.levels}
