@@ -23,33 +23,31 @@ results is refused unless `--overwrite` (which replaces the set whole).
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
 import pathlib
 import time
-from typing import Any
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from hved_tf.config import DEMO_ROOT, TrainConfig
+from hved_tf.config import EvaluateConfig
 from hved_tf.data.cache import SubjectCache
-from hved_tf.data.prepare import SPLIT_FILE, default_cache_dir, demo_root, split_subjects
 from hved_tf.evaluation import tables
 from hved_tf.evaluation.files import check_predictions, prediction_rows
 from hved_tf.evaluation.lesions import PRESETS as LESION_PRESETS
 from hved_tf.evaluation.lesions import region_lesion_metrics
 from hved_tf.evaluation.panoptic import PROTOCOL as PANOPTIC_PROTOCOL
 from hved_tf.evaluation.panoptic import panoptic_metrics
+from hved_tf.evaluation.sources import (check_out_dir, model_names, parse_ensembles,
+                                        parse_subsets, subjects_to_evaluate)
 from hved_tf.evaluation.metrics import brasyn_metrics, image_metrics, region_metrics
 from hved_tf.figures import dice_heatmap, save_figure, subject_columns, subject_figure
 from hved_tf.inference.loading import open_segmenter
 from hved_tf.inference.segmenter import corrects_prior
 from hved_tf.inference.spacing import segmented_zooms, target_spacing
-from hved_tf.io import datasets
 from hved_tf.io.atomic import atomic_directory, write_text
-from hved_tf.io.atomic import check_out_dir as check_output_folder
 from hved_tf.io.nifti import read_geometry
-from hved_tf.modalities import MODALITIES, parse_subset, subset_codes, subset_mask
+from hved_tf.modalities import MODALITIES, parse_subset, subset_mask
 from hved_tf.preprocessing.crop import uncrop
 from hved_tf.preprocessing.grids import checked_reference
 from hved_tf.progress import Progress
@@ -57,66 +55,6 @@ from hved_tf.protocols import (Scoring, describe_inference, protocol_name, proto
                                protocol_settings)
 
 FIGURE_SUBSETS = ("T1c+FLAIR", "T1+T1c+T2+FLAIR")
-
-
-def parse_subsets(value):
-    """["all"] (or nothing) or subset codes -> canonical codes in the paper's order."""
-    return list(subset_codes(value or ["all"], "subsets", paper_order=True))
-
-
-def model_names(segmenters):
-    """Column names: the model kinds, made unique with the run folders' names."""
-    trained_models = segmenters
-    names = [t.identity["model"] for t in trained_models]
-    if len(set(names)) < len(names):
-        names = [f"{t.identity['model']}:{pathlib.Path(t.identity['source']).name}"
-                 for t in trained_models]
-    if len(set(names)) < len(names):
-        names = [f"{n}#{k + 1}" for k, n in enumerate(names)]
-    return names
-
-
-def subjects_to_evaluate(data_root, split, first_trained):
-    """(subjects with labels, cache folder) as described in the module docstring."""
-    if data_root:
-        subjects = datasets.discover_subjects(data_root)
-        if split:
-            text = pathlib.Path(split).read_text()
-            if "," in text:
-                subjects = datasets.apply_split(
-                    subjects, datasets.read_release_split(split), source=split)["test"]
-            else:
-                keep = set(datasets.read_id_list(split))
-                subjects = [s for s in subjects if s.id in keep]
-        cache = None
-    else:
-        run_dir = pathlib.Path(first_trained.identity["source"])
-        config_path = run_dir / "run_config.json"
-        if not config_path.is_file():
-            raise ValueError("Without --data_root the subjects are the test split of the first "
-                             "model's training run, but it is not a run folder: give "
-                             "--data_root.")
-        config = TrainConfig.from_dict(json.loads(config_path.read_text()))
-        cache = pathlib.Path(config.data.cache_dir or default_cache_dir(run_dir))
-        root = (demo_root(config.data, cache, config.model.seed)
-                if config.data.root == DEMO_ROOT else config.data.root)
-        found = datasets.discover_subjects(root)
-        split_file = run_dir / SPLIT_FILE
-        if split_file.is_file():              # the split the run itself recorded
-            ids = json.loads(split_file.read_text())["test"]
-            by_id = {s.id: s for s in found}
-            missing = [i for i in ids if i not in by_id]
-            if missing:
-                raise ValueError(f"{split_file} names test subjects that {root} no longer "
-                                 f"holds ({', '.join(missing[:5])}); give --data_root.")
-            subjects = [by_id[i] for i in ids]
-        else:                                 # a run from before split.json: the same split
-            subjects = split_subjects(found, config.data, config.model.seed)["test"]
-    labelled = [s for s in subjects if s.label_path is not None]
-    if not labelled:
-        raise ValueError("No labelled subject to evaluate (the split's test part is empty or "
-                         "has no label files).")
-    return labelled, cache
 
 
 def _check_segmenters(segmenters):
@@ -153,8 +91,21 @@ def _score(segmentation, prepared, truth, mask, spacing, base, scoring=None):
     return rows
 
 
-def label_rows(pred, truth, spacing, base, scoring, suffix=""):
-    """Rows of one label volume (training classes) against the truth, on the same grid."""
+def label_rows(pred: np.ndarray, truth: np.ndarray, spacing: Sequence[float], base: dict,
+               scoring: Scoring, suffix: str = "") -> list[dict]:
+    """The results rows of one label volume against the truth, on the same grid.
+
+    Args:
+        pred: training classes 0..3.
+        truth: the same, the subject's labels.
+        spacing: voxel sizes (mm).
+        base: the row's model, subject and subset.
+        scoring: the protocol's (lesion-wise rules, HD95 penalty).
+        suffix: added to each metric's name ("_pp": post-processed).
+
+    Returns:
+        The rows: voxel-wise metrics per region, then lesion-wise ones.
+    """
     rows = []
     for region, values in region_metrics(pred, truth, spacing, scoring.hd95_penalty).items():
         rows += [{**base, "target": region, "metric": m + suffix, "value": v}
@@ -186,12 +137,25 @@ def _prepared(segmenter, subject, cache_dir, grid):
     return preparations, segmented_zooms(reference.ras_shape, reference.ras_zooms, spacing)
 
 
-def evaluate(segmenters, names, subjects, cache_dir, config, scoring=None, figure_dir=None):
-    """Scores every segmenter on every subject and subset of `config` (an EvaluateConfig: its
-    subsets, figures and grid); returns the long-format rows. `scoring`:
-    `hved_tf.protocols.Scoring` (its lesion_protocol "none": no lesion-wise rows). Subjects
-    are scored on the grid they are segmented on: at the model's voxel size, the labels
-    resampled there by nearest neighbour, unless `config.grid.resample` is off."""
+def evaluate(segmenters: list, names: list[str], subjects: list, cache_dir: pathlib.Path,
+             config: EvaluateConfig, scoring: Scoring | None = None,
+             figure_dir: pathlib.Path | None = None) -> list[dict]:
+    """Scores every segmenter on every subject and subset. Subjects are scored on the grid
+    they are segmented on: at the model's voxel size, the labels resampled there by nearest
+    neighbour, unless `config.grid.resample` is off.
+
+    Args:
+        segmenters: the Segmenters.
+        names: their columns.
+        subjects: labelled subjects.
+        cache_dir: where the prepared subjects are kept.
+        config: its subsets, figures and grid.
+        scoring: `hved_tf.protocols.Scoring` (lesion_protocol "none": no lesion-wise rows).
+        figure_dir: where the panels go (with `config.figures`).
+
+    Returns:
+        The long-format rows.
+    """
     scoring = scoring or Scoring()
     subsets, figures, grid = parse_subsets(config.subsets), config.figures, config.grid
     _check_segmenters(segmenters)
@@ -214,7 +178,7 @@ def evaluate(segmenters, names, subjects, cache_dir, config, scoring=None, figur
                 base = {"model": name, "subject": subject.id, "subset": code}
                 rows += _score(seg, prepared, truth, mask, spacing=spacing, base=base,
                                scoring=scoring)
-                if k < figures and code in FIGURE_SUBSETS:
+                if k < figures and figure_dir is not None and code in FIGURE_SUBSETS:
                     columns = subject_columns(prepared.image, mask, seg.labels,
                                               seg.outputs.get("recon"),
                                               truth_labels=np.asarray(prepared.label),
@@ -224,32 +188,6 @@ def evaluate(segmenters, names, subjects, cache_dir, config, scoring=None, figur
                                                f"present · {name}"))
     progress.update(done)
     return rows
-
-
-RESULT_FILES = ("results.csv", "summary.json", "table1.md", "table1.png", "synthesis.md")
-
-
-def check_out_dir(out_dir, overwrite):
-    """evaluate's output folder checked before any work (`hved_tf.io.atomic.check_out_dir`):
-    its results are RESULT_FILES and figures/."""
-    check_output_folder(
-        out_dir, overwrite,
-        lambda folder: sorted(p for p in folder.iterdir() if p.name in RESULT_FILES),
-        lambda folder: sorted(p for p in folder.iterdir()
-                              if p.name not in RESULT_FILES and p.name != "figures"))
-
-
-def parse_ensembles(values):
-    """["NAME=PATH,PATH,..."] -> [(name, [paths])]."""
-    ensembles = []
-    for value in values or ():
-        name, sep, paths = value.partition("=")
-        paths = [p for p in paths.split(",") if p]
-        if not sep or not name or len(paths) < 2:
-            raise ValueError(f"--ensemble {value!r}: expected NAME=PATH,PATH[,...] (a name for "
-                             "the table and at least two run folders or .keras files).")
-        ensembles.append((name, paths))
-    return ensembles
 
 
 def _scoring(protocol, lesion_protocol, table_metrics):
@@ -306,9 +244,32 @@ def _write_results(folder, rows, names, subsets, scoring, about):
     return markdown
 
 
-def run_evaluation(config, log=print):
-    """The whole of `python -m hved_tf.evaluate` (`config`: an EvaluateConfig): loads,
-    checks, scores, writes; returns the table."""
+def _segmenters(config, options, weights):
+    """The Segmenters of --model and --ensemble, refusing an evaluation of nothing."""
+    ensembles = parse_ensembles(config.ensembles)
+    models, predictions = config.models, config.predictions.folder
+    if not models and not ensembles and not predictions:
+        raise ValueError("Nothing to evaluate: give --model (repeat to compare), --ensemble "
+                         "NAME=PATH,PATH or --predictions DIR.")
+    if predictions and not models and not ensembles and not config.data_root:
+        raise ValueError("--predictions needs --data_root: the dataset whose label files are "
+                         "the truth.")
+    hist_file = config.hist_file or None
+    segmenters = [open_segmenter(m, hist_file, options, weights) for m in models]
+    return segmenters + [open_segmenter(paths, hist_file, options, weights, name=name)
+                         for name, paths in ensembles]
+
+
+def run_evaluation(config: EvaluateConfig, log: Callable = print) -> str:
+    """The whole of `python -m hved_tf.evaluate`: loads, checks, scores, writes.
+
+    Args:
+        config: the command's EvaluateConfig.
+        log: prints one line.
+
+    Returns:
+        The Table-1 Markdown.
+    """
     config = config.validate()
     out_dir = pathlib.Path(config.out_dir)
     check_out_dir(out_dir, config.overwrite)
@@ -316,19 +277,8 @@ def run_evaluation(config, log=print):
     protocol = protocol_name(config.protocol.name)
     scoring = _scoring(protocol, config.lesion_protocol, config.table_metrics)
     subsets = parse_subsets(config.subsets)
-    ensembles = parse_ensembles(config.ensembles)
-    models = config.models
     predictions = config.predictions if config.predictions.folder else None
-    if not models and not ensembles and predictions is None:
-        raise ValueError("Nothing to evaluate: give --model (repeat to compare), --ensemble "
-                         "NAME=PATH,PATH or --predictions DIR.")
-    if predictions is not None and not models and not ensembles and not config.data_root:
-        raise ValueError("--predictions needs --data_root: the dataset whose label files are "
-                         "the truth.")
-    hist_file = config.hist_file or None
-    segmenters = [open_segmenter(m, hist_file, options, weights) for m in models or ()]
-    segmenters += [open_segmenter(paths, hist_file, options, weights, name=name)
-                   for name, paths in ensembles]
+    segmenters = _segmenters(config, options, weights)
     names = model_names(segmenters)
     subjects, cache = subjects_to_evaluate(config.data_root, config.split,
                                            segmenters[0] if segmenters else None)
@@ -353,7 +303,7 @@ def run_evaluation(config, log=print):
             log(f"scoring {pred_name} ({predictions.folder}) on {len(subjects)} subjects, "
                 f"subset {pred_subset} ({protocol} protocol)")
             rows += _score_predictions(checked, subjects, pred_name, pred_subset, scoring=scoring)
-            names = names + [pred_name]
+            names = names + [str(pred_name)]
             about["models"][pred_name] = {
                 "model": "predictions", "source": str(pathlib.Path(predictions.folder).resolve()),
                 "subset": pred_subset, "convention": predictions.convention,

@@ -31,7 +31,7 @@ import numpy as np
 from hved_tf.config import InferenceOptions
 from hved_tf.inference.segmenter import (KerasSegmenter, SegmenterBase, finish, model_facts,
                                         postprocessed)
-from hved_tf.models.base import Capabilities
+from hved_tf.models.contract import Capabilities
 
 NO_POSTPROCESSING = dict(et_threshold=0, min_component=0, largest_component=False)
 

@@ -9,7 +9,8 @@ from __future__ import annotations
 import inspect
 from typing import Any
 
-from hved_tf.models.base import Capabilities, HeteroModalModel, total_pooling
+from hved_tf.models.base import HeteroModalModel
+from hved_tf.models.contract import Capabilities, total_pooling
 from hved_tf.models.hemis import HeMIS, UHeMIS
 from hved_tf.models.hved import UHVED
 from hved_tf.models.unet import SubsetUNet

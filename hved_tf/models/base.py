@@ -1,8 +1,5 @@
-"""What every hved_tf model shares: the call contract, its checks, and the training step.
-
-Call contract: ``model({"image": x, "mask": m}, training=...)``, x float [B, X, Y, Z, 4] in the
-order T1, T1c, T2, FLAIR, m float [B, 4] with 1 for a present modality; returns a dict with at
-least "seg_logits" [B, X, Y, Z, 4] (float32).
+"""What every hved_tf model shares: the base class and the training step (the call contract,
+its checks and the capabilities: `hved_tf.models.contract`).
 
 Training data: ``({"image": x, "available": a}, labels)`` with `available` [B, 4] (optional,
 default all ones) marking the modalities the subject really has, labels [B, X, Y, Z, 1] or
@@ -12,110 +9,20 @@ of replicas (Keras 3 sums gradients across replicas in a custom step) and applie
 """
 from __future__ import annotations
 
-import dataclasses
 import zlib
+
+from typing import Any
 
 import keras
 import numpy as np
 import tensorflow as tf
 
 from hved_tf import losses as losses_lib
-from hved_tf.modalities import (NUM_CLASSES, NUM_MODALITIES, subset_code,
-                                validate_subset_probabilities)
+from hved_tf.modalities import NUM_CLASSES, NUM_MODALITIES, validate_subset_probabilities
+from hved_tf.models.contract import Capabilities, check_inputs, total_pooling
 from hved_tf.models.subsets import all_present, draw_subset_masks
 
-MIN_SPATIAL = 8
 LOSS_TERMS = ("loss", "seg_dice", "seg_ce", "kl", "recon", "decay")
-
-
-def check_inputs(inputs, model_name="model"):
-    """Validates the call contract; returns (image, mask) tensors.
-
-    Raises ValueError for anything that can be checked at trace time, and for an all-zero mask
-    row when running eagerly; in a graph an all-zero row fails with InvalidArgumentError.
-    """
-    if not isinstance(inputs, dict) or "image" not in inputs or "mask" not in inputs:
-        given = sorted(inputs) if isinstance(inputs, dict) else type(inputs).__name__
-        raise ValueError(
-            f"{model_name} expects a dict with keys 'image' [B, X, Y, Z, {NUM_MODALITIES}] and "
-            f"'mask' [B, {NUM_MODALITIES}]; got {given}.")
-    image, mask = inputs["image"], inputs["mask"]
-    for key, value in (("image", image), ("mask", mask)):
-        dtype = tf.as_dtype(value.dtype if hasattr(value, "dtype") else np.asarray(value).dtype)
-        if not dtype.is_floating:
-            raise ValueError(f"{model_name}: '{key}' must be a float tensor, got dtype {dtype.name}.")
-    image = tf.convert_to_tensor(image)
-    mask = tf.cast(tf.convert_to_tensor(mask), tf.float32)
-    if len(image.shape) != 5 or image.shape[-1] != NUM_MODALITIES:
-        raise ValueError(
-            f"{model_name}: 'image' must have shape [B, X, Y, Z, {NUM_MODALITIES}] (channels T1, "
-            f"T1c, T2, FLAIR; missing ones may be zeros), got {tuple(image.shape)}.")
-    small = [d for d in image.shape[1:4] if d is not None and d < MIN_SPATIAL]
-    if small:
-        raise ValueError(
-            f"{model_name}: every spatial dimension must be at least {MIN_SPATIAL} voxels, got "
-            f"{tuple(image.shape[1:4])}.")
-    if len(mask.shape) != 2 or mask.shape[-1] != NUM_MODALITIES:
-        raise ValueError(
-            f"{model_name}: 'mask' must have shape [B, {NUM_MODALITIES}] (1 = modality present), "
-            f"got {tuple(mask.shape)}.")
-    if (image.shape[0] is not None and mask.shape[0] is not None
-            and image.shape[0] != mask.shape[0]):
-        raise ValueError(f"{model_name}: 'image' has batch {image.shape[0]} but 'mask' has "
-                         f"batch {mask.shape[0]}.")
-    present = tf.reduce_sum(tf.cast(mask > 0, tf.int32), axis=-1)
-    if tf.executing_eagerly():
-        empty = np.flatnonzero(present.numpy() == 0)
-        if empty.size:
-            raise ValueError(
-                f"{model_name}: the mask of sample(s) {empty.tolist()} has no modality present; "
-                "at least one of T1, T1c, T2, FLAIR is needed.")
-    else:
-        tf.debugging.assert_greater(
-            present, 0, message=f"{model_name}: a mask row has no modality present; at least "
-                                "one of T1, T1c, T2, FLAIR is needed.")
-    if any(d is None for d in image.shape[1:4]):
-        tf.debugging.assert_greater_equal(
-            tf.reduce_min(tf.shape(image)[1:4]), MIN_SPATIAL,
-            message=f"{model_name}: every spatial dimension must be at least {MIN_SPATIAL}.")
-    return image, mask
-
-
-def masked_image(image, mask):
-    """Zeroes the channels of absent modalities. image [B, ..., M], mask [B, M]."""
-    m = tf.cast(mask, image.dtype)
-    return image * tf.reshape(m, tf.concat([tf.shape(m)[:1], tf.ones([3], tf.int32),
-                                            tf.shape(m)[1:]], 0))
-
-
-def total_pooling(levels):
-    """The factor by which a U-Net of `levels` resolution levels pools each axis (every
-    spatial size it is given must divide into it)."""
-    return 2 ** (int(levels) - 1)
-
-
-@dataclasses.dataclass(frozen=True)
-class Capabilities:
-    """What a model can do, read by inference, callbacks, evaluation and export instead of its
-    class: `subset` the only modality subset it runs on (None: any), `synthesises` whether it
-    decodes the four sequences, `latent_samples` whether it draws z (Monte-Carlo samples and
-    their variance mean something), `multiple` the factor every spatial size must divide into
-    (its total pooling)."""
-    subset: str | None = None
-    synthesises: bool = False
-    latent_samples: bool = False
-    multiple: int = 1
-
-    def refuses(self, mask):
-        """A user-facing reason why the mask [4] cannot be run, or None."""
-        if self.subset is None:
-            return None
-        asked = subset_code(np.flatnonzero(np.asarray(mask) > 0))
-        if asked == self.subset:
-            return None
-        return (f"This U-Net was trained on {self.subset} and runs only on those modalities; "
-                f"the input has {asked}. Use a u_hved or u_hemis model for other subsets, or "
-                "give exactly its modalities.")
 
 
 class HeteroModalModel(keras.Model):
@@ -150,14 +57,16 @@ class HeteroModalModel(keras.Model):
         self._trackers = {name: keras.metrics.Mean(name=name) for name in self.loss_terms}
 
     @property
-    def capabilities(self):
+    def capabilities(self) -> Capabilities:
+        """What the model can do (`hved_tf.models.contract.Capabilities`)."""
         return Capabilities(subset=getattr(self, "subset", None), synthesises=self.synthesises,
                             latent_samples=self.latent_samples,
                             multiple=total_pooling(getattr(self, "levels", 1)))
 
     # ------------------------------------------------------------------ keras plumbing
     @property
-    def metrics(self):
+    def metrics(self) -> list:
+        """The loss trackers Keras resets each epoch."""
         return list(self._trackers.values())
 
     def _maybe_symbolic_build(self, iterator=None, data_batch=None):
@@ -174,8 +83,12 @@ class HeteroModalModel(keras.Model):
             return None
         return super()._maybe_symbolic_build(iterator=iterator, data_batch=data_batch)
 
-    def build(self, input_shape=None):
-        """Creates every weight by running the network once on a small input."""
+    def build(self, input_shape: Any = None) -> None:
+        """Creates every weight by running the network once on a small input.
+
+        Args:
+            input_shape: unused (any size divisible by the pooling factor runs).
+        """
         if self.built:
             return
         size = 2 ** (getattr(self, "levels", 4) - 1) * 2
@@ -184,12 +97,10 @@ class HeteroModalModel(keras.Model):
         self.built = True
         self.seed_weights()
 
-    def seed_weights(self):
-        """With a seed, draws every kernel again from a generator keyed by (seed, variable path).
-
-        NiftyNet's initialiser (normal, stddev sqrt(2 / fan_in), truncated at 2 stddev); the
-        same seed gives the same weights whatever the order layers were built in.
-        """
+    def seed_weights(self) -> None:
+        """With a seed, draws every kernel again from a generator keyed by (seed, variable
+        path): NiftyNet's initialiser (normal, stddev sqrt(2 / fan_in), truncated at 2 stddev);
+        the same seed gives the same weights whatever the order layers were built in."""
         if self.seed is None:
             return
         for var in self.trainable_weights:
@@ -206,34 +117,89 @@ class HeteroModalModel(keras.Model):
                 bad = np.abs(values) > 2
             var.assign((values * std).astype(var.dtype))
 
-    def get_config(self):
+    def get_config(self) -> dict:
+        """The model's config (Keras serialisation).
+
+        Returns:
+            Keras' own, with the constructor's arguments.
+        """
         return {**super().get_config(), "num_classes": self.num_classes,
                 "loss_weights": dict(vars(self.loss_weights_)),
                 "subset_probabilities": self.subset_probabilities,
                 "dice_numerator_epsilon": self.dice_numerator_epsilon, "seed": self.seed}
 
     # ------------------------------------------------------------------ contract
-    def call(self, inputs, training=None):
+    def call(self, inputs: dict, training: bool | None = None) -> dict:
+        """The model on {"image", "mask"}, checked against the call contract.
+
+        Args:
+            inputs: {"image": [B, X, Y, Z, 4], "mask": [B, 4]}.
+            training: Keras' flag.
+
+        Returns:
+            `forward`'s outputs.
+        """
         image, mask = check_inputs(inputs, self.name)
         return self.forward(image, mask, training=training)
 
-    def forward(self, image, mask, training=None):
+    def forward(self, image: Any, mask: Any, training: bool | None = None) -> dict:
+        """The model's outputs (each model's own).
+
+        Args:
+            image: [B, X, Y, Z, 4].
+            mask: [B, 4].
+            training: Keras' flag.
+
+        Returns:
+            At least {"seg_logits", "seg_probabilities"}.
+        """
         raise NotImplementedError
 
-    def infer(self, inputs, num_samples=1, seed=0, single_draw=False, synthesise=True):
-        """Inference outputs {"seg_probabilities", ...} (see UHVED.infer; models without a
-        latent sample give their probabilities whatever `num_samples` and `single_draw`)."""
+    def infer(self, inputs: dict, num_samples: Any = 1, seed: Any = 0,
+              single_draw: bool = False, synthesise: bool = True) -> dict:
+        """Inference outputs (see UHVED.infer; models without a latent sample give their
+        probabilities whatever `num_samples` and `single_draw`).
+
+        Args:
+            inputs: {"image", "mask"}.
+            num_samples: of UHVED.infer.
+            seed: of UHVED.infer.
+            single_draw: of UHVED.infer.
+            synthesise: of UHVED.infer.
+
+        Returns:
+            {"seg_probabilities", ...}.
+        """
         image, mask = check_inputs(inputs, self.name)
         return {"seg_probabilities": self.forward(image, mask, training=False)[
             "seg_probabilities"]}
 
-    def compute_loss_terms(self, image, labels, mask, available, training):
-        """Dict of float32 scalars: every name of `loss_terms` but "loss"."""
+    def compute_loss_terms(self, image: Any, labels: Any, mask: Any, available: Any,
+                           training: bool) -> dict:
+        """The loss terms of one batch (each model's own).
+
+        Args:
+            image: [B, X, Y, Z, 4].
+            labels: [B, X, Y, Z(, 1)].
+            mask: [B, 4], the drawn subsets.
+            available: [B, 4], the modalities each subject has.
+            training: Keras' flag.
+
+        Returns:
+            float32 scalars: every name of `loss_terms` but "loss".
+        """
         raise NotImplementedError
 
     # ------------------------------------------------------------------ training
-    def draw_masks(self, available):
-        """One subset per sample among the available modalities, [B, 4] float32."""
+    def draw_masks(self, available: Any) -> Any:
+        """One subset per sample among the available modalities.
+
+        Args:
+            available: [B, 4].
+
+        Returns:
+            float32 [B, 4].
+        """
         return draw_subset_masks(available, self.subset_seed, self.subset_probabilities)
 
     def _unpack(self, data):
@@ -256,7 +222,16 @@ class HeteroModalModel(keras.Model):
         terms["loss"] = losses_lib.total_loss(terms, self.loss_weights_)
         return terms
 
-    def train_step(self, data):
+    def train_step(self, data: Any) -> dict:
+        """One optimiser step (Keras' `fit`): a subset drawn per sample, the loss divided by
+        the replicas, Adam.
+
+        Args:
+            data: ({"image", "available" (optional)}, labels).
+
+        Returns:
+            The loss trackers' values.
+        """
         replicas = tf.distribute.get_strategy().num_replicas_in_sync
         with tf.GradientTape() as tape:
             terms = self._terms(data, training=True)
@@ -267,7 +242,15 @@ class HeteroModalModel(keras.Model):
         self.optimizer.apply(grads, variables)
         return self._update_trackers(terms)
 
-    def test_step(self, data):
+    def test_step(self, data: Any) -> dict:
+        """The loss terms of a batch, without a step (Keras' `evaluate`).
+
+        Args:
+            data: ({"image", "available" (optional)}, labels).
+
+        Returns:
+            The loss trackers' values.
+        """
         return self._update_trackers(self._terms(data, training=False))
 
     def _update_trackers(self, terms):
@@ -281,16 +264,31 @@ class HeteroModalModel(keras.Model):
             logs = {name: tf.reshape(value, [1]) for name, value in logs.items()}
         return logs
 
-    def default_optimizer(self, learning_rate=1e-3, ema_momentum=0.0):
-        """Adam with TF1's epsilon (1e-8), as the release trained (the lr may be a schedule);
-        with `ema_momentum` > 0 it also keeps a moving average of the weights (Keras's
-        use_ema; hved_tf.training.averaging swaps it in for validation)."""
+    def default_optimizer(self, learning_rate: Any = 1e-3, ema_momentum: float = 0.0) -> Any:
+        """The release's optimiser.
+
+        Args:
+            learning_rate: a rate or a schedule.
+            ema_momentum: > 0: also keep a moving average of the weights (Keras' use_ema;
+                hved_tf.training.averaging swaps it in for validation).
+
+        Returns:
+            Adam with TF1's epsilon (1e-8).
+        """
         if ema_momentum:
             return keras.optimizers.Adam(learning_rate=learning_rate, epsilon=1e-8,
                                          use_ema=True, ema_momentum=ema_momentum)
         return keras.optimizers.Adam(learning_rate=learning_rate, epsilon=1e-8)
 
-    def segmentation_terms(self, logits, labels):
-        """The release's segmentation loss terms and the weight decay of this model."""
+    def segmentation_terms(self, logits: Any, labels: Any) -> dict:
+        """The release's segmentation loss terms and the weight decay of this model.
+
+        Args:
+            logits: [B, X, Y, Z, classes].
+            labels: [B, X, Y, Z(, 1)].
+
+        Returns:
+            {"seg_ce", "seg_dice", "decay"}.
+        """
         return {**losses_lib.segmentation_terms(logits, labels, self.dice_numerator_epsilon),
                 "decay": losses_lib.weight_decay(self, scale=self.loss_weights_.decay_scale)}

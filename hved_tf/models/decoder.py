@@ -11,7 +11,8 @@ import keras
 import tensorflow as tf
 
 from hved_tf.gaussian import Tensor
-from hved_tf.models.blocks import ConvBlock, _conv, register, resize_legacy_3d
+from hved_tf.models.blocks import ConvBlock, _conv, register
+from hved_tf.models.ops import resize_legacy_3d
 
 
 @register

@@ -10,7 +10,8 @@ from __future__ import annotations
 import keras
 
 from hved_tf.gaussian import Tensor
-from hved_tf.models.blocks import ConvBlock, StemConv, max_pool_3d, register
+from hved_tf.models.blocks import ConvBlock, StemConv, register
+from hved_tf.models.ops import max_pool_3d
 
 
 def encoder_widths(base_filters: int, levels: int, halved: bool) -> list[tuple[int, int]]:

@@ -11,11 +11,14 @@ the classes. Convolutions have biases, as in the HeMIS paper.
 """
 from __future__ import annotations
 
+from typing import Any
+
 import keras
 import tensorflow as tf
 
 from hved_tf.modalities import MODALITIES, NUM_CLASSES, NUM_MODALITIES
-from hved_tf.models.base import HeteroModalModel, masked_image
+from hved_tf.models.base import HeteroModalModel
+from hved_tf.models.contract import masked_image
 from hved_tf.models.blocks import NiftyNetHeNormal, register
 from hved_tf.models.decoder import Decoder
 from hved_tf.models.encoder import Encoder
@@ -43,7 +46,17 @@ class UHeMIS(HeteroModalModel):
         self.fusions = [MomentsFusion(name=f"fusion_{level + 1}") for level in range(levels)]
         self.seg_decoder = Decoder(base_filters, levels, num_classes, name="decoder_seg")
 
-    def forward(self, image, mask, training=None):
+    def forward(self, image: Any, mask: Any, training: bool | None = None) -> dict:
+        """The segmentation of a masked batch.
+
+        Args:
+            image: [B, X, Y, Z, 4].
+            mask: [B, 4], the sequences given.
+            training: Keras' flag.
+
+        Returns:
+            {"seg_logits", "seg_probabilities"}, float32 [B, X, Y, Z, classes].
+        """
         image = masked_image(tf.cast(image, self.compute_dtype), mask)
         per_modality = [enc(image[..., i:i + 1], training=training)
                         for i, enc in enumerate(self.encoders)]
@@ -54,11 +67,29 @@ class UHeMIS(HeteroModalModel):
         logits = tf.cast(self.seg_decoder(fused, training=training), tf.float32)
         return {"seg_logits": logits, "seg_probabilities": tf.nn.softmax(logits, axis=-1)}
 
-    def compute_loss_terms(self, image, labels, mask, available, training):
+    def compute_loss_terms(self, image: Any, labels: Any, mask: Any, available: Any,
+                           training: bool) -> dict:
+        """The loss terms of one batch (segmentation only).
+
+        Args:
+            image: [B, X, Y, Z, 4].
+            labels: [B, X, Y, Z(, 1)].
+            mask: [B, 4], the drawn subsets.
+            available: [B, 4], the modalities each subject has.
+            training: Keras' flag.
+
+        Returns:
+            {"seg_ce", "seg_dice"}.
+        """
         logits = self.forward(masked_image(image, available), mask, training)["seg_logits"]
         return self.segmentation_terms(logits, labels)
 
-    def get_config(self):
+    def get_config(self) -> dict:
+        """The model's config (Keras serialisation).
+
+        Returns:
+            Keras' own, with the constructor's arguments.
+        """
         return {**super().get_config(), "base_filters": self.base_filters, "levels": self.levels}
 
 
@@ -89,7 +120,17 @@ class HeMIS(HeteroModalModel):
         self.frontend_conv = _conv2d(frontend_filters, 5, "frontend_conv", "relu")
         self.classifier = _conv2d(num_classes, 21, "classifier")
 
-    def forward(self, image, mask, training=None):
+    def forward(self, image: Any, mask: Any, training: bool | None = None) -> dict:
+        """The segmentation of a masked batch.
+
+        Args:
+            image: [B, X, Y, Z, 4].
+            mask: [B, 4], the sequences given.
+            training: Keras' flag.
+
+        Returns:
+            {"seg_logits", "seg_probabilities"}, float32 [B, X, Y, Z, classes].
+        """
         image = masked_image(tf.cast(image, self.compute_dtype), mask)
         shape = tf.shape(image)
         b, nx, ny, nz = shape[0], shape[1], shape[2], shape[3]
@@ -109,10 +150,28 @@ class HeMIS(HeteroModalModel):
                           self.num_classes])
         return {"seg_logits": logits, "seg_probabilities": tf.nn.softmax(logits, axis=-1)}
 
-    def compute_loss_terms(self, image, labels, mask, available, training):
+    def compute_loss_terms(self, image: Any, labels: Any, mask: Any, available: Any,
+                           training: bool) -> dict:
+        """The loss terms of one batch (segmentation only).
+
+        Args:
+            image: [B, X, Y, Z, 4].
+            labels: [B, X, Y, Z(, 1)].
+            mask: [B, 4], the drawn subsets.
+            available: [B, 4], the modalities each subject has.
+            training: Keras' flag.
+
+        Returns:
+            {"seg_ce", "seg_dice"}.
+        """
         logits = self.forward(masked_image(image, available), mask, training)["seg_logits"]
         return self.segmentation_terms(logits, labels)
 
-    def get_config(self):
+    def get_config(self) -> dict:
+        """The model's config (Keras serialisation).
+
+        Returns:
+            Keras' own, with the constructor's arguments.
+        """
         return {**super().get_config(), "backend_filters": self.backend_filters,
                 "frontend_filters": self.frontend_filters}

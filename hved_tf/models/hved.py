@@ -20,12 +20,15 @@ dropped modalities' encodings. Modalities the subject lacks are zeroed and never
 """
 from __future__ import annotations
 
+from typing import Any, Callable
+
 import tensorflow as tf
 
 from hved_tf import losses as losses_lib
 from hved_tf.gaussian import draw_with_scale, standard_deviation
 from hved_tf.modalities import MODALITIES, NUM_CLASSES
-from hved_tf.models.base import HeteroModalModel, check_inputs, masked_image
+from hved_tf.models.base import HeteroModalModel
+from hved_tf.models.contract import check_inputs, masked_image
 from hved_tf.models.blocks import register
 from hved_tf.models.decoder import Decoder
 from hved_tf.models.encoder import Encoder
@@ -67,8 +70,16 @@ class UHVED(HeteroModalModel):
         self.seg_decoder = Decoder(base_filters, levels, num_classes, name="decoder_seg")
 
     # ------------------------------------------------------------------ pieces
-    def encode(self, image, training=None):
-        """image [B, X, Y, Z, 4] -> per level (mean, logvar), each [B, 4, x, y, z, C_l]."""
+    def encode(self, image: Any, training: bool | None = None) -> list:
+        """Each modality's posterior at each scale.
+
+        Args:
+            image: [B, X, Y, Z, 4] (masked).
+            training: Keras' flag.
+
+        Returns:
+            Per level (mean, logvar), each [B, 4, x, y, z, C_l].
+        """
         per_modality = [enc(image[..., i:i + 1], training=training)
                         for i, enc in enumerate(self.encoders)]
         levels = []
@@ -77,8 +88,17 @@ class UHVED(HeteroModalModel):
             levels.append(split_moments(stacked))
         return levels
 
-    def fuse(self, posteriors, mask, mode):
-        """-> (z, post_mean, post_logvar) lists over levels."""
+    def fuse(self, posteriors: list, mask: Any, mode: str) -> tuple[list, list, list]:
+        """The product of the masked modalities' posteriors at each scale.
+
+        Args:
+            posteriors: `encode`'s.
+            mask: [B, 4].
+            mode: "sample" or "mean".
+
+        Returns:
+            (z, post_mean, post_logvar), lists over levels.
+        """
         out = [fusion(mean, logvar, mask, mode=mode)
                for fusion, (mean, logvar) in zip(self.fusions, posteriors)]
         return [o[0] for o in out], [o[1] for o in out], [o[2] for o in out]
@@ -87,18 +107,54 @@ class UHVED(HeteroModalModel):
         return tf.cast(decoder([tf.cast(z, self.compute_dtype) for z in latents],
                                training=training), tf.float32)
 
-    def decode_images(self, latents, training=None):
-        """[B, X, Y, Z, 4] float32, the four modalities in order."""
+    def decode_images(self, latents: list, training: bool | None = None) -> Any:
+        """The four sequences decoded from the latents.
+
+        Args:
+            latents: one per level.
+            training: Keras' flag.
+
+        Returns:
+            float32 [B, X, Y, Z, 4], the modalities in order.
+        """
         return tf.concat([self._decode(d, latents, training) for d in self.image_decoders],
                          axis=-1)
 
     # ------------------------------------------------------------------ contract
-    def call(self, inputs, training=None, z_mode=None, num_samples=None, recon_z="mean"):
+    def call(self, inputs: dict, training: bool | None = None, z_mode: str | None = None,
+             num_samples: int | None = None, recon_z: str = "mean") -> dict:
+        """The model on {"image", "mask"} (`forward`).
+
+        Args:
+            inputs: {"image": [B, X, Y, Z, 4], "mask": [B, 4]}.
+            training: Keras' flag.
+            z_mode: of `forward`.
+            num_samples: of `forward`.
+            recon_z: of `forward`.
+
+        Returns:
+            `forward`'s outputs.
+        """
         image, mask = check_inputs(inputs, self.name)
         return self.forward(image, mask, training=training, z_mode=z_mode,
                             num_samples=num_samples, recon_z=recon_z)
 
-    def forward(self, image, mask, training=None, z_mode=None, num_samples=None, recon_z="mean"):
+    def forward(self, image: Any, mask: Any, training: bool | None = None,
+                z_mode: str | None = None, num_samples: int | None = None,
+                recon_z: str = "mean") -> dict:
+        """Segmentation and the four sequences of a masked batch.
+
+        Args:
+            image: [B, X, Y, Z, 4].
+            mask: [B, 4], the sequences given.
+            training: Keras' flag.
+            z_mode: "sample" or "mean" (None: the model's).
+            num_samples: softmax outputs of that many draws averaged (None: the model's).
+            recon_z: the sequences decoded from the posterior "mean" or the drawn "z".
+
+        Returns:
+            {"seg_logits", "seg_probabilities", "recon"}, float32.
+        """
         z_mode = z_mode or self.z_mode
         num_samples = self.num_samples if num_samples is None else num_samples
         if z_mode not in Z_MODES:
@@ -123,16 +179,23 @@ class UHVED(HeteroModalModel):
         recon = self.decode_images(means if recon_z == "mean" else zs)
         return {"seg_logits": seg_logits, "seg_probabilities": seg_probs, "recon": recon}
 
-    def infer(self, inputs, num_samples=1, seed=0, single_draw=False, synthesise=True):
-        """Inference: the encoders once; {"seg_probabilities", "seg_variance", "recon"}
-        ("recon" only with `synthesise`: the four image decoders are skipped without).
+    def infer(self, inputs: dict, num_samples: Any = 1, seed: Any = 0,
+              single_draw: bool = False, synthesise: bool = True) -> dict:
+        """Inference, the encoders run once. Draws are stateless, keyed by (`seed`, sample
+        index, level), so an input always gives the same output, here or in an exported
+        SavedModel. The reconstructions come from the posterior mean.
 
-        `num_samples` (a Python int or an int32 scalar tensor): 1 decodes the posterior mean
-        (or, with `single_draw`, one random draw of the latents: the release's protocol);
-        more averages the softmax of that many draws of the latents ("seg_variance": their
-        variance, summed over classes). Draws are stateless, keyed by (`seed`, sample index,
-        level), so an input always gives the same output, here or in an exported SavedModel.
-        The reconstructions come from the posterior mean.
+        Args:
+            inputs: {"image": [B, X, Y, Z, 4], "mask": [B, 4]}.
+            num_samples: a Python int or an int32 scalar tensor: 1 decodes the posterior mean;
+                more averages the softmax of that many draws of the latents.
+            seed: of the draws.
+            single_draw: with one sample, a random draw instead of the mean (the release's).
+            synthesise: decode the four sequences (else the image decoders are skipped).
+
+        Returns:
+            {"seg_probabilities", "seg_variance" (the draws' variance summed over classes),
+            "recon" (with `synthesise`)}.
         """
         image, mask = check_inputs(inputs, self.name)
         image = masked_image(tf.cast(image, self.compute_dtype), mask)
@@ -167,7 +230,21 @@ class UHVED(HeteroModalModel):
         return out
 
     # ------------------------------------------------------------------ training
-    def compute_loss_terms(self, image, labels, mask, available, training):
+    def compute_loss_terms(self, image: Any, labels: Any, mask: Any, available: Any,
+                           training: bool) -> dict:
+        """The loss terms of one batch: segmentation on z drawn from the drawn subset's
+        posterior, reconstruction of the available sequences, KL.
+
+        Args:
+            image: [B, X, Y, Z, 4].
+            labels: [B, X, Y, Z(, 1)].
+            mask: [B, 4], the drawn subsets.
+            available: [B, 4], the modalities each subject has.
+            training: Keras' flag.
+
+        Returns:
+            {"seg_ce", "seg_dice", "recon", "kl"}.
+        """
         image = masked_image(tf.cast(image, self.compute_dtype), available)
         posteriors = self.encode(image, training)
         zs, _, _ = self.fuse(posteriors, mask, "sample")
@@ -179,15 +256,27 @@ class UHVED(HeteroModalModel):
                                          mask, available, variant=self.kl_variant)
         return terms
 
-    def get_config(self):
+    def get_config(self) -> dict:
+        """The model's config (Keras serialisation).
+
+        Returns:
+            Keras' own, with the constructor's arguments.
+        """
         return {**super().get_config(), "base_filters": self.base_filters, "levels": self.levels,
                 "kl_variant": self.kl_variant, "z_mode": self.z_mode,
                 "num_samples": self.num_samples}
 
 
-def average_draws(draw, n):
-    """Monte-Carlo average of `draw(i)` for i in 0..n-1: (mean, variance summed over the last
-    axis, keepdims). `n` a Python int (a Python loop) or an int32 tensor (a tf.while_loop)."""
+def average_draws(draw: Callable, n: Any) -> tuple[Any, Any]:
+    """The Monte-Carlo average of `draw(i)` for i in 0..n-1.
+
+    Args:
+        draw: `draw(i)` -> probabilities [..., C].
+        n: a Python int (a Python loop) or an int32 tensor (a tf.while_loop).
+
+    Returns:
+        (mean, variance summed over the last axis, keepdims).
+    """
     first = draw(0 if isinstance(n, int) else tf.constant(0))
     if isinstance(n, int):
         total, squares = first, tf.square(first)
@@ -208,7 +297,17 @@ def average_draws(draw, n):
     return mean, variance
 
 
-def check_int(name, value, minimum):
+def check_int(name: str, value: Any, minimum: int) -> None:
+    """Refuses a model option that is not an integer >= `minimum`.
+
+    Args:
+        name: the option.
+        value: its value.
+        minimum: the smallest allowed.
+
+    Raises:
+        ValueError: naming the option.
+    """
     if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
         raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}.")
 

@@ -1,6 +1,6 @@
 """Instance norm then leaky ReLU, fused for training: one function with a closed-form gradient.
 
-Every ConvUnit starts with instance norm then leaky ReLU (blocks.py). Autodiff of that plain
+Every ConvUnit starts with instance norm then leaky ReLU (ops.py). Autodiff of that plain
 formulation writes about ten full-size tensors per unit and keeps most of them for the backward
 pass. This version saves 0.25-0.7 s of a 6-7 s float32 U-HVED training step at 112³, 0.4-0.75 s
 in bf16 (`python -m tools.benchmarks.precision`, rows "model" and "plain_norm"). In training,
@@ -105,7 +105,7 @@ _backward_xla = tf.function(norm_act_backward, jit_compile=True)
 def fused_norm_act(x: Tensor, gamma: Any, beta: Any, epsilon: float, slope: float,
                    jit_compile: bool = True) -> Tensor:
     """leaky_relu(instance_norm(x)) with the closed-form gradient (XLA-compiled by default):
-    the same value as `blocks.leaky_relu(blocks.instance_norm(x, gamma, beta, epsilon))`.
+    the same value as `ops.leaky_relu(ops.instance_norm(x, gamma, beta, epsilon))`.
 
     Args:
         x: [B, *spatial, C], float32, bfloat16 or float16.

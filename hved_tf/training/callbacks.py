@@ -27,7 +27,7 @@ from hved_tf.figures import figure_pixels, subject_columns, subject_figure
 from hved_tf.evaluation.metrics import region_dice
 from hved_tf.inference.postprocess import ENHANCING
 from hved_tf.inference.segmenter import KerasSegmenter
-from hved_tf.modalities import (MODALITIES, REGION_SHORT, SUBSET_CODES, parse_subset,
+from hved_tf.modalities import (MODALITIES, REGION_SHORT, parse_subset,
                                 subset_code, subset_mask)
 from hved_tf.training.averaging import averaged_weights, uses_averaging
 from hved_tf.training.checkpoints import read_best_score, save_weights, write_best

@@ -4,7 +4,7 @@ import pytest
 import tensorflow as tf
 
 import numpy_reference as ref
-from hved_tf.models import blocks
+from hved_tf.models import blocks, ops
 
 
 def _tf1_resize_bilinear_2d(img, out_h, out_w):
@@ -36,7 +36,7 @@ def test_numpy_resize_rule_matches_per_pixel_rule():
 def test_legacy_resize_matches_tf1_rule(src, dst):
     rng = np.random.default_rng(1)
     x = rng.normal(size=(2, *src, 3)).astype(np.float32)
-    out = blocks.resize_legacy_3d(tf.constant(x), dst).numpy()
+    out = ops.resize_legacy_3d(tf.constant(x), dst).numpy()
     for b in range(2):
         np.testing.assert_allclose(out[b], ref.resize_tf1_3d(x[b].astype(np.float64), dst),
                                    rtol=1e-5, atol=1e-5)
@@ -46,7 +46,7 @@ def test_legacy_resize_is_not_half_pixel():
     # Upsampling [0, 1] by 2 under the legacy rule gives [0, 0.5, 1, 1], not the centred
     # [0, 0.25, 0.75, 1] of half_pixel_centers=True.
     x = tf.reshape(tf.constant([0.0, 1.0]), (1, 2, 1, 1, 1))
-    out = blocks.resize_legacy_3d(x, (4, 1, 1)).numpy().ravel()
+    out = ops.resize_legacy_3d(x, (4, 1, 1)).numpy().ravel()
     np.testing.assert_allclose(out, [0, 0.5, 1, 1])
 
 
@@ -69,16 +69,16 @@ def test_instance_norm_stays_accurate_on_a_large_volume():
     # (tf.nn.moments is off by 2.7e-3 on this very case); the two-stage sums keep 2e-5.
     rng = np.random.default_rng(3)
     x = (rng.normal(size=(1, 128, 128, 96, 2)) * 3 + 5).astype(np.float32)
-    out = blocks.instance_norm(tf.constant(x), tf.ones(2), tf.zeros(2)).numpy()
+    out = ops.instance_norm(tf.constant(x), tf.ones(2), tf.zeros(2)).numpy()
     np.testing.assert_allclose(out[0], ref.instance_norm(x[0].astype(np.float64), np.ones(2),
                                                          np.zeros(2)), rtol=0, atol=2e-5)
 
 
 def test_spatial_sum_of_a_2d_and_a_3d_map():
     x = np.arange(2 * 3 * 4 * 5 * 2, dtype=np.float32).reshape(2, 3, 4, 5, 2)
-    np.testing.assert_array_equal(blocks.spatial_sum(tf.constant(x)).numpy(),
+    np.testing.assert_array_equal(ops.spatial_sum(tf.constant(x)).numpy(),
                                   x.sum((1, 2, 3), keepdims=True))
-    np.testing.assert_array_equal(blocks.spatial_sum(tf.constant(x[:, :, :, 0])).numpy(),
+    np.testing.assert_array_equal(ops.spatial_sum(tf.constant(x[:, :, :, 0])).numpy(),
                                   x[:, :, :, 0].sum((1, 2), keepdims=True))
 
 
@@ -91,7 +91,7 @@ def test_instance_norm_epsilon_matters_on_constant_input():
 
 
 def test_leaky_relu_slope():
-    np.testing.assert_allclose(blocks.leaky_relu(tf.constant([-2.0, 0.0, 3.0])).numpy(),
+    np.testing.assert_allclose(ops.leaky_relu(tf.constant([-2.0, 0.0, 3.0])).numpy(),
                                [-0.04, 0.0, 3.0], rtol=1e-6)
 
 
@@ -99,7 +99,7 @@ def test_leaky_relu_slope():
 def test_max_pool_same(shape):
     rng = np.random.default_rng(3)
     x = rng.normal(size=(1, *shape, 2)).astype(np.float32)
-    out = blocks.max_pool_3d(tf.constant(x)).numpy()[0]
+    out = ops.max_pool_3d(tf.constant(x)).numpy()[0]
     np.testing.assert_array_equal(out, ref.max_pool_same(x[0]))
 
 

@@ -5,10 +5,10 @@ import pytest
 import tensorflow as tf
 
 import numpy_reference as ref
-from hved_tf.models import blocks
+from hved_tf.models import blocks, ops
 from hved_tf.models.norm_act import fused_norm_act
 
-EPS, SLOPE = blocks.INSTANCE_NORM_EPSILON, blocks.LEAKY_SLOPE
+EPS, SLOPE = ops.INSTANCE_NORM_EPSILON, ops.LEAKY_SLOPE
 
 
 def _numpy_norm_act(x, gamma, beta):
@@ -77,7 +77,7 @@ def test_gradient_against_numpy_finite_differences(jit):
 
 def test_gradient_equals_autodiff_of_the_plain_blocks():
     x, gamma, beta, upstream = _inputs(2, (2, 12, 10, 9, 4))
-    plain = _tf_grads(lambda x_, g, b: blocks.leaky_relu(blocks.instance_norm(x_, g, b)),
+    plain = _tf_grads(lambda x_, g, b: ops.leaky_relu(ops.instance_norm(x_, g, b)),
                       x, gamma, beta, upstream)
     fused = _tf_grads(lambda *a: fused_norm_act(*a, EPS, SLOPE), x, gamma, beta, upstream)
     np.testing.assert_allclose(fused[0].numpy(), plain[0].numpy(), rtol=1e-5, atol=1e-5)

@@ -39,17 +39,17 @@ def _ablate(variant):
     """Patches the model code for an ablation (this process only)."""
     import tensorflow as tf
     from hved_tf import losses
-    from hved_tf.models import blocks
+    from hved_tf.models import blocks, ops
 
     if variant == "plain_norm":
         def plain(self, x, training=None):
-            return self.conv(blocks.leaky_relu(self.norm(x)))
+            return self.conv(ops.leaky_relu(self.norm(x)))
         blocks.ConvUnit.call = plain
     if variant in ("no_norm_stats", "no_norm_stats_no_kl"):
         def affine_only(self, x, training=None):
             gamma = tf.cast(self.norm.gamma, x.dtype)
             beta = tf.cast(self.norm.beta, x.dtype)
-            return self.conv(blocks.leaky_relu(x * gamma + beta))
+            return self.conv(ops.leaky_relu(x * gamma + beta))
         blocks.ConvUnit.call = affine_only
     if variant == "no_norm_stats_no_kl":
         losses.kl_loss = lambda means, *args, **kwargs: tf.add_n(

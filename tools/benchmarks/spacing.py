@@ -110,7 +110,7 @@ def _commit():
 
 
 def run(model, n_subjects, work, export=None):
-    from hved_tf.evaluation.app import subjects_to_evaluate
+    from hved_tf.evaluation.sources import subjects_to_evaluate
     from hved_tf.inference.loading import open_segmenter
     from hved_tf.io.datasets import subject_from_files
     from hved_tf.prediction.app import predict_subject
