@@ -2,6 +2,7 @@
 process-wide state each test leaves as it found it."""
 import dataclasses
 import importlib
+import importlib.util
 import inspect
 import logging
 import os
@@ -56,6 +57,14 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(pytest.mark.cli)
         else:
             item.add_marker(pytest.mark.unit)
+
+
+def tool_module(path):
+    """A tool of tools/ (e.g. "tools/dev/flags_reference.py") loaded as a module."""
+    spec = importlib.util.spec_from_file_location(pathlib.Path(path).stem, REPO / path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def reference_dir():

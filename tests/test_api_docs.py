@@ -4,6 +4,7 @@ preprocessing) and of the settings machinery has type annotations and a Google-s
 with `Args:` (when it takes arguments) and `Returns:` or `Yields:` (when it returns something).
 A new module of those packages is checked as soon as it exists."""
 import ast
+import re
 
 import pytest
 
@@ -31,6 +32,11 @@ def _public_functions(tree):
                     yield f"{node.name}.{item.name}", item
 
 
+# An override may point at the method it overrides instead of repeating its sections:
+# "Args and Returns: as `Base.method`." (or "Args: as `Base.method`." with its own Returns:).
+SAME_AS = re.compile(r"^(Args|Args and Returns): as `[A-Za-z_][\w.]*`\.?$", re.M)
+
+
 def _problems(fn):
     args = [a for a in fn.args.args + fn.args.kwonlyargs if a.arg not in ("self", "cls")]
     doc = ast.get_docstring(fn) or ""
@@ -39,15 +45,18 @@ def _problems(fn):
         return ["no docstring"]
     if any(a.annotation is None for a in args) or fn.returns is None:
         problems.append("missing type annotations")
-    if args and "Args:" not in doc:
+    same = {m.group(1) for m in SAME_AS.finditer(doc)}
+    has_args = "Args:" in doc or bool(same)
+    has_returns = "Returns:" in doc or "Yields:" in doc or "Args and Returns" in same
+    if args and not has_args:
         problems.append("no Args: section")
     returns_none = isinstance(fn.returns, ast.Constant) and fn.returns.value is None
-    if not returns_none and "Returns:" not in doc and "Yields:" not in doc \
+    if not returns_none and not has_returns \
             and not any(isinstance(d, ast.Name) and d.id == "property"
                         for d in fn.decorator_list):
         problems.append("no Returns: section")
     for a in args:
-        if "Args:" in doc and f"{a.arg}:" not in doc and f"**{a.arg}:" not in doc:
+        if not same and "Args:" in doc and f"{a.arg}:" not in doc and f"**{a.arg}:" not in doc:
             problems.append(f"argument {a.arg} not in Args:")
     return problems
 
@@ -72,3 +81,9 @@ def test_the_check_finds_an_undocumented_function():
                      "    '''Doubles.\n\n    Returns:\n        2x.\n    '''\n    return 2 * x\n")
     problems = {name: _problems(fn) for name, fn in _public_functions(tree)}
     assert problems == {"f": ["no docstring"], "g": ["no Args: section"]}
+    pointing = ('def h(x: int) -> int:\n    """Doubles.\n\n    Args and Returns: as `g`.\n    """\n'
+                '    return 2 * x\n\n'
+                'def k(x: int) -> int:\n    """Doubles.\n\n    Args: as `g`.\n    """\n'
+                '    return 2 * x\n')
+    problems = {name: _problems(fn) for name, fn in _public_functions(ast.parse(pointing))}
+    assert problems == {"h": [], "k": ["no Returns: section"]}

@@ -3,14 +3,12 @@ their program's flags (`--help` works for each), the package cites only paths of
 repository, and the generated flag reference is current. Each check is also shown to fail on
 a constructed bad case."""
 import importlib
-import importlib.util
-import pathlib
 
 import pytest
 from absl import flags
 
 import docs_check
-from conftest import REPO
+from conftest import REPO, tool_module
 
 DOCS = [REPO / "README.md", REPO / "CHANGELOG.md", *sorted((REPO / "docs").rglob("*.md"))]
 PACKAGE_FILES = [*sorted((REPO / "hved_tf").rglob("*.py")), *sorted((REPO / "tools").rglob("*.py")),
@@ -63,10 +61,7 @@ def test_the_package_cites_only_paths_of_the_repository():
 
 
 def test_the_flag_reference_is_current():
-    spec = importlib.util.spec_from_file_location("flags_reference",
-                                                  REPO / "tools" / "dev" / "flags_reference.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = tool_module("tools/dev/flags_reference.py")
     assert (REPO / "docs" / "reference" / "flags.md").read_text() == module.render(), \
         "docs/reference/flags.md is out of date: run python -m tools.dev.flags_reference"
 

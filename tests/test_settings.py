@@ -2,13 +2,12 @@
 the config, in --help, in the generated reference and in the run config (hved_tf.settings,
 hved_tf.config.flagdefs)."""
 import dataclasses
-import importlib.util
 import json
 
 import pytest
 from absl import flags as absl_flags
 
-from conftest import REPO
+from conftest import tool_module
 from hved_tf.cli import Program
 from hved_tf.config import DataConfig, TrainConfig, flagdefs
 from hved_tf.config.stored import migrated
@@ -16,11 +15,7 @@ from hved_tf.settings import check_fields, flags_of, section, setting
 
 
 def _reference_module():
-    spec = importlib.util.spec_from_file_location("flags_reference",
-                                                  REPO / "tools" / "dev" / "flags_reference.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return tool_module("tools/dev/flags_reference.py")
 
 
 def _with_new_setting():

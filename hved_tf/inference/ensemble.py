@@ -122,14 +122,7 @@ class EnsembleSegmenter(SegmenterBase):
                     flipped: tuple = (False, False, False)) -> Any:
         """Raw intensities segmented by each member, the probabilities averaged.
 
-        Args:
-            image: raw RAS [X, Y, Z, 4] (missing modalities: anything).
-            mask: [4], the sequences given.
-            progress: `progress(done, total)` over the windows.
-            flipped: the RAS axes the files store reversed.
-
-        Returns:
-            The Segmentation.
+        Args and Returns: as `KerasSegmenter.segment_raw`.
         """
         self.refuse(mask)
         results = [m.segment_raw(image, mask, progress, flipped) for m in self.members]
@@ -159,15 +152,10 @@ class EnsembleSegmenter(SegmenterBase):
 
     def segment_prepared(self, prepared: Any, mask: np.ndarray,
                          progress: Callable | None = None) -> Any:
-        """A prepared subject segmented by each member (their landmarks all the same).
+        """A prepared subject segmented by each member (their landmarks all the same), the
+        probabilities averaged.
 
-        Args:
-            prepared: a `hved_tf.data.cache.PreparedSubject`.
-            mask: [4], the sequences given.
-            progress: `progress(done, total)` over the windows.
-
-        Returns:
-            The Segmentation, probabilities averaged.
+        Args and Returns: as `OnePreparation.segment_prepared`.
         """
         if len(self.landmark_sets) > 1:
             raise ValueError("The members of this ensemble have different landmarks: each "

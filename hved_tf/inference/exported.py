@@ -146,14 +146,7 @@ class ExportSegmenter(OnePreparation):
         the box differs from the file-order one by at most a voxel, on axes under 128 voxels
         of brain).
 
-        Args:
-            image: raw RAS [X, Y, Z, 4] (missing modalities: anything).
-            mask: [4], the sequences given.
-            progress: `progress(done, total)` over the windows.
-            flipped: the RAS axes the files store reversed.
-
-        Returns:
-            The Segmentation.
+        Args and Returns: as `KerasSegmenter.segment_raw`.
         """
         image = np.asarray(image, np.float32)
         result = self._run("segment_raw", image, mask, whole_box(image.shape[:3]))
@@ -162,14 +155,9 @@ class ExportSegmenter(OnePreparation):
 
     def segment_prepared(self, prepared: Any, mask: np.ndarray,
                          progress: Callable | None = None) -> Any:
-        """A prepared subject segmented by the export's `segment_volume` signature.
+        """A prepared subject segmented by the export's `segment_volume` signature (one call:
+        no progress is reported).
 
-        Args:
-            prepared: a `hved_tf.data.cache.PreparedSubject`.
-            mask: [4], the sequences given.
-            progress: not reported (one call of the signature).
-
-        Returns:
-            The Segmentation.
+        Args and Returns: as `OnePreparation.segment_prepared`.
         """
         return self._run("segment_volume", prepared.image, mask, prepared.box)

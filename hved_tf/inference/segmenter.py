@@ -298,15 +298,9 @@ class KerasSegmenter(OnePreparation):
 
     def segment_prepared(self, prepared: Any, mask: np.ndarray,
                          progress: Callable | None = None) -> Segmentation:
-        """A prepared subject segmented.
+        """A prepared subject segmented by sliding windows.
 
-        Args:
-            prepared: a `hved_tf.data.cache.PreparedSubject`.
-            mask: [4], the sequences given.
-            progress: `progress(done, total)` over the windows.
-
-        Returns:
-            The Segmentation.
+        Args and Returns: as `OnePreparation.segment_prepared`.
         """
         return self.segment_prepared_image(prepared.image, mask, prepared.box, prepared.minimum,
                                            progress=progress)

@@ -255,11 +255,7 @@ class StemConv(keras.layers.Layer):
     def compute_output_shape(self, input_shape: tuple) -> tuple:
         """The output's shape.
 
-        Args:
-            input_shape: [B, X, Y, Z, C].
-
-        Returns:
-            [B, X, Y, Z, filters].
+        Args and Returns: as `ConvUnit.compute_output_shape`.
         """
         return (*input_shape[:-1], self.filters)
 

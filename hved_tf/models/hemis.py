@@ -49,13 +49,7 @@ class UHeMIS(HeteroModalModel):
     def forward(self, image: Any, mask: Any, training: bool | None = None) -> dict:
         """The segmentation of a masked batch.
 
-        Args:
-            image: [B, X, Y, Z, 4].
-            mask: [B, 4], the sequences given.
-            training: Keras' flag.
-
-        Returns:
-            {"seg_logits", "seg_probabilities"}, float32 [B, X, Y, Z, classes].
+        Args and Returns: as `HeteroModalModel.forward`.
         """
         image = masked_image(tf.cast(image, self.compute_dtype), mask)
         per_modality = [enc(image[..., i:i + 1], training=training)
@@ -69,17 +63,9 @@ class UHeMIS(HeteroModalModel):
 
     def compute_loss_terms(self, image: Any, labels: Any, mask: Any, available: Any,
                            training: bool) -> dict:
-        """The loss terms of one batch (segmentation only).
+        """The loss terms of one batch: segmentation only ("seg_ce", "seg_dice", "decay").
 
-        Args:
-            image: [B, X, Y, Z, 4].
-            labels: [B, X, Y, Z(, 1)].
-            mask: [B, 4], the drawn subsets.
-            available: [B, 4], the modalities each subject has.
-            training: Keras' flag.
-
-        Returns:
-            {"seg_ce", "seg_dice"}.
+        Args and Returns: as `HeteroModalModel.compute_loss_terms`.
         """
         logits = self.forward(masked_image(image, available), mask, training)["seg_logits"]
         return self.segmentation_terms(logits, labels)
@@ -123,13 +109,7 @@ class HeMIS(HeteroModalModel):
     def forward(self, image: Any, mask: Any, training: bool | None = None) -> dict:
         """The segmentation of a masked batch.
 
-        Args:
-            image: [B, X, Y, Z, 4].
-            mask: [B, 4], the sequences given.
-            training: Keras' flag.
-
-        Returns:
-            {"seg_logits", "seg_probabilities"}, float32 [B, X, Y, Z, classes].
+        Args and Returns: as `HeteroModalModel.forward`.
         """
         image = masked_image(tf.cast(image, self.compute_dtype), mask)
         shape = tf.shape(image)
@@ -152,17 +132,9 @@ class HeMIS(HeteroModalModel):
 
     def compute_loss_terms(self, image: Any, labels: Any, mask: Any, available: Any,
                            training: bool) -> dict:
-        """The loss terms of one batch (segmentation only).
+        """The loss terms of one batch: segmentation only ("seg_ce", "seg_dice", "decay").
 
-        Args:
-            image: [B, X, Y, Z, 4].
-            labels: [B, X, Y, Z(, 1)].
-            mask: [B, 4], the drawn subsets.
-            available: [B, 4], the modalities each subject has.
-            training: Keras' flag.
-
-        Returns:
-            {"seg_ce", "seg_dice"}.
+        Args and Returns: as `HeteroModalModel.compute_loss_terms`.
         """
         logits = self.forward(masked_image(image, available), mask, training)["seg_logits"]
         return self.segmentation_terms(logits, labels)

@@ -235,12 +235,7 @@ class UHVED(HeteroModalModel):
         """The loss terms of one batch: segmentation on z drawn from the drawn subset's
         posterior, reconstruction of the available sequences, KL.
 
-        Args:
-            image: [B, X, Y, Z, 4].
-            labels: [B, X, Y, Z(, 1)].
-            mask: [B, 4], the drawn subsets.
-            available: [B, 4], the modalities each subject has.
-            training: Keras' flag.
+        Args: as `HeteroModalModel.compute_loss_terms`.
 
         Returns:
             {"seg_ce", "seg_dice", "recon", "kl"}.

@@ -54,15 +54,9 @@ class SubsetUNet(HeteroModalModel):
             tf.debugging.Assert(same, [message])
 
     def forward(self, image: Any, mask: Any, training: bool | None = None) -> dict:
-        """The segmentation of the subset's modalities.
+        """The segmentation of the subset's modalities (another mask is refused).
 
-        Args:
-            image: [B, X, Y, Z, 4].
-            mask: [B, 4], the subset's own (another is refused).
-            training: Keras' flag.
-
-        Returns:
-            {"seg_logits", "seg_probabilities"}, float32 [B, X, Y, Z, classes].
+        Args and Returns: as `HeteroModalModel.forward`.
         """
         self._check_mask(mask)
         x = tf.gather(tf.cast(image, self.compute_dtype), self.indices, axis=-1)
@@ -87,17 +81,9 @@ class SubsetUNet(HeteroModalModel):
 
     def compute_loss_terms(self, image: Any, labels: Any, mask: Any, available: Any,
                            training: bool) -> dict:
-        """The loss terms of one batch (segmentation only).
+        """The loss terms of one batch: segmentation only ("seg_ce", "seg_dice", "decay").
 
-        Args:
-            image: [B, X, Y, Z, 4].
-            labels: [B, X, Y, Z(, 1)].
-            mask: [B, 4].
-            available: [B, 4] (unused: the subset is fixed).
-            training: Keras' flag.
-
-        Returns:
-            {"seg_ce", "seg_dice"}.
+        Args and Returns: as `HeteroModalModel.compute_loss_terms`.
         """
         logits = self.forward(image, mask, training)["seg_logits"]
         return self.segmentation_terms(logits, labels)

@@ -117,11 +117,8 @@ def test_label_outside_convention_names_the_file(dataset, tmp_path):
 
 
 def test_make_phantoms_tool(tmp_path):
-    import importlib.util
-    from conftest import REPO
-    spec = importlib.util.spec_from_file_location("make_phantoms", REPO / "tools" / "dev" / "make_phantoms.py")
-    tool = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(tool)
+    from conftest import tool_module
+    tool = tool_module("tools/dev/make_phantoms.py")
     assert tool.main(["--out", str(tmp_path), "--n", "2", "--shape", "32,32,32",
                       "--layout", "brats2023"]) == 0
     subjects = discover_subjects(tmp_path)

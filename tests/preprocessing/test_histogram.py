@@ -1,22 +1,17 @@
 """Nyúl standardisation and the intensity chain against NiftyNet 0.5.0 and hand cases."""
-import importlib.util
 
 import numpy as np
 import pytest
 
 from hved_tf.modalities import MODALITIES
 from hved_tf.preprocessing import histogram, normalise_intensities
-from conftest import REPO
+from conftest import REPO, tool_module
 
 GOLDEN = REPO / "tests" / "fixtures" / "niftynet_golden.npz"
 
 
 def _golden_tool():
-    spec = importlib.util.spec_from_file_location("niftynet_golden",
-                                                  REPO / "tools" / "dev" / "niftynet_golden.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return tool_module("tools/dev/niftynet_golden.py")
 
 
 def test_chain_equals_niftynet_golden_values():

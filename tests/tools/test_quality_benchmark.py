@@ -1,18 +1,14 @@
 """The quality benchmark's bookkeeping (tools/benchmarks/quality.py): recipe records, refusals,
 resuming, the test set's checks and the figures of one run, on hand-made inputs (training and
 evaluation replaced by stand-ins)."""
-import importlib.util
 import json
 
 import pytest
 
-from conftest import REPO
+from conftest import REPO, tool_module
 from hved_tf.modalities import SUBSET_CODES
 
-spec = importlib.util.spec_from_file_location("benchmark_quality",
-                                              REPO / "tools" / "benchmarks" / "quality.py")
-bq = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(bq)
+bq = tool_module("tools/benchmarks/quality.py")
 DEMO = REPO / "configs" / "demo.cfg"
 
 
