@@ -120,3 +120,15 @@ def test_old_run_configs_migrate_through_the_one_table():
     assert out["validation"] == {"window": None, "tta_axes": [], "tta": False}
     assert out["test_protocol"] == "paper"
     assert flat["patch"] == [64, 64, 64]                  # the input is left as it was
+
+
+@pytest.mark.parametrize("config_class", ["PredictConfig", "EvaluateConfig"])
+def test_a_command_config_checks_its_protocol_section(config_class):
+    from hved_tf import config as cfg
+
+    make = getattr(cfg, config_class)
+    with pytest.raises(ValueError, match="--protocol must be one of"):
+        make(protocol=cfg.ProtocolChoice(name="nope")).validate()
+    with pytest.raises(ValueError, match="--weights must be one of best, final"):
+        make(protocol=cfg.ProtocolChoice(weights="worst")).validate()
+    assert make().validate().protocol == cfg.ProtocolChoice()

@@ -91,6 +91,7 @@ class PredictConfig:
     def validate(self):
         """A checked copy."""
         check_fields(self)
+        check_fields(self.protocol)
         return dataclasses.replace(self, grid=self.grid.validate(),
                                    inference=self.inference.validate())
 
