@@ -52,6 +52,15 @@ class ModalityFiles:
         return {m: getattr(self, m.lower()) for m in MODALITIES}
 
 
+def _segmenting_checked(config):
+    """A checked copy of a command config that segments subjects (predict, evaluate): its own
+    settings, its protocol's, then its grid and inference sections."""
+    check_fields(config)
+    check_fields(config.protocol)
+    return dataclasses.replace(config, grid=config.grid.validate(),
+                               inference=config.inference.validate())
+
+
 @dataclasses.dataclass(frozen=True)
 class PredictConfig:
     """`hved-predict`: the model, the inputs, how they are segmented and what is written."""
@@ -90,10 +99,7 @@ class PredictConfig:
 
     def validate(self):
         """A checked copy."""
-        check_fields(self)
-        check_fields(self.protocol)
-        return dataclasses.replace(self, grid=self.grid.validate(),
-                                   inference=self.inference.validate())
+        return _segmenting_checked(self)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -155,10 +161,7 @@ class EvaluateConfig:
 
     def validate(self):
         """A checked copy."""
-        check_fields(self)
-        check_fields(self.protocol)
-        return dataclasses.replace(self, grid=self.grid.validate(),
-                                   inference=self.inference.validate())
+        return _segmenting_checked(self)
 
 
 @dataclasses.dataclass(frozen=True)
